@@ -1,0 +1,51 @@
+# The README's two commands: `make serve` and `make test`.
+#
+# llama-cpp-python ships as an sdist and compiles llama.cpp (~12 min on 2 cores; pip caches
+# the wheel afterwards). CMAKE_ARGS is passed through, e.g. `CMAKE_ARGS=-DGGML_CUDA=on make serve`;
+# a non-empty CMAKE_ARGS bypasses pip's wheel cache so the CPU wheel is not reused for a GPU build.
+
+PYTHON ?= python3
+VENV   ?= .venv
+PY     := $(VENV)/bin/python
+PIP    := $(PY) -m pip
+LLAMA_CPP_PYTHON := llama-cpp-python==0.3.36
+export CMAKE_ARGS
+
+.PHONY: serve test install install-test lint format clean
+
+$(PY):
+	$(PYTHON) -m venv $(VENV)
+	$(PIP) install --quiet --upgrade pip
+
+$(VENV)/.llama-cpp: | $(PY)
+	$(PIP) install $(if $(strip $(CMAKE_ARGS)),--no-cache-dir --force-reinstall --no-deps,) "$(LLAMA_CPP_PYTHON)"
+	@touch $@
+
+$(VENV)/.installed: pyproject.toml $(VENV)/.llama-cpp
+	$(PIP) install --quiet -e .
+	@touch $@
+
+$(VENV)/.installed-test: pyproject.toml $(VENV)/.installed
+	$(PIP) install --quiet -e '.[test]'
+	@touch $@
+
+install: $(VENV)/.installed
+
+install-test: $(VENV)/.installed-test
+
+serve: install
+	$(VENV)/bin/llamita serve
+
+lint: install-test
+	$(PY) -m ruff check server lsp prompts tests bench
+	$(PY) -m ruff format --check server lsp prompts tests bench
+
+format: install-test
+	$(PY) -m ruff format server lsp prompts tests bench
+	$(PY) -m ruff check --fix server lsp prompts tests bench
+
+test: install-test lint
+	$(PY) -m pytest
+
+clean:
+	rm -rf $(VENV) build *.egg-info .pytest_cache .ruff_cache

@@ -1,0 +1,1 @@
+"""llamita language server (talks HTTP to any Ollama-compatible server)."""

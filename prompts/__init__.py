@@ -1,0 +1,1 @@
+"""Prompt texts (FIM, review, PR description) loaded by name."""

@@ -1,0 +1,75 @@
+"""``build_app``: the complete route table in one list, plus start-up housekeeping."""
+
+from __future__ import annotations
+
+import contextlib
+import ipaddress
+import logging
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+from starlette.applications import Starlette
+from starlette.middleware import Middleware
+from starlette.routing import Route
+
+from .. import config
+from ..store import Store
+from . import errors, native
+from .middleware import OriginGuard
+
+log = logging.getLogger("llamita")
+
+
+def routes() -> list[Route]:
+    return [
+        Route("/", native.root, methods=["GET", "HEAD"]),
+        Route("/api/version", native.version, methods=["GET", "HEAD"]),
+        Route("/api/tags", native.tags, methods=["GET", "HEAD"]),
+        Route("/api/show", native.show_model, methods=["POST"]),
+        Route("/api/create", native.create, methods=["POST"]),
+        Route("/api/copy", native.copy, methods=["POST"]),
+        Route("/api/delete", native.delete, methods=["DELETE"]),
+        Route("/api/blobs/{digest}", native.head_blob, methods=["HEAD"]),
+        Route("/api/blobs/{digest}", native.create_blob, methods=["POST"]),
+    ]
+
+
+def _is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def build_app(store: Store | None = None, listen_host: str | None = None) -> Starlette:
+    """The ASGI app; ``store`` defaults to ``OLLAMA_MODELS``."""
+    store = store or Store(config.models_dir())
+    listen_host = listen_host or config.host().host
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        store.ensure()
+        removed = store.clean_temporary()
+        if removed:
+            log.info("removed %d temporary files left by an interrupted write", removed)
+        if not config.no_prune():
+            store.prune()
+        yield
+
+    handlers = {exc: errors.handle for exc in errors.HANDLED}
+    app = Starlette(
+        routes=routes(),
+        middleware=[
+            Middleware(OriginGuard, origins=config.allowed_origins(), check_host=_is_loopback(listen_host))
+        ],
+        exception_handlers={**handlers, 404: errors.not_found, 405: errors.method_not_allowed},
+        lifespan=lifespan,
+    )
+    app.state.store = store
+    return app
+
+
+def models_root(app: Starlette) -> Path:
+    return app.state.store.root

@@ -1,0 +1,172 @@
+"""Ollama's model-management routes: one small handler per route.
+
+Handlers parse the body, call the store / create / show modules and shape the reply; they
+hold no logic of their own.  Blocking disk work runs in the thread pool.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from starlette.concurrency import run_in_threadpool
+from starlette.requests import ClientDisconnect, Request
+from starlette.responses import JSONResponse, PlainTextResponse, Response
+
+from .. import __version__
+from .. import create as creator
+from ..model import ModelNotFound, load_model
+from ..names import InvalidName, parse_name, require_name
+from ..show import rfc3339, show
+from ..store import InvalidDigest, Store, normalize_digest
+from .errors import APIError, error_response
+from .streaming import progress_response
+
+# The Ollama API level llamita implements; clients gate features on it.
+OLLAMA_API_VERSION = "0.33.0"
+
+
+def store_of(request: Request) -> Store:
+    return request.app.state.store
+
+
+async def read_json(request: Request) -> dict[str, Any]:
+    """The JSON object body, with Ollama's errors for empty or malformed input."""
+    raw = await request.body()
+    if not raw.strip():
+        raise APIError("missing request body", 400)
+    try:
+        body = json.loads(raw)
+    except json.JSONDecodeError as e:
+        raise APIError(f"invalid JSON body: {e.msg} at offset {e.pos}", 400) from e
+    except UnicodeDecodeError as e:
+        raise APIError("invalid JSON body: not UTF-8", 400) from e
+    if body is None:
+        return {}
+    if not isinstance(body, dict):
+        raise APIError(f"json: cannot unmarshal {type(body).__name__} into request object", 400)
+    return body
+
+
+def _wants_stream(body: dict[str, Any]) -> bool:
+    return body.get("stream") is not False
+
+
+async def root(request: Request) -> Response:
+    return PlainTextResponse("Ollama is running")
+
+
+async def version(request: Request) -> Response:
+    return JSONResponse({"version": OLLAMA_API_VERSION, "llamita": __version__})
+
+
+def _list_entry(request: Request, manifest: Any) -> dict[str, Any]:
+    model = load_model(store_of(request), manifest.name)
+    return {
+        "name": manifest.name.shortest,
+        "model": manifest.name.shortest,
+        "modified_at": rfc3339(manifest.modified),
+        "size": manifest.size,
+        "digest": manifest.digest,
+        "details": model.details(),
+        "capabilities": model.capabilities,
+    }
+
+
+async def tags(request: Request) -> Response:
+    def collect() -> list[dict[str, Any]]:
+        manifests = sorted(store_of(request).iter_manifests(), key=lambda m: m.modified, reverse=True)
+        return [_list_entry(request, m) for m in manifests]
+
+    return JSONResponse({"models": await run_in_threadpool(collect)})
+
+
+def _model_field(body: dict[str, Any]) -> str:
+    value = body.get("model") or body.get("name") or ""
+    if not isinstance(value, str):
+        raise APIError("model must be a string", 400)
+    return value
+
+
+async def show_model(request: Request) -> Response:
+    body = await read_json(request)
+    name_text = _model_field(body)
+    if not name_text:
+        raise APIError("model is required", 400)
+    name = parse_name(name_text)
+    if not name.is_valid:
+        raise ModelNotFound(name_text)
+
+    def build() -> dict[str, Any]:
+        model = load_model(store_of(request), name)
+        return show(model, verbose=bool(body.get("verbose")), system=body.get("system") or "")
+
+    return JSONResponse(await run_in_threadpool(build))
+
+
+async def create(request: Request) -> Response:
+    body = await read_json(request)
+    store = store_of(request)
+    creator.validate(store, body)
+    return await progress_response(creator.create(store, body), _wants_stream(body))
+
+
+async def copy(request: Request) -> Response:
+    body = await read_json(request)
+    source_text, dest_text = body.get("source") or "", body.get("destination") or ""
+    source = require_name(source_text, f'source "{source_text}" is invalid')
+    destination = require_name(dest_text, f'destination "{dest_text}" is invalid')
+    store = store_of(request)
+    if store.get(source) is None:
+        raise APIError(f'model "{source_text}" not found', 404)
+    await run_in_threadpool(store.copy, source, creator.existing_name(store, destination))
+    return Response(status_code=200)
+
+
+async def delete(request: Request) -> Response:
+    from .. import config
+
+    body = await read_json(request)
+    name_text = _model_field(body)
+    try:
+        name = require_name(name_text, f'name "{name_text}" is invalid')
+    except InvalidName:
+        raise
+    store = store_of(request)
+    if store.get(name) is None:
+        raise ModelNotFound(name_text)
+    await run_in_threadpool(store.delete, name, not config.no_prune())
+    return Response(status_code=200)
+
+
+def _digest_param(request: Request) -> str:
+    try:
+        return normalize_digest(request.path_params["digest"])
+    except InvalidDigest as e:
+        raise APIError(str(e), 400) from e
+
+
+async def head_blob(request: Request) -> Response:
+    digest = _digest_param(request)
+    if not store_of(request).has_blob(digest):
+        return error_response(f'blob "{digest}" not found', 404)
+    return Response(status_code=200)
+
+
+async def create_blob(request: Request) -> Response:
+    """Stream the body into the store; it is admitted only if it hashes to the digest."""
+    digest = _digest_param(request)
+    store = store_of(request)
+    if store.has_blob(digest):
+        return Response(status_code=200)
+    writer = store.blob_writer()
+    try:
+        async for chunk in request.stream():
+            writer.write(chunk)  # page-cache write + hash of one chunk: cheap enough inline
+        await run_in_threadpool(writer.commit, digest)
+    except ClientDisconnect:
+        writer.abort()
+        return error_response("client disconnected during upload", 400)
+    finally:
+        writer.abort()
+    return Response(status_code=201)

@@ -1,0 +1,96 @@
+"""``llamita``: Ollama's command line, as a client of the HTTP API (except ``serve``)."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Callable, Sequence
+
+from .. import __version__, config
+from ..client import Client, ResponseError, ServerUnreachable
+from . import commands
+
+
+def _parser() -> argparse.ArgumentParser:
+    env_help = "\n".join(f"  {k:<26} {v}" for k, v in config.describe())
+    parser = argparse.ArgumentParser(
+        prog="llamita",
+        description="Large language model runner for editors (Ollama-compatible).",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument("-v", "--version", action="store_true", help="show version information")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+
+    sub.add_parser(
+        "serve",
+        aliases=["start"],
+        help="start the server",
+        epilog="Environment variables:\n" + env_help,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+
+    p = sub.add_parser("create", help="create a model from a Modelfile")
+    p.add_argument("model")
+    p.add_argument("-f", "--file", help='name of the Modelfile (default "Modelfile")')
+    p.add_argument("-q", "--quantize", help="quantize model to this level (e.g. q4_K_M)")
+
+    p = sub.add_parser("show", help="show information for a model")
+    p.add_argument("model")
+    for flag in ("license", "modelfile", "parameters", "system", "template"):
+        p.add_argument(f"--{flag}", action="store_true", help=f"show {flag} of a model")
+    p.add_argument("-v", "--verbose", action="store_true", help="show detailed model information")
+
+    for alias in (["list", "ls"],):
+        p = sub.add_parser(alias[0], aliases=alias[1:], help="list models")
+        p.add_argument("prefix", nargs="?", default="")
+
+    p = sub.add_parser("cp", help="copy a model")
+    p.add_argument("source")
+    p.add_argument("destination")
+
+    p = sub.add_parser("rm", help="remove a model")
+    p.add_argument("models", nargs="+")
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = _parser()
+    args = parser.parse_args(argv)
+    if args.version:
+        print(f"llamita version is {__version__}")
+        return 0
+    if args.command in ("serve", "start"):
+        from .serve import serve
+
+        return serve()
+    handlers: dict[str, Callable[[Client, argparse.Namespace], int]] = {
+        "create": commands.create,
+        "show": commands.show,
+        "list": commands.list_models,
+        "ls": commands.list_models,
+        "cp": commands.copy,
+        "rm": commands.remove,
+    }
+    handler = handlers.get(args.command or "")
+    if handler is None:
+        parser.print_help()
+        return 0
+    try:
+        with Client() as client:
+            return handler(client, args)
+    except ServerUnreachable as e:
+        print(
+            f"Error: could not connect to a llamita server at {e}, run 'llamita serve' to start it",
+            file=sys.stderr,
+        )
+    except ResponseError as e:
+        print(f"Error: {e}", file=sys.stderr)
+    except (commands.CommandError, OSError) as e:
+        print(f"Error: {e}", file=sys.stderr)
+    except KeyboardInterrupt:
+        return 130
+    return 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

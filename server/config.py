@@ -1,0 +1,253 @@
+"""One accessor per environment variable llamita honours, with Ollama's defaults and parsing.
+
+Values are read at call time (not import time) so tests and the CLI can change the
+environment.  Like Ollama, values are trimmed of spaces and of ``'`` / ``"`` quotes.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import logging
+import os
+import re
+from dataclasses import dataclass
+from pathlib import Path
+
+DEFAULT_PORT = 11434
+FOREVER = float("inf")
+
+_BOOL_TRUE = {"1", "t", "T", "TRUE", "true", "True"}
+_BOOL_FALSE = {"0", "f", "F", "FALSE", "false", "False"}
+
+
+def var(key: str) -> str:
+    """The raw value of ``key``, trimmed of whitespace and quotes, as Ollama's ``Var``."""
+    return os.environ.get(key, "").strip().strip("\"'")
+
+
+def parse_bool(value: str) -> bool:
+    """Go's strconv.ParseBool, raising ValueError on anything else."""
+    if value in _BOOL_TRUE:
+        return True
+    if value in _BOOL_FALSE:
+        return False
+    raise ValueError(f"invalid bool {value!r}")
+
+
+def env_bool(key: str, default: bool = False) -> bool:
+    """Empty → default; an unparsable value counts as true (Ollama's rule)."""
+    value = var(key)
+    if not value:
+        return default
+    try:
+        return parse_bool(value)
+    except ValueError:
+        return True
+
+
+def env_uint(key: str, default: int) -> int:
+    value = var(key)
+    if not value:
+        return default
+    try:
+        n = int(value)
+    except ValueError:
+        logging.getLogger(__name__).warning("invalid %s=%r, using default %d", key, value, default)
+        return default
+    return n if n >= 0 else default
+
+
+@dataclass(frozen=True)
+class HostURL:
+    """Where the server listens and where clients connect (``OLLAMA_HOST``)."""
+
+    scheme: str
+    host: str
+    port: int
+    path: str = ""
+
+    @property
+    def netloc(self) -> str:
+        return f"[{self.host}]:{self.port}" if ":" in self.host else f"{self.host}:{self.port}"
+
+    @property
+    def url(self) -> str:
+        base = f"{self.scheme}://{self.netloc}"
+        return f"{base}/{self.path}" if self.path else base
+
+    @property
+    def connectable(self) -> HostURL:
+        """0.0.0.0 / :: are listen-only addresses; clients use loopback instead."""
+        try:
+            ip = ipaddress.ip_address(self.host)
+        except ValueError:
+            return self
+        if ip.is_unspecified:
+            return HostURL(self.scheme, "127.0.0.1" if ip.version == 4 else "::1", self.port, self.path)
+        return self
+
+
+def _split_host_port(hostport: str) -> tuple[str, str] | None:
+    """Go's net.SplitHostPort: requires a port; IPv6 hosts must be bracketed."""
+    if hostport.startswith("["):
+        m = re.fullmatch(r"\[([^\]]*)\]:([^:]*)", hostport)
+        return (m.group(1), m.group(2)) if m else None
+    if hostport.count(":") != 1:
+        return None
+    host, port = hostport.split(":")
+    return host, port
+
+
+def parse_host(value: str) -> HostURL:
+    """Ollama's ``envconfig.Host`` parsing of ``[scheme://]host[:port][/path]``."""
+    s = value.strip()
+    default_port = str(DEFAULT_PORT)
+    if "://" in s:
+        scheme, hostport = s.split("://", 1)
+        if scheme == "http":
+            default_port = "80"
+        elif scheme == "https":
+            default_port = "443"
+    else:
+        scheme, hostport = "http", s
+        if s == "ollama.com":
+            scheme, hostport = "https", "ollama.com:443"
+    hostport, _, path = hostport.partition("/")
+    split = _split_host_port(hostport)
+    if split is None:
+        host, port = "127.0.0.1", default_port
+        bare = hostport.strip("[]")
+        try:
+            host = str(ipaddress.ip_address(bare))
+        except ValueError:
+            if hostport:
+                host = hostport
+    else:
+        host, port = split
+    try:
+        port_n = int(port)
+        if not 0 <= port_n <= 65535:
+            raise ValueError
+    except ValueError:
+        port_n = int(default_port)
+    return HostURL(scheme, host, port_n, path)
+
+
+def host() -> HostURL:
+    return parse_host(var("OLLAMA_HOST"))
+
+
+def models_dir() -> Path:
+    """The model store root; Ollama's own default so users' pulled models are served."""
+    value = var("OLLAMA_MODELS")
+    return Path(value).expanduser() if value else Path.home() / ".ollama" / "models"
+
+
+def allowed_origins() -> list[str]:
+    """User origins first, then Ollama's built-in list."""
+    value = var("OLLAMA_ORIGINS")
+    origins = [o.strip() for o in value.split(",")] if value else []
+    for origin in ("localhost", "127.0.0.1", "0.0.0.0"):
+        origins += [f"http://{origin}", f"https://{origin}", f"http://{origin}:*", f"https://{origin}:*"]
+    origins += ["app://*", "file://*", "tauri://*", "vscode-webview://*", "vscode-file://*"]
+    return origins
+
+
+_DURATION_UNITS = {
+    "ns": 1e-9,
+    "us": 1e-6,
+    "µs": 1e-6,
+    "μs": 1e-6,
+    "ms": 1e-3,
+    "s": 1.0,
+    "m": 60.0,
+    "h": 3600.0,
+}
+_DURATION_PART = re.compile(r"(\d+(?:\.\d*)?|\.\d+)(ns|us|µs|μs|ms|s|m|h)")
+
+
+def parse_duration(text: str) -> float:
+    """Go's time.ParseDuration, in seconds ("1h30m", "300ms", "-1s"); ValueError otherwise."""
+    s = text
+    sign = 1.0
+    if s and s[0] in "+-":
+        sign = -1.0 if s[0] == "-" else 1.0
+        s = s[1:]
+    if s == "0":
+        return 0.0
+    if not s:
+        raise ValueError(f'time: invalid duration "{text}"')
+    total, pos = 0.0, 0
+    while pos < len(s):
+        m = _DURATION_PART.match(s, pos)
+        if not m:
+            if re.fullmatch(r"[\d.]+", s[pos:]):
+                raise ValueError(f'time: missing unit in duration "{text}"')
+            raise ValueError(f'time: invalid duration "{text}"')
+        total += float(m.group(1)) * _DURATION_UNITS[m.group(2)]
+        pos = m.end()
+    return sign * total
+
+
+def keep_alive() -> float:
+    """Seconds a model stays loaded after its last request; ``inf`` for forever."""
+    value = var("OLLAMA_KEEP_ALIVE")
+    seconds = 300.0
+    if value:
+        try:
+            seconds = parse_duration(value)
+        except ValueError:
+            try:
+                seconds = float(int(value))
+            except ValueError:
+                seconds = 300.0
+    return FOREVER if seconds < 0 else seconds
+
+
+def num_parallel() -> int:
+    """Sequences decoded together per model; llamita batches, so it defaults to 4."""
+    return env_uint("OLLAMA_NUM_PARALLEL", 4) or 4
+
+
+def max_loaded_models() -> int:
+    return env_uint("OLLAMA_MAX_LOADED_MODELS", 0)
+
+
+def max_queue() -> int:
+    return env_uint("OLLAMA_MAX_QUEUE", 512)
+
+
+def context_length() -> int:
+    return env_uint("OLLAMA_CONTEXT_LENGTH", 0)
+
+
+def no_prune() -> bool:
+    return env_bool("OLLAMA_NOPRUNE")
+
+
+def debug_level() -> int:
+    """Python logging level from OLLAMA_DEBUG (1/true = DEBUG, 2 = TRACE→DEBUG, -1 = WARN)."""
+    value = var("OLLAMA_DEBUG")
+    if not value:
+        return logging.INFO
+    try:
+        n = int(value)
+    except ValueError:
+        return logging.DEBUG if env_bool("OLLAMA_DEBUG") else logging.INFO
+    return {-2: logging.ERROR, -1: logging.WARNING, 0: logging.INFO}.get(n, logging.DEBUG)
+
+
+def describe() -> list[tuple[str, str]]:
+    """(variable, meaning) pairs for ``llamita serve --help``."""
+    return [
+        ("OLLAMA_HOST", "IP address and port to listen on (default 127.0.0.1:11434)"),
+        ("OLLAMA_MODELS", "model store directory (default ~/.ollama/models)"),
+        ("OLLAMA_ORIGINS", "extra allowed browser origins, comma separated"),
+        ("OLLAMA_KEEP_ALIVE", "how long models stay loaded (default 5m)"),
+        ("OLLAMA_NUM_PARALLEL", "sequences batched per model (default 4)"),
+        ("OLLAMA_MAX_LOADED_MODELS", "models loaded at once (default 3)"),
+        ("OLLAMA_MAX_QUEUE", "pending requests before 503 (default 512)"),
+        ("OLLAMA_CONTEXT_LENGTH", "default context length"),
+        ("OLLAMA_NOPRUNE", "do not prune unused blobs at startup"),
+        ("OLLAMA_DEBUG", "log level: 1 debug, -1 warn, -2 error"),
+    ]
