@@ -1,0 +1,274 @@
+"""Ollama's model options: the typed table, its defaults and its two parsers.
+
+Options reach the runtime from two directions with different strictness, as in Ollama
+(``api/types.go``):
+
+* Modelfile ``PARAMETER`` lines and the CLI's ``/set parameter`` carry *strings* and go
+  through :func:`format_params` (Ollama's ``FormatParams``).  It is strict: an unknown name or
+  an unparsable value is an error, because a typo in a Modelfile should fail loudly at create
+  time rather than silently change nothing.
+* Request ``options`` objects carry *JSON values* and go through
+  :func:`validate_request_options` (Ollama's ``Options.FromMap``).  Unknown keys are only
+  logged, because old clients still send options that Ollama has since removed; a known key
+  with the wrong JSON type is an error.
+
+Merge order at request time is ``default_options()`` <- model parameters <- request options.
+"""
+
+from __future__ import annotations
+
+import copy
+import logging
+import math
+import re
+import struct
+from collections.abc import Mapping
+from typing import Any
+
+logger = logging.getLogger(__name__)
+
+__all__ = [
+    "DEFAULTS",
+    "DEPRECATED_OPTIONS",
+    "OPTION_TYPES",
+    "REMOVED_OPTIONS",
+    "RUNNER_OPTIONS",
+    "OptionError",
+    "default_options",
+    "format_params",
+    "validate_request_options",
+]
+
+
+class OptionError(ValueError):
+    """An option name or value that Ollama would reject; ``str()`` is Ollama's message."""
+
+
+# name -> Python type of the value.  ``list`` always means a list of strings.  Runner options
+# come first (they are fixed when the model is loaded), then the per-request sampling options.
+OPTION_TYPES: dict[str, type] = {
+    "num_ctx": int,
+    "num_batch": int,
+    "num_gpu": int,
+    "main_gpu": int,
+    "use_mmap": bool,
+    "num_thread": int,
+    "draft_num_predict": int,
+    "num_keep": int,
+    "seed": int,
+    "num_predict": int,
+    "top_k": int,
+    "top_p": float,
+    "min_p": float,
+    "typical_p": float,
+    "repeat_last_n": int,
+    "temperature": float,
+    "repeat_penalty": float,
+    "presence_penalty": float,
+    "frequency_penalty": float,
+    "stop": list,
+}
+
+# Options that need a runner reload when they differ from the loaded runner's.
+RUNNER_OPTIONS: frozenset[str] = frozenset(
+    {"num_ctx", "num_batch", "num_gpu", "main_gpu", "use_mmap", "num_thread", "draft_num_predict"}
+)
+
+# Ollama's DefaultOptions().  ``num_ctx`` 0 means "automatic" (OLLAMA_CONTEXT_LENGTH, else a
+# VRAM tier chosen at load time); ``main_gpu``/``use_mmap`` None mean "let the runtime decide";
+# ``num_gpu`` -1 means "offload as many layers as fit"; ``num_thread`` 0 means "auto".
+# Treat this dict as read-only and call default_options() for a mutable copy.
+DEFAULTS: dict[str, object] = {
+    "num_ctx": 0,
+    "num_batch": 512,
+    "num_gpu": -1,
+    "main_gpu": None,
+    "use_mmap": None,
+    "num_thread": 0,
+    "draft_num_predict": 4,
+    "num_keep": 4,
+    "seed": -1,
+    "num_predict": -1,
+    "top_k": 40,
+    "top_p": 0.9,
+    "min_p": 0.0,
+    "typical_p": 1.0,
+    "repeat_last_n": 64,
+    "temperature": 0.8,
+    "repeat_penalty": 1.0,
+    "presence_penalty": 0.0,
+    "frequency_penalty": 0.0,
+    "stop": [],
+}
+
+# Names that Modelfiles written for older Ollama versions still use: Ollama only warns.
+DEPRECATED_OPTIONS: frozenset[str] = frozenset(
+    {
+        "penalize_newline",
+        "low_vram",
+        "f16_kv",
+        "logits_all",
+        "vocab_only",
+        "use_mlock",
+        "mirostat",
+        "mirostat_tau",
+        "mirostat_eta",
+    }
+)
+
+# Names removed earlier (<= v0.9).  FormatParams rejects them as unknown; request options
+# ignore them like any other unknown key.
+REMOVED_OPTIONS: frozenset[str] = frozenset({"numa", "num_gqa", "tfs_z"})
+
+_INT64_MIN, _INT64_MAX = -(2**63), 2**63 - 1
+
+# Go's strconv.ParseBool, which is case-sensitive apart from these spellings.
+_BOOLS = {
+    **dict.fromkeys(("1", "t", "T", "TRUE", "true", "True"), True),
+    **dict.fromkeys(("0", "f", "F", "FALSE", "false", "False"), False),
+}
+
+# strconv.ParseInt(s, 10, 64): ASCII digits with an optional sign; no spaces, no underscores.
+_GO_INT = re.compile(r"[+-]?[0-9]+")
+
+# strconv.ParseFloat syntax (Go float literals): underscores only between digits (or right
+# after a 0x prefix), a hex mantissa needs a 'p' exponent.
+_DEC = r"[0-9](?:_?[0-9])*"
+_HEX = r"[0-9a-fA-F](?:_?[0-9a-fA-F])*"
+_GO_FLOAT = re.compile(
+    rf"[+-]?(?:(?:{_DEC}(?:\.(?:{_DEC})?)?|\.{_DEC})(?:[eE][+-]?{_DEC})?"
+    rf"|0[xX](?:_?{_HEX}(?:\.(?:{_HEX})?)?|\.{_HEX})[pP][+-]?{_DEC})"
+)
+
+
+def default_options() -> dict[str, object]:
+    """A fresh, mutable copy of :data:`DEFAULTS` (``stop`` is a list, so copy deeply)."""
+    return copy.deepcopy(DEFAULTS)
+
+
+def _parse_go_int(text: str) -> int | None:
+    """strconv.ParseInt(text, 10, 64), or None where Go returns an error."""
+    if not _GO_INT.fullmatch(text):
+        return None
+    value = int(text)
+    return value if _INT64_MIN <= value <= _INT64_MAX else None
+
+
+def _parse_go_float32(text: str) -> float | None:
+    """strconv.ParseFloat(text, 32), or None on error.
+
+    Go also accepts ``inf``/``infinity``/``nan``, but its JSON encoder then refuses to send
+    them, so the pattern leaves them out and they fail here instead of at request time.
+    """
+    if not _GO_FLOAT.fullmatch(text):
+        return None
+    digits = text.replace("_", "")
+    unsigned = digits.lstrip("+-")
+    value = float.fromhex(digits) if unsigned[:2].lower() == "0x" else float(digits)
+    try:
+        struct.pack("<f", value)  # raises when the value rounds past float32's range
+    except OverflowError:
+        return None
+    return value if math.isfinite(value) else None
+
+
+def _go_list(values: list[str]) -> str:
+    """How Go's ``%s`` prints a []string: ``[a b c]``."""
+    return "[" + " ".join(values) + "]"
+
+
+def format_params(params: Mapping[str, list[str]]) -> dict[str, object]:
+    """Type the string values of Modelfile PARAMETERs / ``/set parameter`` (``FormatParams``).
+
+    A scalar option takes its first value (``/set parameter top_k 1 2`` sets 1, as in Ollama);
+    ``stop`` keeps every value.  The error message quotes *all* values the way Go prints a
+    string slice.  Deprecated names are dropped with a warning rather than failing, so that
+    Modelfiles written for older versions still create.
+    """
+    out: dict[str, object] = {}
+    for name, values in params.items():
+        if name in DEPRECATED_OPTIONS:
+            logger.warning("parameter %s is deprecated", name)
+            continue
+        kind = OPTION_TYPES.get(name)
+        if kind is None:
+            raise OptionError(f"unknown parameter '{name}'")
+        values = list(values)
+        if kind is list:
+            out[name] = values
+            continue
+        first = values[0] if values else None
+        parsed: object | None
+        if kind is bool:
+            parsed = _BOOLS.get(first) if first is not None else None
+            label = "bool"
+        elif kind is int:
+            parsed = _parse_go_int(first) if first is not None else None
+            label = "int"
+        elif kind is float:
+            parsed = _parse_go_float32(first) if first is not None else None
+            label = "float"
+        else:
+            parsed, label = first, "string"
+        if parsed is None:
+            raise OptionError(f"invalid {label} value {_go_list(values)}")
+        out[name] = parsed
+    return out
+
+
+def _coerce_json(name: str, kind: type, value: Any) -> object:
+    """Check one request option value against its type, as Go's FromMap does after json decoding.
+
+    JSON has one number type, so any number is accepted for an integer option (truncated
+    toward zero) and integers are accepted for float options.  Python's ``bool`` is an ``int``
+    subclass, which must not make ``true`` a valid integer.
+    """
+    is_number = isinstance(value, (int, float)) and not isinstance(value, bool)
+    if kind is int:
+        if is_number and math.isfinite(value):
+            return int(value)
+        raise OptionError(f'option "{name}" must be of type integer')
+    if kind is float:
+        if is_number and math.isfinite(value):
+            return float(value)
+        raise OptionError(f'option "{name}" must be of type float32')
+    if kind is bool:
+        if isinstance(value, bool):
+            return value
+        raise OptionError(f'option "{name}" must be of type boolean')
+    if kind is str:
+        if isinstance(value, str):
+            return value
+        raise OptionError(f'option "{name}" must be of type string')
+    if not isinstance(value, (list, tuple)):
+        raise OptionError(f'option "{name}" must be of type array')
+    if not all(isinstance(item, str) for item in value):
+        raise OptionError(f'option "{name}" must be of an array of strings')
+    return list(value)
+
+
+def validate_request_options(options: Mapping[str, Any] | None) -> dict[str, object]:
+    """Validate a request's ``options`` object (Ollama's ``Options.FromMap``).
+
+    Returns only the recognised, non-null keys with normalised Python values; the caller
+    merges them over the model's parameters.  Unknown keys are logged and dropped (that
+    includes deprecated and removed names, which old clients keep sending).  A ``null`` value
+    leaves the option unset, as in Ollama.
+    """
+    if options is None:
+        return {}
+    if not isinstance(options, Mapping):
+        raise OptionError("options must be a JSON object")
+    out: dict[str, object] = {}
+    for name, value in options.items():
+        kind = OPTION_TYPES.get(name)
+        if kind is None:
+            if name in DEPRECATED_OPTIONS or name in REMOVED_OPTIONS:
+                logger.debug("ignoring obsolete option %s", name)
+            else:
+                logger.warning("invalid option provided: option=%s", name)
+            continue
+        if value is None:
+            continue
+        out[name] = _coerce_json(name, kind, value)
+    return out
