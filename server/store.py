@@ -7,7 +7,8 @@
 
 Every write goes to a temporary file in the same directory, is fsynced and then renamed
 into place, so a crash (or ``kill -9``) leaves either the old file or the new one, never a
-half-written one.  Temporary files carry the ``.tmp-`` prefix and are removed at start-up.
+half-written one.  Temporary files carry the ``.tmp-`` prefix (or are hidden ``.*.partial`` files from the
+quantizer) and are removed at start-up.
 Blobs are verified against their digest before they are admitted; a manifest is written
 only after all of its blobs exist.
 """
@@ -180,8 +181,10 @@ class Store:
         for directory in (self.blobs, self.manifests):
             if not directory.exists():
                 continue
-            for path in directory.rglob(_TMP_PREFIX + "*"):
-                with contextlib.suppress(FileNotFoundError):
+            for path in directory.rglob(".*"):
+                if not (path.name.startswith(_TMP_PREFIX) or path.name.endswith(".partial")):
+                    continue
+                with contextlib.suppress(FileNotFoundError, IsADirectoryError):
                     path.unlink()
                     removed += 1
         return removed

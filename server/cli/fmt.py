@@ -61,7 +61,7 @@ def parse_time(text: str) -> dt.datetime:
     text = text.replace("Z", "+00:00")
     head, dot, rest = text.partition(".")
     if dot:
-        digits = "".join(c for c in rest if c.isdigit())
+        digits = rest[: len(rest) - len(rest.lstrip("0123456789"))]
         tz = rest[len(digits) :]
         text = f"{head}.{digits[:6].ljust(6, '0')}{tz}"
     return dt.datetime.fromisoformat(text)
