@@ -6,15 +6,15 @@ import contextlib
 import ipaddress
 import logging
 from collections.abc import AsyncIterator
-from pathlib import Path
 
 from starlette.applications import Starlette
 from starlette.middleware import Middleware
 from starlette.routing import Route
 
 from .. import config
+from ..runners import Runners
 from ..store import Store
-from . import errors, native
+from . import errors, inference, native
 from .middleware import OriginGuard
 
 log = logging.getLogger("llamita")
@@ -31,6 +31,11 @@ def routes() -> list[Route]:
         Route("/api/delete", native.delete, methods=["DELETE"]),
         Route("/api/blobs/{digest}", native.head_blob, methods=["HEAD"]),
         Route("/api/blobs/{digest}", native.create_blob, methods=["POST"]),
+        Route("/api/generate", inference.generate, methods=["POST"]),
+        Route("/api/chat", inference.chat, methods=["POST"]),
+        Route("/api/embed", inference.embed, methods=["POST"]),
+        Route("/api/embeddings", inference.embeddings, methods=["POST"]),
+        Route("/api/ps", inference.ps, methods=["GET"]),
     ]
 
 
@@ -43,9 +48,12 @@ def _is_loopback(host: str) -> bool:
         return False
 
 
-def build_app(store: Store | None = None, listen_host: str | None = None) -> Starlette:
+def build_app(
+    store: Store | None = None, listen_host: str | None = None, runners: Runners | None = None
+) -> Starlette:
     """The ASGI app; ``store`` defaults to ``OLLAMA_MODELS``."""
     store = store or Store(config.models_dir())
+    runners = runners or Runners()
     listen_host = listen_host or config.host().host
 
     @contextlib.asynccontextmanager
@@ -57,6 +65,7 @@ def build_app(store: Store | None = None, listen_host: str | None = None) -> Sta
         if not config.no_prune():
             store.prune()
         yield
+        await runners.close()
 
     handlers = {exc: errors.handle for exc in errors.HANDLED}
     app = Starlette(
@@ -68,8 +77,5 @@ def build_app(store: Store | None = None, listen_host: str | None = None) -> Sta
         lifespan=lifespan,
     )
     app.state.store = store
+    app.state.runners = runners
     return app
-
-
-def models_root(app: Starlette) -> Path:
-    return app.state.store.root

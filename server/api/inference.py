@@ -1,0 +1,617 @@
+"""``/api/generate``, ``/api/chat``, ``/api/embed``, ``/api/embeddings`` and ``/api/ps``.
+
+``run_generate``/``run_chat`` are async iterators of native response objects; they validate
+the request in Ollama's order and raise :class:`APIError` before the first object.  The
+NDJSON handlers here and the OpenAI layer both consume them (one inference path).
+A request carrying ``X-Llamita-Session`` supersedes that editor's previous request.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import datetime as dt
+import json
+import math
+import time
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from typing import Any
+
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response, StreamingResponse
+
+from ..config import parse_duration
+from ..engine.request import Done, FinishReason, SamplingParams, Token
+from ..engine.scheduler import QueueFull
+from ..model import Model, ModelNotFound, load_model
+from ..names import parse_name
+from ..options import DEFAULTS, OptionError, validate_request_options
+from ..prompt import PromptTooLong, chat_text, dedupe_bos, fit_tokens, generate_text
+from ..runners import Runner, Runners
+from ..show import rfc3339
+from ..template import TemplateError
+from ..template import parse as parse_template
+from .errors import APIError, error_response
+from .native import read_json, store_of
+from .streaming import NDJSON
+
+SESSION_HEADER = "x-llamita-session"
+_THINK_LEVELS = ("low", "medium", "high", "max")
+
+
+def runners_of(request: Request) -> Runners:
+    return request.app.state.runners
+
+
+def now_rfc3339() -> str:
+    return dt.datetime.now(dt.UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+# ---- request parsing ---------------------------------------------------------------------
+def parse_keep_alive(value: Any) -> float | None:
+    """Seconds (negative = forever), or None when absent; Ollama's Duration JSON rules."""
+    if value is None:
+        return None
+    if isinstance(value, bool):
+        raise APIError("keep_alive must be a duration string or a number of seconds", 400)
+    if isinstance(value, int | float):
+        return float(value)
+    if isinstance(value, str):
+        try:
+            return parse_duration(value)
+        except ValueError as e:
+            raise APIError(str(e), 400) from e
+    raise APIError("keep_alive must be a duration string or a number of seconds", 400)
+
+
+def parse_format(value: Any) -> str | None:
+    """``"json"`` → JSON grammar, a JSON-schema object → its grammar, empty → none."""
+    if value in (None, "", "null"):
+        return None
+    from llama_cpp.llama_grammar import JSON_GBNF, json_schema_to_gbnf
+
+    if value == "json":
+        return JSON_GBNF
+    if isinstance(value, dict):
+        try:
+            return json_schema_to_gbnf(json.dumps(value))
+        except Exception as e:
+            raise APIError(f'invalid format: {e}; expected "json" or a valid JSON Schema object', 400) from e
+    raise APIError(f'invalid format: {json.dumps(value)}; expected "json" or a valid JSON Schema object', 400)
+
+
+def parse_think(value: Any) -> bool | str | None:
+    if value is None or isinstance(value, bool):
+        return value
+    if isinstance(value, str) and value in _THINK_LEVELS:
+        return value
+    raise APIError(
+        f'invalid think value: "{value}" (must be "true", "false", "low", "medium", "high", "max")', 400
+    )
+
+
+def merged_options(model: Model, requested: Any) -> dict[str, Any]:
+    """DefaultOptions ← model PARAMETERs ← request options (unknown keys ignored)."""
+    try:
+        from_request = validate_request_options(requested)
+    except OptionError as e:
+        raise APIError(str(e), 400) from e
+    options = {**DEFAULTS, **model.options, **from_request}
+    return options
+
+
+def sampling_params(options: dict[str, Any], grammar: str | None) -> SamplingParams:
+    stop = options.get("stop") or []
+    return SamplingParams(
+        temperature=float(options.get("temperature", 0.8)),
+        top_k=int(options.get("top_k", 40)),
+        top_p=float(options.get("top_p", 0.9)),
+        min_p=float(options.get("min_p", 0.0)),
+        typical_p=float(options.get("typical_p", 1.0)),
+        repeat_penalty=float(options.get("repeat_penalty", 1.0)),
+        presence_penalty=float(options.get("presence_penalty", 0.0)),
+        frequency_penalty=float(options.get("frequency_penalty", 0.0)),
+        repeat_last_n=int(options.get("repeat_last_n", 64)),
+        seed=int(options.get("seed", -1)),
+        mirostat=int(options.get("mirostat", 0) or 0),
+        mirostat_tau=float(options.get("mirostat_tau", 5.0) or 5.0),
+        mirostat_eta=float(options.get("mirostat_eta", 0.1) or 0.1),
+        num_predict=int(options.get("num_predict", -1)),
+        stop=[stop] if isinstance(stop, str) else list(stop),
+        grammar=grammar,
+    )
+
+
+def _model(request: Request, name_text: Any, missing_status: int, missing_message: str) -> Model:
+    if not isinstance(name_text, str) or not name_text:
+        raise APIError(missing_message, missing_status)
+    name = parse_name(name_text)
+    if not name.is_valid:
+        raise APIError("invalid model name", 400)
+    try:
+        return load_model(store_of(request), name)
+    except ModelNotFound as e:
+        raise APIError(f"model '{name_text}' not found", 404) from e
+
+
+def _template(model: Model, override: Any) -> Any:
+    if override:
+        try:
+            return parse_template(str(override))
+        except TemplateError as e:
+            raise APIError(f"template error: {e}", 400) from e
+    if model.template is None:
+        raise APIError(f"template error: the template of {model.short_name} does not parse", 500)
+    return model.template
+
+
+def _check_think(model: Model, think: bool | str | None) -> None:
+    if think and "thinking" not in model.capabilities:
+        raise APIError(f'"{model.short_name}" does not support thinking', 400)
+
+
+def _check_images(model: Model, images: Any) -> None:
+    if images and "vision" not in model.capabilities:
+        raise APIError(f"{model.name} does not support vision (images were sent to a text-only model)", 400)
+
+
+@dataclass
+class _Timing:
+    start: float
+    load: float = 0.0
+
+
+async def _acquire(
+    request: Request, model: Model, options: dict[str, Any], keep_alive: float | None, timing: _Timing
+) -> Runner:
+    before = time.monotonic()
+    try:
+        runner = await runners_of(request).acquire(model, options, keep_alive)
+    except QueueFull as e:
+        raise APIError(str(e), 503) from e
+    except Exception as e:
+        raise APIError(f"failed to load model {model.short_name}: {e}", 500) from e
+    timing.load = time.monotonic() - before
+    return runner
+
+
+def _stats(done: Done, timing: _Timing) -> dict[str, Any]:
+    stats = {
+        "total_duration": int((time.monotonic() - timing.start) * 1e9),
+        "load_duration": int(timing.load * 1e9),
+        "prompt_eval_count": done.prompt_eval_count,
+        "prompt_eval_duration": done.prompt_eval_duration,
+        "prompt_cache_tokens": done.prompt_cache_tokens,
+        "eval_count": done.eval_count,
+        "eval_duration": done.eval_duration,
+    }
+    return {k: v for k, v in stats.items() if v}
+
+
+def _done_reason(done: Done) -> str:
+    return "length" if done.reason == FinishReason.LENGTH else "stop"
+
+
+async def _events(
+    runner: Runner,
+    prompt: list[int],
+    params: SamplingParams,
+    session: str | None,
+) -> AsyncIterator[Token | Done]:
+    try:
+        events = runner.engine.generate(prompt, params, session)
+        async with contextlib.aclosing(events):
+            async for event in events:
+                yield event
+    except QueueFull as e:
+        raise APIError(str(e), 503) from e
+
+
+# ---- /api/generate -----------------------------------------------------------------------
+async def run_generate(request: Request, body: dict[str, Any]) -> AsyncIterator[dict[str, Any]]:
+    timing = _Timing(time.monotonic())
+    top = body.get("top_logprobs")
+    if top is not None and not (isinstance(top, int) and 0 <= top <= 20):
+        raise APIError("top_logprobs must be between 0 and 20", 400)
+    name_text = body.get("model") or ""
+    model = _model(request, name_text, 404, f"model '{name_text}' not found")
+    keep_alive = parse_keep_alive(body.get("keep_alive"))
+    prompt = body.get("prompt") or ""
+    if not isinstance(prompt, str):
+        raise APIError("prompt must be a string", 400)
+    base = {"model": name_text, "created_at": ""}
+    if not prompt and keep_alive == 0:
+        await runners_of(request).expire(model)
+        yield {**base, "created_at": now_rfc3339(), "response": "", "done": True, "done_reason": "unload"}
+        return
+    raw = bool(body.get("raw"))
+    if raw and (body.get("template") or body.get("system") or body.get("context")):
+        raise APIError("raw mode does not support template, system, or context", 400)
+    if "completion" not in model.capabilities:
+        raise APIError(f'"{model.short_name}" does not support generate', 400)
+    suffix = body.get("suffix") or ""
+    if suffix and "insert" not in model.capabilities:
+        raise APIError(f"{model.name} does not support insert", 400)
+    think = parse_think(body.get("think"))
+    _check_think(model, think)
+    _check_images(model, body.get("images"))
+    options = merged_options(model, body.get("options"))
+    grammar = parse_format(body.get("format"))
+    template = None if raw else _template(model, body.get("template"))
+    context = body.get("context") or []
+
+    if body.get("_debug_render_only"):
+        text = (
+            prompt if raw else _render_generate(template, model, body, prompt, suffix, think, bool(context))
+        )
+        yield {
+            **base,
+            "created_at": now_rfc3339(),
+            "response": "",
+            "done": True,
+            "_debug_info": {"rendered_template": text, "image_count": len(body.get("images") or [])},
+        }
+        return
+
+    runner = await _acquire(request, model, options, keep_alive, timing)
+    try:
+        if not prompt:
+            yield {**base, "created_at": now_rfc3339(), "response": "", "done": True, "done_reason": "load"}
+            return
+        engine = runner.engine
+        text = (
+            prompt if raw else _render_generate(template, model, body, prompt, suffix, think, bool(context))
+        )
+        tokens = dedupe_bos(engine.model.tokenize(text), engine.model.bos)
+        if context and not raw:
+            tokens = [int(t) for t in context] + tokens[1 if engine.model.add_bos else 0 :]
+        try:
+            tokens = fit_tokens(
+                tokens,
+                runner.num_ctx,
+                int(options.get("num_keep", 4)),
+                body.get("truncate", True) is not False,
+            )
+        except PromptTooLong as e:
+            raise APIError(str(e), 400) from e
+        params = sampling_params(options, grammar)
+        async for event in _events(runner, tokens, params, request.headers.get(SESSION_HEADER)):
+            if isinstance(event, Token):
+                yield {**base, "created_at": now_rfc3339(), "response": event.text, "done": False}
+                continue
+            if event.reason == FinishReason.ERROR:
+                raise APIError(event.error or "generation failed", 500)
+            if event.reason == FinishReason.ABORTED:
+                return
+            final = {
+                **base,
+                "created_at": now_rfc3339(),
+                "response": "",
+                "done": True,
+                "done_reason": _done_reason(event),
+            }
+            if not raw:
+                final["context"] = event.context
+            final.update(_stats(event, timing))
+            yield final
+    finally:
+        runners_of(request).release(runner)
+
+
+def _render_generate(
+    template: Any,
+    model: Model,
+    body: dict[str, Any],
+    prompt: str,
+    suffix: str,
+    think: bool | str | None,
+    has_context: bool,
+) -> str:
+    try:
+        return generate_text(
+            template,
+            prompt=prompt,
+            suffix=suffix,
+            system=body.get("system") or "",
+            model_system=model.system,
+            model_messages=model.messages,
+            has_context=has_context,
+            think=think,
+        )
+    except TemplateError as e:
+        raise APIError(f"template error: {e}", 400) from e
+
+
+# ---- /api/chat ---------------------------------------------------------------------------
+def _messages(body: dict[str, Any]) -> list[dict[str, Any]]:
+    messages = body.get("messages") or []
+    if not isinstance(messages, list):
+        raise APIError("messages must be a list", 400)
+    out = []
+    for m in messages:
+        if not isinstance(m, dict):
+            raise APIError("each message must be an object with role and content", 400)
+        out.append({**m, "role": str(m.get("role", "")).lower(), "content": m.get("content") or ""})
+    return out
+
+
+async def run_chat(request: Request, body: dict[str, Any]) -> AsyncIterator[dict[str, Any]]:
+    timing = _Timing(time.monotonic())
+    top = body.get("top_logprobs")
+    if top is not None and not (isinstance(top, int) and 0 <= top <= 20):
+        raise APIError("top_logprobs must be between 0 and 20", 400)
+    name_text = body.get("model") or ""
+    model = _model(request, name_text, 400, "model is required")
+    keep_alive = parse_keep_alive(body.get("keep_alive"))
+    messages = _messages(body)
+    base = {"model": name_text, "created_at": ""}
+    if not messages and keep_alive == 0:
+        await runners_of(request).expire(model)
+        yield {
+            **base,
+            "created_at": now_rfc3339(),
+            "message": {"role": "assistant", "content": ""},
+            "done": True,
+            "done_reason": "unload",
+        }
+        return
+    tools = body.get("tools") or None
+    if tools and "tools" not in model.capabilities:
+        raise APIError(f"{model.name} does not support tools", 400)
+    if "completion" not in model.capabilities:
+        raise APIError(f'"{model.short_name}" does not support chat', 400)
+    think = parse_think(body.get("think"))
+    _check_think(model, think)
+    for m in messages:
+        _check_images(model, m.get("images"))
+    options = merged_options(model, body.get("options"))
+    grammar = parse_format(body.get("format"))
+    template = _template(model, None)
+
+    runner = None
+    if not body.get("_debug_render_only"):
+        runner = await _acquire(request, model, options, keep_alive, timing)
+    try:
+        if not messages:
+            yield {
+                **base,
+                "created_at": now_rfc3339(),
+                "message": {"role": "assistant", "content": ""},
+                "done": True,
+                "done_reason": "load",
+            }
+            return
+        num_ctx = runner.num_ctx if runner else int(options.get("num_ctx") or 4096)
+        tokenize = runner.engine.model.tokenize if runner else (lambda s: [0] * (len(s) // 4))
+        try:
+            text = chat_text(
+                template,
+                messages,
+                model_system=model.system,
+                model_messages=model.messages,
+                tools=tools,
+                think=think,
+                num_ctx=num_ctx,
+                tokenize=tokenize,
+                truncate=body.get("truncate", True) is not False,
+            )
+        except TemplateError as e:
+            raise APIError(f"template error: {e}", 400) from e
+        if runner is None:
+            yield {
+                **base,
+                "created_at": now_rfc3339(),
+                "message": {"role": "assistant", "content": ""},
+                "done": True,
+                "_debug_info": {"rendered_template": text, "image_count": 0},
+            }
+            return
+        tokens = dedupe_bos(runner.engine.model.tokenize(text), runner.engine.model.bos)
+        try:
+            tokens = fit_tokens(
+                tokens,
+                runner.num_ctx,
+                int(options.get("num_keep", 4)),
+                body.get("truncate", True) is not False,
+            )
+        except PromptTooLong as e:
+            raise APIError(str(e), 400) from e
+        params = sampling_params(options, grammar)
+        async for event in _events(runner, tokens, params, request.headers.get(SESSION_HEADER)):
+            if isinstance(event, Token):
+                yield {
+                    **base,
+                    "created_at": now_rfc3339(),
+                    "message": {"role": "assistant", "content": event.text},
+                    "done": False,
+                }
+                continue
+            if event.reason == FinishReason.ERROR:
+                raise APIError(event.error or "generation failed", 500)
+            if event.reason == FinishReason.ABORTED:
+                return
+            final = {
+                **base,
+                "created_at": now_rfc3339(),
+                "message": {"role": "assistant", "content": ""},
+                "done": True,
+                "done_reason": _done_reason(event),
+            }
+            final.update(_stats(event, timing))
+            yield final
+    finally:
+        if runner is not None:
+            runners_of(request).release(runner)
+
+
+# ---- /api/embed and /api/embeddings ------------------------------------------------------
+def _normalise(vector: list[float]) -> list[float]:
+    norm = math.sqrt(sum(x * x for x in vector))
+    if not math.isfinite(norm):
+        raise APIError("embedding contains NaN or Inf values", 500)
+    return [x / norm for x in vector] if norm > 0 else vector
+
+
+async def run_embed(request: Request, body: dict[str, Any], *, legacy: bool = False) -> dict[str, Any]:
+    timing = _Timing(time.monotonic())
+    name_text = body.get("model") or ""
+    if legacy and not name_text:
+        raise APIError("model is required", 400)
+    model = _model(request, name_text, 404, f'model "{name_text}" not found, try pulling it first')
+    keep_alive = parse_keep_alive(body.get("keep_alive"))
+    if legacy:
+        raw_input = body.get("prompt") or ""
+        inputs = [raw_input] if raw_input else []
+    else:
+        raw_input = body.get("input")
+        if isinstance(raw_input, str):
+            inputs = [raw_input] if raw_input else []
+        elif isinstance(raw_input, list) and all(isinstance(x, str) for x in raw_input):
+            inputs = list(raw_input)
+        elif raw_input is None:
+            inputs = []
+        else:
+            raise APIError("invalid input type", 400)
+    options = merged_options(model, body.get("options"))
+    runner = await _acquire(request, model, options, keep_alive, timing)
+    try:
+        tokenized = [runner.engine.model.tokenize(text, special=False) for text in inputs]
+        truncate = body.get("truncate", True) is not False
+        limit = runner.num_ctx
+        if any(len(t) > limit for t in tokenized):
+            if not truncate:
+                raise APIError("the input length exceeds the context length", 400)
+            tokenized = [t[:limit] for t in tokenized]
+        from ..engine.core import EmbeddingError
+
+        try:
+            vectors = await runner.engine.embed(tokenized)
+        except EmbeddingError as e:
+            raise APIError(str(e), 400) from e
+    finally:
+        runners_of(request).release(runner)
+    if legacy:
+        return {"embedding": vectors[0] if vectors else []}
+    dims = body.get("dimensions")
+    out = []
+    for vector in vectors:
+        vector = _normalise(vector)
+        if isinstance(dims, int) and 0 < dims < len(vector):
+            vector = _normalise(vector[:dims])
+        out.append(vector)
+    return {
+        "model": name_text,
+        "embeddings": out,
+        "total_duration": int((time.monotonic() - timing.start) * 1e9),
+        "load_duration": int(timing.load * 1e9),
+        "prompt_eval_count": sum(len(t) for t in tokenized),
+    }
+
+
+# ---- HTTP handlers -----------------------------------------------------------------------
+async def _wait_disconnect(request: Request) -> None:
+    while True:
+        message = await request.receive()
+        if message["type"] == "http.disconnect":
+            return
+
+
+async def _stream_or_collect(
+    request: Request, body: dict[str, Any], events: AsyncIterator[dict[str, Any]], merge: str
+) -> Response:
+    try:
+        first = await events.__anext__()
+    except StopAsyncIteration:
+        return error_response("request canceled", 499)
+    except APIError as e:
+        return error_response(str(e), e.status)
+
+    if body.get("stream") is not False:
+
+        async def lines() -> AsyncIterator[bytes]:
+            async with contextlib.aclosing(events):
+                yield _line(first)
+                try:
+                    async for chunk in events:
+                        yield _line(chunk)
+                except APIError as e:
+                    yield _line({"error": str(e)})
+
+        return StreamingResponse(lines(), media_type=NDJSON)
+
+    async def collect() -> dict[str, Any]:
+        chunks = [first]
+        async with contextlib.aclosing(events):
+            async for chunk in events:
+                chunks.append(chunk)
+        return _merge(chunks, merge)
+
+    task = asyncio.ensure_future(collect())
+    watcher = asyncio.ensure_future(_wait_disconnect(request))
+    done, _ = await asyncio.wait({task, watcher}, return_when=asyncio.FIRST_COMPLETED)
+    if task not in done:
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError, APIError):
+            await task
+        return error_response("request canceled", 499)
+    watcher.cancel()
+    try:
+        return JSONResponse(task.result())
+    except APIError as e:
+        return error_response(str(e), e.status)
+
+
+def _line(obj: dict[str, Any]) -> bytes:
+    return (json.dumps(obj, ensure_ascii=False, separators=(",", ":")) + "\n").encode()
+
+
+def _merge(chunks: list[dict[str, Any]], field: str) -> dict[str, Any]:
+    final = dict(chunks[-1])
+    if field == "response":
+        final["response"] = "".join(c.get("response", "") for c in chunks)
+    else:
+        message = dict(final.get("message") or {"role": "assistant"})
+        message["content"] = "".join((c.get("message") or {}).get("content", "") for c in chunks)
+        final["message"] = message
+    return final
+
+
+async def generate(request: Request) -> Response:
+    body = await read_json(request)
+    return await _stream_or_collect(request, body, run_generate(request, body), "response")
+
+
+async def chat(request: Request) -> Response:
+    body = await read_json(request)
+    return await _stream_or_collect(request, body, run_chat(request, body), "message")
+
+
+async def embed(request: Request) -> Response:
+    body = await read_json(request)
+    return JSONResponse(await run_embed(request, body))
+
+
+async def embeddings(request: Request) -> Response:
+    body = await read_json(request)
+    return JSONResponse(await run_embed(request, body, legacy=True))
+
+
+async def ps(request: Request) -> Response:
+    models = []
+    for runner in runners_of(request).ps():
+        name = runner.model.name
+        expires = runner.expires_at if math.isfinite(runner.duration) else 253402300799.0
+        models.append(
+            {
+                "name": name.shortest,
+                "model": name.shortest,
+                "size": runner.size,
+                "digest": runner.model.manifest.digest,
+                "details": runner.model.details(),
+                "expires_at": rfc3339(min(expires, 253402300799.0)),
+                "size_vram": runner.size_vram,
+                "context_length": runner.num_ctx,
+            }
+        )
+    return JSONResponse({"models": models})

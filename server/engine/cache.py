@@ -1,0 +1,122 @@
+"""KV-cache bookkeeping: which tokens each sequence holds, and where a new request should go.
+
+The context has ``n_seq_max`` sequences over one unified KV cache.  Each sequence (a
+*slot*) remembers the tokens in its cells and the editor session that used it last, so
+that the next keystroke from that editor lands on its own KV and only the changed tail is
+evaluated.  Placement, for a request that has to wait for nothing:
+
+1. the slot of the same session (``X-Llamita-Session``), if idle;
+2. otherwise an idle slot: for a session request, one no other session has claimed, then
+   the longest shared prefix, then the least recently used; without a session, the longest
+   shared prefix first;
+3. if a *busy* slot shares a longer prefix than that, its prefix is copied into the chosen
+   slot (``seq_cp`` shares cells in a unified cache, so this costs no compute).
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Protocol
+
+from .request import Request
+
+
+class KVOps(Protocol):
+    """The two cache operations placement needs (a llama.cpp ``Context`` in production)."""
+
+    def seq_rm(self, seq: int, start: int, end: int = -1) -> bool: ...
+
+    def seq_cp(self, src: int, dst: int, start: int, end: int) -> None: ...
+
+
+def common_prefix(a: Sequence[int], b: Sequence[int]) -> int:
+    n = min(len(a), len(b))
+    i = 0
+    while i < n and a[i] == b[i]:
+        i += 1
+    return i
+
+
+@dataclass(eq=False)
+class Slot:
+    seq: int
+    tokens: list[int] = field(default_factory=list)  # exactly what the KV holds for ``seq``
+    session: str | None = None
+    request: Request | None = None
+    last_used: float = 0.0
+
+    @property
+    def busy(self) -> bool:
+        return self.request is not None
+
+
+@dataclass
+class Placement:
+    slot: Slot
+    reused: int  # prompt tokens already in the slot's KV (own or copied)
+    copied_from: int | None = None
+
+
+class SlotTable:
+    def __init__(self, n_slots: int) -> None:
+        self.slots = [Slot(seq) for seq in range(n_slots)]
+
+    def idle(self) -> list[Slot]:
+        return [s for s in self.slots if not s.busy]
+
+    def place(self, request: Request, kv: KVOps) -> Placement | None:
+        """Bind ``request`` to a slot and trim that slot's KV to the reusable prefix."""
+        idle = self.idle()
+        if not idle:
+            return None
+        slot = self._choose(request, idle)
+        reused = common_prefix(slot.tokens, request.prompt)
+        copied_from = None
+        donor = max(
+            (s for s in self.slots if s is not slot),
+            key=lambda s: common_prefix(s.tokens, request.prompt),
+            default=None,
+        )
+        if donor is not None:
+            donor_lcp = common_prefix(donor.tokens, request.prompt)
+            if donor_lcp > reused + 16:
+                kv.seq_rm(slot.seq, 0, -1)
+                kv.seq_cp(donor.seq, slot.seq, 0, donor_lcp)
+                slot.tokens = list(request.prompt[:donor_lcp])
+                reused, copied_from = donor_lcp, donor.seq
+        # Always evaluate at least the last prompt token: its logits start the generation.
+        reused = min(reused, len(request.prompt) - 1)
+        if reused < len(slot.tokens) and not kv.seq_rm(slot.seq, reused, -1):
+            kv.seq_rm(slot.seq, 0, -1)  # memory that cannot be trimmed (recurrent models)
+            reused = 0
+        del slot.tokens[reused:]
+        slot.request = request
+        slot.session = request.session or slot.session
+        slot.last_used = time.monotonic()
+        return Placement(slot, reused, copied_from)
+
+    def _choose(self, request: Request, idle: list[Slot]) -> Slot:
+        if request.session is not None:
+            for slot in idle:
+                if slot.session == request.session:
+                    return slot
+
+        def score(slot: Slot) -> tuple[int, int, float]:
+            unclaimed = 1 if slot.session is None or slot.session == request.session else 0
+            lcp = common_prefix(slot.tokens, request.prompt)
+            # An editor must not evict another editor's KV while an unclaimed slot exists;
+            # shared prefixes are still reused by copying (see ``place``).
+            if request.session is not None:
+                return (unclaimed, lcp, -slot.last_used)
+            return (lcp, unclaimed, -slot.last_used)
+
+        return max(idle, key=score)
+
+    def release(self, slot: Slot) -> None:
+        slot.request = None
+        slot.last_used = time.monotonic()
+
+    def slot_of(self, request: Request) -> Slot | None:
+        return next((s for s in self.slots if s.request is request), None)

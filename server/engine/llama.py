@@ -1,0 +1,247 @@
+"""Thin owners of llama.cpp objects (model, context, batch) over llama-cpp-python's ctypes API.
+
+Only ``engine/`` touches ctypes, and inside it only this module and ``sampling`` do.  We
+use the low-level API because the high-level ``Llama`` class is single-sequence and its
+``suffix=`` FIM path uses token id 0.  One context belongs to one thread (the engine's);
+tokenization only needs the vocab and is thread-safe.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import logging
+import os
+import threading
+from dataclasses import dataclass
+from pathlib import Path
+
+import llama_cpp as ll
+
+log = logging.getLogger("llamita.llama")
+
+_init_lock = threading.Lock()
+_initialised = False
+
+
+@ll.llama_log_callback
+def _log_callback(level: int, text: bytes, user_data: ctypes.c_void_p) -> None:
+    """Route llama.cpp's chatter to logging (debug) instead of stderr."""
+    if log.isEnabledFor(logging.DEBUG) and text:
+        log.debug("%s", text.decode("utf-8", "replace").rstrip())
+
+
+def init_backend() -> None:
+    """Initialise llama.cpp once per process and silence its logging."""
+    global _initialised
+    with _init_lock:
+        if not _initialised:
+            ll.llama_log_set(_log_callback, ctypes.c_void_p(0))
+            ll.llama_backend_init()
+            _initialised = True
+
+
+class LlamaError(RuntimeError):
+    """Raised when llama.cpp refuses to load a model or create a context."""
+
+
+def supports_gpu() -> bool:
+    init_backend()
+    return bool(ll.llama_supports_gpu_offload())
+
+
+@dataclass(frozen=True)
+class LoadOptions:
+    """What must match for a loaded model to be reused (Ollama's runner options)."""
+
+    n_gpu_layers: int = 0
+    use_mmap: bool = True
+    lora_paths: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class ContextOptions:
+    n_ctx: int = 4096  # total cells; each sequence may use ``n_ctx_seq``
+    n_ctx_seq: int = 4096
+    n_batch: int = 512
+    n_seq_max: int = 4
+    n_threads: int = 0
+    flash_attn: bool | None = None
+    embeddings: bool = False
+
+
+class Model:
+    """A loaded GGUF: weights plus vocab.  Thread-safe for tokenization."""
+
+    def __init__(self, path: Path, options: LoadOptions) -> None:
+        init_backend()
+        self.path = Path(path)
+        self.options = options
+        params = ll.llama_model_default_params()
+        params.n_gpu_layers = options.n_gpu_layers
+        params.use_mmap = options.use_mmap
+        self._ptr = ll.llama_model_load_from_file(str(self.path).encode(), params)
+        if not self._ptr:
+            raise LlamaError(f"llama.cpp could not load {self.path}")
+        self.vocab = ll.llama_model_get_vocab(self._ptr)
+        self._loras = []
+        for lora in options.lora_paths:
+            adapter = ll.llama_adapter_lora_init(self._ptr, lora.encode())
+            if not adapter:
+                self.close()
+                raise LlamaError(f"llama.cpp could not load the adapter {lora}")
+            self._loras.append(adapter)
+        self.n_vocab = ll.llama_vocab_n_tokens(self.vocab)
+        self.n_ctx_train = ll.llama_model_n_ctx_train(self._ptr)
+        self.n_embd = ll.llama_model_n_embd(self._ptr)
+        self.add_bos = bool(ll.llama_vocab_get_add_bos(self.vocab))
+        self.bos = ll.llama_vocab_bos(self.vocab)
+        self.size = int(ll.llama_model_size(self._ptr))
+        self.n_layer = int(ll.llama_model_n_layer(self._ptr))
+
+    @property
+    def ptr(self) -> ctypes.c_void_p:
+        return self._ptr
+
+    def close(self) -> None:
+        for adapter in self._loras:
+            ll.llama_adapter_lora_free(adapter)
+        self._loras = []
+        if self._ptr:
+            ll.llama_model_free(self._ptr)
+            self._ptr = None
+
+    # ---- vocab ----------------------------------------------------------------------------
+    def tokenize(self, text: str, *, add_bos: bool | None = None, special: bool = True) -> list[int]:
+        """Tokens for ``text``; ``special`` parses control-token texts (FIM markers, <|im_start|>)."""
+        data = text.encode("utf-8")
+        bos = self.add_bos if add_bos is None else add_bos
+        capacity = len(data) + 16
+        buf = (ll.llama_token * capacity)()
+        n = ll.llama_tokenize(self.vocab, data, len(data), buf, capacity, bos, special)
+        if n < 0:
+            capacity = -n
+            buf = (ll.llama_token * capacity)()
+            n = ll.llama_tokenize(self.vocab, data, len(data), buf, capacity, bos, special)
+        return list(buf[:n])
+
+    def piece(self, token: int, special: bool = False) -> bytes:
+        """The bytes of one token (control tokens render empty unless ``special``)."""
+        buf = ctypes.create_string_buffer(64)
+        n = ll.llama_token_to_piece(self.vocab, token, buf, 64, 0, special)
+        if n < 0:
+            buf = ctypes.create_string_buffer(-n)
+            n = ll.llama_token_to_piece(self.vocab, token, buf, -n, 0, special)
+        return buf.raw[:n]
+
+    def detokenize(self, tokens: list[int], special: bool = False) -> str:
+        return b"".join(self.piece(t, special) for t in tokens).decode("utf-8", "replace")
+
+    def is_eog(self, token: int) -> bool:
+        return bool(ll.llama_vocab_is_eog(self.vocab, token))
+
+    def fim_ids(self) -> tuple[int, int, int]:
+        return (
+            ll.llama_vocab_fim_pre(self.vocab),
+            ll.llama_vocab_fim_suf(self.vocab),
+            ll.llama_vocab_fim_mid(self.vocab),
+        )
+
+
+class Context:
+    """A llama.cpp context with ``n_seq_max`` sequences over one unified KV cache."""
+
+    def __init__(self, model: Model, options: ContextOptions) -> None:
+        self.model = model
+        self.options = options
+        params = ll.llama_context_default_params()
+        params.n_ctx = options.n_ctx
+        params.n_batch = options.n_batch
+        # Pooled embeddings need a whole input in one micro-batch.
+        params.n_ubatch = options.n_batch if options.embeddings else min(options.n_batch, 512)
+        params.n_seq_max = options.n_seq_max
+        params.kv_unified = True
+        threads = options.n_threads or os.cpu_count() or 1
+        params.n_threads = threads
+        params.n_threads_batch = threads
+        params.embeddings = options.embeddings
+        if options.embeddings:
+            params.pooling_type = ll.LLAMA_POOLING_TYPE_MEAN
+        params.flash_attn_type = {
+            None: ll.LLAMA_FLASH_ATTN_TYPE_AUTO,
+            True: ll.LLAMA_FLASH_ATTN_TYPE_ENABLED,
+            False: ll.LLAMA_FLASH_ATTN_TYPE_DISABLED,
+        }[options.flash_attn]
+        self._ptr = ll.llama_init_from_model(model.ptr, params)
+        if not self._ptr:
+            raise LlamaError("llama.cpp could not create a context (not enough memory for the KV cache?)")
+        if model._loras:
+            n = len(model._loras)
+            adapters = (type(model._loras[0]) * n)(*model._loras)
+            scales = (ctypes.c_float * n)(*([1.0] * n))
+            ll.llama_set_adapters_lora(self._ptr, adapters, n, scales)
+        self.memory = ll.llama_get_memory(self._ptr)
+        self.n_ctx = ll.llama_n_ctx(self._ptr)
+        self.batch = Batch(options.n_batch, options.n_seq_max)
+
+    @property
+    def ptr(self) -> ctypes.c_void_p:
+        return self._ptr
+
+    def decode(self) -> int:
+        return ll.llama_decode(self._ptr, self.batch.raw)
+
+    def seq_rm(self, seq: int, start: int, end: int = -1) -> bool:
+        return bool(ll.llama_memory_seq_rm(self.memory, seq, start, end))
+
+    def seq_cp(self, src: int, dst: int, start: int, end: int) -> None:
+        ll.llama_memory_seq_cp(self.memory, src, dst, start, end)
+
+    def seq_pos_max(self, seq: int) -> int:
+        return int(ll.llama_memory_seq_pos_max(self.memory, seq))
+
+    def clear(self) -> None:
+        ll.llama_memory_clear(self.memory, True)
+
+    def embeddings_seq(self, seq: int) -> list[float] | None:
+        ptr = ll.llama_get_embeddings_seq(self._ptr, seq)
+        if not ptr:
+            return None
+        return ptr[: self.model.n_embd]
+
+    def close(self) -> None:
+        self.batch.close()
+        if self._ptr:
+            ll.llama_free(self._ptr)
+            self._ptr = None
+
+
+class Batch:
+    """A reusable ``llama_batch``; one token per entry, one sequence id per token."""
+
+    def __init__(self, capacity: int, n_seq_max: int) -> None:
+        self.capacity = capacity
+        self.raw = ll.llama_batch_init(capacity, 0, n_seq_max)
+        self.raw.n_tokens = 0
+
+    def clear(self) -> None:
+        self.raw.n_tokens = 0
+
+    def __len__(self) -> int:
+        return self.raw.n_tokens
+
+    def add(self, token: int, pos: int, seq: int, logits: bool) -> int:
+        """Append a token; returns its index (for ``llama_sampler_sample``)."""
+        b = self.raw
+        i = b.n_tokens
+        b.token[i] = token
+        b.pos[i] = pos
+        b.n_seq_id[i] = 1
+        b.seq_id[i][0] = seq
+        b.logits[i] = logits
+        b.n_tokens = i + 1
+        return i
+
+    def close(self) -> None:
+        if self.raw is not None:
+            ll.llama_batch_free(self.raw)
+            self.raw = None

@@ -1,0 +1,107 @@
+"""What the engine works on (``Request``) and what it reports back (``Token``, ``Done``)."""
+
+from __future__ import annotations
+
+import enum
+import itertools
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+_ids = itertools.count(1)
+
+
+class RequestStatus(enum.IntEnum):
+    """Ordered: everything from FINISHED_STOPPED on is final (vLLM-style ``is_finished``)."""
+
+    WAITING = 0
+    PREFILLING = 1
+    DECODING = 2
+    FINISHED_STOPPED = 3
+    FINISHED_LENGTH = 4
+    FINISHED_ABORTED = 5
+    FINISHED_ERROR = 6
+
+    @property
+    def is_finished(self) -> bool:
+        return self >= RequestStatus.FINISHED_STOPPED
+
+
+class FinishReason(enum.StrEnum):
+    STOP = "stop"
+    LENGTH = "length"
+    ABORTED = "aborted"
+    ERROR = "error"
+
+
+@dataclass
+class SamplingParams:
+    """Per-request sampling, with Ollama's defaults; ``temperature <= 0`` means greedy."""
+
+    temperature: float = 0.8
+    top_k: int = 40
+    top_p: float = 0.9
+    min_p: float = 0.0
+    typical_p: float = 1.0
+    repeat_penalty: float = 1.0
+    presence_penalty: float = 0.0
+    frequency_penalty: float = 0.0
+    repeat_last_n: int = 64
+    seed: int = -1
+    mirostat: int = 0
+    mirostat_tau: float = 5.0
+    mirostat_eta: float = 0.1
+    num_predict: int = -1
+    stop: list[str] = field(default_factory=list)
+    grammar: str | None = None
+
+
+@dataclass
+class Token:
+    """A piece of generated text (possibly empty while a stop string might still match)."""
+
+    text: str
+    token_id: int
+
+
+@dataclass
+class Done:
+    """The last event of a request, with Ollama's counters (durations in nanoseconds)."""
+
+    reason: FinishReason
+    prompt_tokens: int  # all prompt tokens
+    prompt_eval_count: int  # tokens actually evaluated (the rest came from the KV cache)
+    prompt_cache_tokens: int
+    prompt_eval_duration: int
+    eval_count: int
+    eval_duration: int
+    context: list[int]  # prompt + generated tokens, for /api/generate's ``context``
+    error: str = ""
+
+
+Event = Token | Done
+
+
+@dataclass(eq=False)
+class Request:
+    """One generation.  Mutated only by the engine thread once submitted."""
+
+    prompt: list[int]
+    params: SamplingParams
+    emit: Callable[[Event], None]
+    session: str | None = None
+    id: int = field(default_factory=lambda: next(_ids))
+    status: RequestStatus = RequestStatus.WAITING
+    arrival: float = field(default_factory=time.monotonic)
+
+    # Filled in by the engine.
+    n_past: int = 0  # prompt tokens already in the KV cache for this request's sequence
+    n_cached: int = 0  # of those, how many were reused rather than evaluated
+    generated: list[int] = field(default_factory=list)
+    pending: int | None = None  # sampled but not yet decoded
+    t_admitted: float = 0.0
+    t_first_token: float = 0.0
+
+    @property
+    def remaining_prompt(self) -> int:
+        return len(self.prompt) - self.n_past

@@ -1,0 +1,130 @@
+"""Per-sequence sampling (llama.cpp sampler chains) and stop-aware incremental text output.
+
+Sampling runs inside llama.cpp: each request owns a sampler chain built from its options,
+so a step samples every sequence with one C call each.  Text is produced incrementally:
+bytes are decoded as UTF-8 across token boundaries, and text that could be the start of a
+stop string is held back until it is known not to be one, so stop strings are never echoed.
+"""
+
+from __future__ import annotations
+
+import codecs
+import ctypes
+import random
+
+import llama_cpp as ll
+
+from .request import SamplingParams
+
+
+class GrammarError(ValueError):
+    """Raised when llama.cpp rejects a grammar (e.g. one built from an invalid JSON schema)."""
+
+
+class Sampler:
+    """A llama.cpp sampler chain for one request (grammar first, then the usual order)."""
+
+    def __init__(self, vocab: ctypes.c_void_p, params: SamplingParams, n_vocab: int) -> None:
+        chain_params = ll.llama_sampler_chain_default_params()
+        chain_params.no_perf = True
+        self._chain = ll.llama_sampler_chain_init(chain_params)
+        self._penalties = None
+        add = lambda s: ll.llama_sampler_chain_add(self._chain, s)  # noqa: E731
+
+        if params.grammar:
+            grammar = ll.llama_sampler_init_grammar(vocab, params.grammar.encode(), b"root")
+            if not grammar:
+                self.close()
+                raise GrammarError("invalid grammar for format")
+            add(grammar)
+        if params.repeat_penalty != 1.0 or params.frequency_penalty or params.presence_penalty:
+            last_n = n_vocab if params.repeat_last_n == -1 else max(params.repeat_last_n, 0)
+            self._penalties = ll.llama_sampler_init_penalties(
+                last_n, params.repeat_penalty, params.frequency_penalty, params.presence_penalty
+            )
+            add(self._penalties)
+        seed = params.seed if params.seed >= 0 else random.getrandbits(32)
+        if params.temperature <= 0:
+            add(ll.llama_sampler_init_greedy())
+        elif params.mirostat == 1:
+            add(ll.llama_sampler_init_temp(params.temperature))
+            add(ll.llama_sampler_init_mirostat(n_vocab, seed, params.mirostat_tau, params.mirostat_eta, 100))
+        elif params.mirostat == 2:
+            add(ll.llama_sampler_init_temp(params.temperature))
+            add(ll.llama_sampler_init_mirostat_v2(seed, params.mirostat_tau, params.mirostat_eta))
+        else:
+            if params.top_k > 0:
+                add(ll.llama_sampler_init_top_k(params.top_k))
+            if 0 < params.typical_p < 1:
+                add(ll.llama_sampler_init_typical(params.typical_p, 1))
+            if 0 < params.top_p < 1:
+                add(ll.llama_sampler_init_top_p(params.top_p, 1))
+            if params.min_p > 0:
+                add(ll.llama_sampler_init_min_p(params.min_p, 1))
+            add(ll.llama_sampler_init_temp(params.temperature))
+            add(ll.llama_sampler_init_dist(seed))
+
+    def accept_prompt(self, tokens: list[int]) -> None:
+        """Let the repetition penalties see the prompt, as llama.cpp's server does."""
+        if self._penalties is not None:
+            for token in tokens:
+                ll.llama_sampler_accept(self._penalties, token)
+
+    def sample(self, ctx: ctypes.c_void_p, index: int) -> int:
+        """Sample from the logits of batch entry ``index`` (this also accepts the token)."""
+        return int(ll.llama_sampler_sample(self._chain, ctx, index))
+
+    def close(self) -> None:
+        if self._chain is not None:
+            ll.llama_sampler_free(self._chain)
+            self._chain = None
+
+
+class TextStream:
+    """Bytes of generated tokens → text, holding back anything that may begin a stop string."""
+
+    def __init__(self, stops: list[str]) -> None:
+        self._decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
+        self._stops = [s for s in stops if s]
+        self._held = ""
+        self.stopped = False
+        self.text = ""  # everything emitted so far
+
+    def push(self, data: bytes) -> str:
+        """Feed one token's bytes; returns the text that is safe to emit now."""
+        if self.stopped:
+            return ""
+        held = self._held + self._decoder.decode(data)
+        for stop in self._stops:
+            at = held.find(stop)
+            if at >= 0:
+                held = held[:at]
+                self.stopped = True
+        if self.stopped:
+            self._held = ""
+            return self._emit(held)
+        keep = self._partial_stop_length(held)
+        self._held = held[len(held) - keep :] if keep else ""
+        return self._emit(held[: len(held) - keep])
+
+    def flush(self) -> str:
+        """At the end of generation: whatever was held back was not a stop string."""
+        if self.stopped:
+            return ""
+        rest = self._held + self._decoder.decode(b"", final=True)
+        self._held = ""
+        return self._emit(rest)
+
+    def _emit(self, text: str) -> str:
+        self.text += text
+        return text
+
+    def _partial_stop_length(self, text: str) -> int:
+        """Length of the longest suffix of ``text`` that is a proper prefix of a stop string."""
+        best = 0
+        for stop in self._stops:
+            for n in range(min(len(stop) - 1, len(text)), best, -1):
+                if text.endswith(stop[:n]):
+                    best = n
+                    break
+        return best

@@ -1,0 +1,133 @@
+"""Token scheduling for one loaded model: what goes into the next ``llama_decode``.
+
+Contract of ``schedule()``: every decoding request contributes exactly one token (its last
+sampled one), so generation never stalls behind a prompt; the rest of the batch (up to
+``n_batch`` tokens) is filled with pending prompt tokens, shortest remaining prompt first,
+so a one-keystroke FIM update is not stuck behind a long review prompt.  A request asks for
+logits only on its last prompt token and on each generated token.
+
+Admission: waiting requests are bound to free sequences (see :mod:`cache`) in arrival
+order; ``max_queue`` bounds the waiting list (Ollama's 503).  Pure Python: no llama.cpp.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from dataclasses import dataclass, field
+
+from .cache import KVOps, SlotTable
+from .request import Request, RequestStatus
+
+QUEUE_FULL = "server busy, please try again.  maximum pending requests exceeded"
+
+
+class QueueFull(Exception):
+    """Raised by ``add_request`` when ``max_queue`` requests are already waiting."""
+
+    def __init__(self) -> None:
+        super().__init__(QUEUE_FULL)
+
+
+@dataclass
+class Chunk:
+    """Tokens of one request in this step, starting at sequence position ``pos``."""
+
+    request: Request
+    seq: int
+    tokens: list[int]
+    pos: int
+    logits: bool
+
+
+@dataclass
+class SchedulerOutput:
+    chunks: list[Chunk] = field(default_factory=list)
+
+    @property
+    def n_tokens(self) -> int:
+        return sum(len(c.tokens) for c in self.chunks)
+
+
+class Scheduler:
+    def __init__(self, n_slots: int, n_batch: int, max_queue: int = 512) -> None:
+        self.slots = SlotTable(n_slots)
+        self.n_batch = n_batch
+        self.max_queue = max_queue
+        self.waiting: deque[Request] = deque()
+        self.running: list[Request] = []
+
+    @property
+    def has_work(self) -> bool:
+        return bool(self.waiting or self.running)
+
+    def add_request(self, request: Request) -> None:
+        if len(self.waiting) >= self.max_queue:
+            raise QueueFull()
+        self.waiting.append(request)
+
+    def admit(self, kv: KVOps) -> list[Request]:
+        """Place waiting requests on free sequences; returns the newly admitted ones."""
+        admitted = []
+        while self.waiting:
+            placement = self.slots.place(self.waiting[0], kv)
+            if placement is None:
+                break
+            request = self.waiting.popleft()
+            request.n_past = request.n_cached = placement.reused
+            request.status = RequestStatus.PREFILLING
+            self.running.append(request)
+            admitted.append(request)
+        return admitted
+
+    def schedule(self) -> SchedulerOutput:
+        out = SchedulerOutput()
+        budget = self.n_batch
+        for request in self.running:
+            if request.status == RequestStatus.DECODING and request.pending is not None:
+                slot = self.slots.slot_of(request)
+                assert slot is not None
+                out.chunks.append(Chunk(request, slot.seq, [request.pending], len(slot.tokens), True))
+                budget -= 1
+        prefilling = sorted(
+            (r for r in self.running if r.status == RequestStatus.PREFILLING),
+            key=lambda r: (r.remaining_prompt, r.arrival),
+        )
+        for request in prefilling:
+            if budget <= 0:
+                break
+            slot = self.slots.slot_of(request)
+            assert slot is not None
+            take = min(request.remaining_prompt, budget)
+            tokens = request.prompt[request.n_past : request.n_past + take]
+            out.chunks.append(
+                Chunk(request, slot.seq, tokens, request.n_past, request.n_past + take == len(request.prompt))
+            )
+            budget -= take
+        return out
+
+    def after_decode(self, output: SchedulerOutput) -> None:
+        """Record what the KV now holds for each chunk (before sampling)."""
+        for chunk in output.chunks:
+            slot = self.slots.slot_of(chunk.request)
+            if slot is None:
+                continue
+            slot.tokens.extend(chunk.tokens)
+            request = chunk.request
+            if request.status == RequestStatus.PREFILLING:
+                request.n_past += len(chunk.tokens)
+            else:
+                request.pending = None
+
+    def finish(self, request: Request, status: RequestStatus) -> None:
+        """Take a request out (running or waiting); its sequence keeps its KV for reuse."""
+        request.status = status
+        if request in self.running:
+            self.running.remove(request)
+            slot = self.slots.slot_of(request)
+            if slot is not None:
+                self.slots.release(slot)
+        elif request in self.waiting:
+            self.waiting.remove(request)
+
+    def of_session(self, session: str) -> list[Request]:
+        return [r for r in [*self.running, *self.waiting] if r.session == session]

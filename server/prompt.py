@@ -1,0 +1,97 @@
+"""From a generate/chat request to the prompt text and tokens the engine evaluates.
+
+Rendering follows Ollama (see :mod:`template.render`); token-level work (truncation to the
+context, BOS handling, the deprecated ``context``) needs the model's tokenizer and lives here.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from typing import Any
+
+from .template import Template, chat_messages, render_generate, render_prompt
+
+Tokenize = Callable[[str], list[int]]
+
+
+class PromptTooLong(ValueError):
+    """Raised when the prompt does not fit in the context and truncation is off."""
+
+    def __init__(self) -> None:
+        super().__init__(
+            "the prompt is longer than the context length currently available to the model; "
+            "use a shorter prompt or raise num_ctx"
+        )
+
+
+def generate_text(
+    template: Template,
+    *,
+    prompt: str,
+    suffix: str,
+    system: str,
+    model_system: str,
+    model_messages: Sequence[Any],
+    has_context: bool,
+    think: bool | str | None,
+) -> str:
+    """The rendered prompt of a non-raw ``/api/generate``."""
+    return render_generate(
+        template,
+        prompt,
+        suffix=suffix,
+        system=system,
+        model_system=model_system,
+        model_messages=[] if has_context else list(model_messages),
+        think=think,
+    )
+
+
+def chat_text(
+    template: Template,
+    messages: Sequence[dict[str, Any]],
+    *,
+    model_system: str,
+    model_messages: Sequence[Any],
+    tools: list[Any] | None,
+    think: bool | str | None,
+    num_ctx: int,
+    tokenize: Tokenize,
+    truncate: bool = True,
+) -> str:
+    """Render a chat, dropping the oldest turns until it fits ``num_ctx`` (Ollama's chatPrompt).
+
+    System messages and the last message are always kept.
+    """
+    msgs = chat_messages(messages, model_system=model_system, model_messages=model_messages)
+    text = render_prompt(template, msgs, tools=tools, think=think)
+    if not truncate or len(tokenize(text)) <= num_ctx or len(msgs) <= 1:
+        return text
+    for start in range(1, len(msgs)):
+        kept = [m for m in msgs[:start] if m.get("role") == "system"] + list(msgs[start:])
+        text = render_prompt(template, kept, tools=tools, think=think)
+        if len(tokenize(text)) <= num_ctx:
+            return text
+    return text
+
+
+def fit_tokens(tokens: list[int], num_ctx: int, num_keep: int, truncate: bool) -> list[int]:
+    """Make a token prompt fit: keep ``num_keep`` leading tokens and the most recent rest.
+
+    Like llama-server's context shift as Ollama drives it: about half the window stays free
+    for the answer when the prompt was too long.
+    """
+    if len(tokens) < num_ctx:
+        return tokens
+    if not truncate:
+        raise PromptTooLong()
+    keep = max(0, min(num_keep, num_ctx // 2))
+    tail = max(num_ctx // 2 - keep, 1)
+    return tokens[:keep] + tokens[-tail:]
+
+
+def dedupe_bos(tokens: list[int], bos: int) -> list[int]:
+    """A template that writes the BOS text itself, on a vocab that also adds BOS: keep one."""
+    if len(tokens) >= 2 and tokens[0] == tokens[1] == bos:
+        return tokens[1:]
+    return tokens
