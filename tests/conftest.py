@@ -13,6 +13,7 @@ from pathlib import Path
 
 import pytest
 import uvicorn
+from starlette.applications import Starlette
 
 from llamita.server.api import build_app
 from llamita.server.create import import_gguf
@@ -78,6 +79,7 @@ class RunningServer:
     url: str
     store: Store
     port: int
+    app: Starlette
 
 
 class _ThreadServer(uvicorn.Server):
@@ -111,7 +113,7 @@ def _serve(store: Store) -> Iterator[RunningServer]:
             raise RuntimeError("test server did not start")
         time.sleep(0.01)
     try:
-        yield RunningServer(f"http://127.0.0.1:{port}", store, port)
+        yield RunningServer(f"http://127.0.0.1:{port}", store, port, app)
     finally:
         srv.should_exit = True
         thread.join(timeout=10)

@@ -1,0 +1,75 @@
+from __future__ import annotations
+
+import pytest
+
+from llamita.server.engine.cache import SlotTable, common_prefix
+from llamita.server.engine.request import Request, SamplingParams
+
+
+class FakeKV:
+    """Records cache operations instead of touching llama.cpp."""
+
+    def __init__(self) -> None:
+        self.ops: list[tuple] = []
+
+    def seq_rm(self, seq: int, start: int, end: int = -1) -> bool:
+        self.ops.append(("rm", seq, start, end))
+        return True
+
+    def seq_cp(self, src: int, dst: int, start: int, end: int) -> None:
+        self.ops.append(("cp", src, dst, start, end))
+
+
+def req(tokens: list[int], session: str | None = None) -> Request:
+    return Request(prompt=tokens, params=SamplingParams(), emit=lambda e: None, session=session)
+
+
+@pytest.mark.parametrize(
+    ("a", "b", "n"), [([], [1], 0), ([1, 2, 3], [1, 2, 4], 2), ([1, 2], [1, 2], 2), ([5], [6], 0)]
+)
+def test_common_prefix(a: list[int], b: list[int], n: int) -> None:
+    assert common_prefix(a, b) == n
+
+
+def test_reuse_trims_to_common_prefix_and_keeps_one_token_to_evaluate() -> None:
+    table, kv = SlotTable(2), FakeKV()
+    table.slots[0].tokens = [1, 2, 3, 4, 5]
+    placement = table.place(req([1, 2, 3, 9]), kv)
+    assert placement is not None and placement.slot.seq == 0 and placement.reused == 3
+    assert kv.ops == [("rm", 0, 3, -1)]
+    assert table.slots[0].tokens == [1, 2, 3]
+    table.release(table.slots[0])
+    placement = table.place(req([1, 2, 3]), kv)  # identical prompt: the last token is re-evaluated
+    assert placement is not None and placement.reused == 2
+
+
+def test_session_goes_back_to_its_own_slot() -> None:
+    table, kv = SlotTable(3), FakeKV()
+    table.slots[1].session, table.slots[1].tokens = "editor-a", [7, 8]
+    table.slots[2].tokens = [1, 2, 3, 4]  # a better prefix match that belongs to nobody
+    placement = table.place(req([1, 2, 3, 4, 5], session="editor-a"), kv)
+    assert placement is not None and placement.slot.seq == 1
+
+
+def test_new_session_prefers_unclaimed_slot_over_another_editors() -> None:
+    table, kv = SlotTable(2), FakeKV()
+    table.slots[0].session, table.slots[0].tokens = "editor-a", [1, 2, 3, 4]
+    placement = table.place(req([1, 2, 3, 9], session="editor-b"), kv)
+    assert placement is not None and placement.slot.seq == 1
+
+
+def test_prefix_is_copied_from_a_busy_slot() -> None:
+    table, kv = SlotTable(2), FakeKV()
+    shared = list(range(100))
+    table.slots[0].tokens = shared
+    table.slots[0].request = req(shared)  # busy
+    placement = table.place(req([*shared[:80], 500]), kv)
+    assert placement is not None and placement.slot.seq == 1
+    assert placement.copied_from == 0 and placement.reused == 80
+    assert ("cp", 0, 1, 0, 80) in kv.ops
+
+
+def test_no_idle_slot() -> None:
+    table, kv = SlotTable(1), FakeKV()
+    table.place(req([1]), kv)
+    assert table.place(req([2]), kv) is None

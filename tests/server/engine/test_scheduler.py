@@ -1,0 +1,65 @@
+from __future__ import annotations
+
+import pytest
+
+from llamita.server.engine.request import Request, RequestStatus, SamplingParams
+from llamita.server.engine.scheduler import QUEUE_FULL, QueueFull, Scheduler
+from test_cache import FakeKV
+
+
+def req(n: int, session: str | None = None) -> Request:
+    return Request(
+        prompt=list(range(1000, 1000 + n)), params=SamplingParams(), emit=lambda e: None, session=session
+    )
+
+
+def test_decoding_tokens_first_then_shortest_prompt_first() -> None:
+    sched, kv = Scheduler(n_slots=3, n_batch=64), FakeKV()
+    long, short = req(200), req(10)
+    decoding = req(5)
+    for r in (decoding, long, short):
+        sched.add_request(r)
+    sched.admit(kv)
+    # Finish the first request's prompt so it decodes.
+    decoding.status, decoding.n_past, decoding.pending = RequestStatus.DECODING, 5, 42
+    out = sched.schedule()
+    assert [(c.request, len(c.tokens)) for c in out.chunks] == [(decoding, 1), (short, 10), (long, 53)]
+    assert out.n_tokens == 64
+    assert [c.logits for c in out.chunks] == [True, True, False]
+
+
+def test_after_decode_advances_prompt_and_records_kv() -> None:
+    sched, kv = Scheduler(n_slots=1, n_batch=8), FakeKV()
+    r = req(12)
+    sched.add_request(r)
+    sched.admit(kv)
+    out = sched.schedule()
+    sched.after_decode(out)
+    assert r.n_past == 8 and sched.slots.slots[0].tokens == r.prompt[:8]
+    out = sched.schedule()
+    assert out.chunks[0].pos == 8 and out.chunks[0].logits
+
+
+def test_waiting_beyond_slots_and_queue_limit() -> None:
+    sched, kv = Scheduler(n_slots=1, n_batch=8, max_queue=2), FakeKV()
+    a, b, c = req(3), req(3), req(3)
+    sched.add_request(a)
+    sched.add_request(b)
+    with pytest.raises(QueueFull, match="maximum pending requests exceeded"):
+        sched.add_request(c)
+    assert str(QueueFull()) == QUEUE_FULL
+    assert sched.admit(kv) == [a]
+    sched.finish(a, RequestStatus.FINISHED_STOPPED)
+    assert sched.admit(kv) == [b]
+
+
+def test_finish_releases_slot_but_keeps_its_tokens() -> None:
+    sched, kv = Scheduler(n_slots=1, n_batch=8), FakeKV()
+    r = req(4, session="s")
+    sched.add_request(r)
+    sched.admit(kv)
+    sched.after_decode(sched.schedule())
+    sched.finish(r, RequestStatus.FINISHED_ABORTED)
+    slot = sched.slots.slots[0]
+    assert not slot.busy and slot.tokens == r.prompt and slot.session == "s"
+    assert sched.of_session("s") == []
