@@ -270,7 +270,7 @@ def test_queue_full_gives_503s_and_no_crash(seeded_store, monkeypatch: pytest.Mo
     for running in _serve(seeded_store):
         httpx.post(running.url + "/api/generate", json={"model": MODEL, "prompt": ""}, timeout=60)
 
-        async def fire() -> list[int]:
+        async def fire(url: str) -> list[int]:
             async with httpx.AsyncClient(timeout=120, limits=httpx.Limits(max_connections=200)) as http:
                 body = {
                     "model": MODEL,
@@ -288,7 +288,7 @@ def test_queue_full_gives_503s_and_no_crash(seeded_store, monkeypatch: pytest.Mo
                         )
                 return [reply.status_code for reply in replies]
 
-        codes = asyncio.run(fire())
+        codes = asyncio.run(fire(running.url))
         assert set(codes) <= {200, 503} and codes.count(503) > 0 and codes.count(200) >= 12
         ok = httpx.post(
             running.url + "/api/generate",

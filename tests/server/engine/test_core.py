@@ -75,7 +75,7 @@ def test_prefix_reuse_reports_cached_tokens(engine: Engine) -> None:
 
 
 def test_num_predict_and_stop(engine: Engine) -> None:
-    text, done = run(collect(engine, "Count from 1 to 20 separated by commas.", temperature=0, num_predict=8))
+    _, done = run(collect(engine, "Count from 1 to 20 separated by commas.", temperature=0, num_predict=8))
     assert done.reason == FinishReason.LENGTH and done.eval_count == 8
     full, _ = run(collect(engine, "Count from 1 to 20 separated by commas.", temperature=0, num_predict=40))
     cut = next(i for i in range(3, len(full) - 3) if full.index(full[i : i + 3]) == i)
@@ -167,7 +167,7 @@ def test_fim_markers_tokenize_to_fim_ids(tmp_path: Path) -> None:
         assert min(pre, suf, mid) >= 0
         tokens = e.model.tokenize("<|fim_prefix|>def f(<|fim_suffix|>)<|fim_middle|>", add_bos=False)
         assert tokens[0] == pre and suf in tokens and tokens[-1] == mid
-        out, done = run(collect_raw(e, tokens))
+        _, done = run(collect_raw(e, tokens))
         assert done.eval_count > 0
     finally:
         e.close()
