@@ -6,6 +6,7 @@ import json
 import logging
 
 import pytest
+
 from llamita.server import options
 from llamita.server.options import (
     DEFAULTS,

@@ -279,7 +279,7 @@ def test_queue_full_gives_503s_and_no_crash(seeded_store, monkeypatch: pytest.Mo
                     "options": {"num_predict": 4},
                 }
                 replies = await asyncio.gather(
-                    *[http.post(running.url + "/api/generate", json=body) for _ in range(100)]
+                    *[http.post(url + "/api/generate", json=body) for _ in range(100)]
                 )
                 for reply in replies:
                     if reply.status_code == 503:
