@@ -1,0 +1,547 @@
+"""Tree-walking evaluator with Go ``text/template`` semantics (as configured by Ollama).
+
+Python values stand in for Go ones: ``None`` is a nil interface, a mapping is a ``map[string]any``
+(sorted keys when ranged or printed), ``list``/``tuple`` a slice, a dataclass a struct (printed
+``{a b}``), and a class with its own ``__str__`` a ``fmt.Stringer``. Truth and ``%v`` printing
+follow Go, including the quirk Ollama inherits from ``missingkey=zero`` on ``map[string]any``: a
+missing key is nil and prints ``<no value>``.
+
+Field lookups accept both Python and Go shapes because Ollama's templates address struct fields by
+their Go names (``.Role``, ``.ToolCalls``): on a mapping ``.ToolCalls`` tries the key
+``"ToolCalls"``, then ``"tool_calls"``, then ``"toolcalls"``; on an object it tries the attribute
+``ToolCalls`` then ``tool_calls``, and a missing attribute is an error, as a missing struct field
+is in Go.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import inspect
+import math
+import re
+from collections.abc import Mapping
+from decimal import Decimal
+from typing import TYPE_CHECKING, Any
+
+from .lexer import TemplateError, go_quote
+from .parse import (
+    ActionNode,
+    BoolNode,
+    BreakNode,
+    ChainNode,
+    CommandNode,
+    ContinueNode,
+    DotNode,
+    FieldNode,
+    IdentifierNode,
+    IfNode,
+    ListNode,
+    NilNode,
+    Node,
+    NumberNode,
+    PipeNode,
+    RangeNode,
+    StringNode,
+    TemplateNode,
+    TextNode,
+    VariableNode,
+    WithNode,
+)
+
+if TYPE_CHECKING:
+    from .funcs import GoFunc
+
+MAX_TEMPLATE_DEPTH = 100
+_NO_FINAL: Any = object()  # "no piped-in value", distinct from a piped-in nil
+_NO_FIELDS = (str, bytes, bytearray, bool, int, float, complex, list, tuple)  # Go kinds without fields
+_SNAKE_RE = re.compile(r"(?<=[a-z0-9])(?=[A-Z])|(?<=[A-Z])(?=[A-Z][a-z])")
+_INT64 = 1 << 63
+
+
+# --------------------------------------------------------------------------- Go values
+
+
+class FuncError(Exception):
+    """An error returned by a template function; execution reports ``error calling <name>: ...``."""
+
+
+_BUILTIN_SCALARS = (str, bool, int, float, complex, bytes, bytearray, list, tuple, dict)
+
+
+def is_stringer(v: Any) -> bool:
+    """True for objects whose class provides its own ``__str__`` (Go's ``fmt.Stringer``)."""
+    cls = type(v)
+    return cls not in _BUILTIN_SCALARS and cls.__str__ is not object.__str__
+
+
+def is_true(v: Any) -> bool:
+    """Go template truth: false, 0, nil and empty strings/slices/maps are false; structs are true."""
+    if v is None:
+        return False
+    if isinstance(v, (bool, int, float, complex)):
+        return v != 0
+    if hasattr(v, "__len__"):
+        return len(v) > 0
+    return True
+
+
+def go_type_name(v: Any) -> str:
+    """The Go type name ``%T`` and error messages would show for a Python stand-in value."""
+    names = {
+        str: "string",
+        bool: "bool",
+        int: "int",
+        float: "float64",
+        complex: "complex128",
+        bytes: "[]uint8",
+        bytearray: "[]uint8",
+        list: "[]interface {}",
+        tuple: "[]interface {}",
+        dict: "map[string]interface {}",
+    }
+    if v is None:
+        return "<nil>"
+    if callable(v) and not dataclasses.is_dataclass(v):
+        return "func"
+    return names.get(type(v), type(v).__name__)
+
+
+def _shortest_digits(f: float) -> tuple[str, int]:
+    """Shortest round-trip digits of ``|f|`` and the decimal point position (``0.DIGITS × 10**dp``)."""
+    if f == 0:
+        return "0", 1
+    _, digits, exp = Decimal(repr(abs(f))).normalize().as_tuple()
+    text = "".join(map(str, digits))
+    return text, len(text) + int(exp)
+
+
+def format_float(f: float, mode: str = "g") -> str:
+    """Go's ``strconv.FormatFloat(f, mode, -1, 64)`` for ``mode`` in e, f, g (``g`` is what %v uses)."""
+    if math.isnan(f):
+        return "NaN"
+    if math.isinf(f):
+        return "+Inf" if f > 0 else "-Inf"
+    sign = "-" if math.copysign(1.0, f) < 0 else ""
+    digits, dp = _shortest_digits(f)
+    if mode == "g":
+        mode = "e" if dp - 1 < -4 or dp - 1 >= 6 else "f"
+    if mode == "e":
+        mantissa = digits[0] + ("." + digits[1:] if len(digits) > 1 else "")
+        exp = dp - 1
+        return f"{sign}{mantissa}e{'-' if exp < 0 else '+'}{abs(exp):02d}"
+    if dp <= 0:
+        return f"{sign}0.{'0' * -dp}{digits}"
+    if dp >= len(digits):
+        return sign + digits + "0" * (dp - len(digits))
+    return f"{sign}{digits[:dp]}.{digits[dp:]}"
+
+
+def _sort_key(k: Any) -> tuple[int, Any]:
+    if isinstance(k, bool):
+        return 0, k
+    if isinstance(k, (int, float)):
+        return 1, k
+    if isinstance(k, str):
+        return 2, k
+    return 3, str(k)
+
+
+def sorted_items(m: Mapping[Any, Any]) -> list[tuple[Any, Any]]:
+    """Map entries in Go's ``fmtsort`` order, used by range, printing and JSON."""
+    return sorted(m.items(), key=lambda kv: _sort_key(kv[0]))
+
+
+def format_value(v: Any, top: bool = True) -> str:
+    """Render ``v`` like Go's ``fmt`` ``%v``; a nil at the top of an action prints ``<no value>``."""
+    if v is None:
+        return "<no value>" if top else "<nil>"
+    cls = type(v)
+    if cls is str:
+        return v
+    if cls is bool:
+        return "true" if v else "false"
+    if cls is int:
+        return str(v)
+    if cls is float:
+        return format_float(v)
+    if is_stringer(v) or isinstance(v, str):
+        return str(v)
+    if isinstance(v, bool):
+        return "true" if v else "false"
+    if isinstance(v, int):
+        return str(int(v))
+    if isinstance(v, float):
+        return format_float(float(v))
+    if isinstance(v, (bytes, bytearray)):
+        return "[" + " ".join(str(b) for b in v) + "]"
+    if isinstance(v, Mapping):
+        return (
+            "map["
+            + " ".join(f"{format_value(k, False)}:{format_value(x, False)}" for k, x in sorted_items(v))
+            + "]"
+        )
+    if isinstance(v, (list, tuple)):
+        return "[" + " ".join(format_value(x, False) for x in v) + "]"
+    if dataclasses.is_dataclass(v):
+        return "{" + " ".join(format_value(getattr(v, f.name), False) for f in dataclasses.fields(v)) + "}"
+    return str(v)
+
+
+class _Break(Exception):
+    pass
+
+
+class _Continue(Exception):
+    pass
+
+
+def snake_case(name: str) -> str:
+    """Go field name to Python/JSON style: ``ToolCallID`` -> ``tool_call_id``."""
+    return _SNAKE_RE.sub("_", name).lower()
+
+
+def lookup_key(m: Mapping[Any, Any], name: str) -> Any:
+    """Map lookup by Go field name with Python-style fallbacks; a missing key is nil."""
+    for key in (name, snake_case(name), name.lower()):
+        if key in m:
+            return m[key]
+    return None
+
+
+class _State:
+    """Execution state for one template invocation (a ``{{template}}`` call gets a fresh one)."""
+
+    __slots__ = ("depth", "funcs", "name", "node", "out", "src", "trees", "vars")
+
+    def __init__(
+        self,
+        trees: Mapping[str, ListNode],
+        funcs: Mapping[str, GoFunc],
+        src: str,
+        out: list[str],
+        name: str,
+        dot: Any,
+        depth: int,
+    ) -> None:
+        self.trees = trees
+        self.funcs = funcs
+        self.src = src
+        self.out = out
+        self.name = name
+        self.vars: list[list[Any]] = [["$", dot]]
+        self.node: Node | None = None
+        self.depth = depth
+
+    # errors -----------------------------------------------------------------
+    def error(self, msg: str) -> TemplateError:
+        node = self.node
+        if node is None:
+            return TemplateError(f"template: {self.name}: {msg}")
+        pos = min(node.pos, len(self.src))
+        line = self.src.count("\n", 0, pos) + 1
+        col = pos - (self.src.rfind("\n", 0, pos) + 1)
+        return TemplateError(f"template: :{line}:{col}: executing {go_quote(self.name)} at <{node}>: {msg}")
+
+    # variables --------------------------------------------------------------
+    def var_value(self, name: str) -> Any:
+        for entry in reversed(self.vars):
+            if entry[0] == name:
+                return entry[1]
+        raise self.error(f"undefined variable: {name}")
+
+    def set_var(self, name: str, value: Any) -> None:
+        for entry in reversed(self.vars):
+            if entry[0] == name:
+                entry[1] = value
+                return
+        raise self.error(f"undefined variable: {name}")
+
+    # statements -------------------------------------------------------------
+    def walk(self, dot: Any, node: Node) -> None:
+        if isinstance(node, TextNode):
+            self.out.append(node.text)
+        elif isinstance(node, ListNode):
+            for child in node.nodes:
+                self.walk(dot, child)
+        elif isinstance(node, ActionNode):
+            value = self.eval_pipeline(dot, node.pipe)
+            if not node.pipe.decl:
+                self.out.append(self.printable(node, value))
+        elif isinstance(node, (IfNode, WithNode)):
+            self.walk_if_or_with(dot, node)
+        elif isinstance(node, RangeNode):
+            self.walk_range(dot, node)
+        elif isinstance(node, TemplateNode):
+            self.walk_template(dot, node)
+        elif isinstance(node, BreakNode):
+            raise _Break
+        elif isinstance(node, ContinueNode):
+            raise _Continue
+        else:
+            self.node = node
+            raise self.error(f"unknown node: {node}")
+
+    def printable(self, node: Node, value: Any) -> str:
+        if inspect.isroutine(value):
+            self.node = node
+            raise self.error(f"can't print {node} of type {go_type_name(value)}")
+        return format_value(value, top=True)
+
+    def walk_if_or_with(self, dot: Any, node: IfNode | WithNode) -> None:
+        mark = len(self.vars)
+        try:
+            value = self.eval_pipeline(dot, node.pipe)
+            if is_true(value):
+                self.walk(value if isinstance(node, WithNode) else dot, node.list)
+            elif node.else_list is not None:
+                self.walk(dot, node.else_list)
+        finally:
+            del self.vars[mark:]
+
+    def _range_pairs(self, value: Any, ndecl: int) -> list[tuple[Any, Any]]:
+        if value is None:
+            return []
+        if isinstance(value, Mapping):
+            return sorted_items(value)
+        if isinstance(value, (list, tuple, bytes, bytearray)):
+            return list(enumerate(value))
+        if isinstance(value, int) and not isinstance(value, bool):
+            if ndecl > 1:
+                raise self.error(f"can't use {value} to iterate over more than one variable")
+            return [(i, i) for i in range(value)]
+        raise self.error(f"range can't iterate over {format_value(value, False)}")
+
+    def walk_range(self, dot: Any, node: RangeNode) -> None:
+        self.node = node
+        mark = len(self.vars)
+        try:
+            value = self.eval_pipeline(dot, node.pipe)
+            decl = node.pipe.decl
+            pairs = self._range_pairs(value, len(decl))
+            inner = len(self.vars)
+            for index, elem in pairs:
+                if node.pipe.is_assign:
+                    if len(decl) > 1:
+                        self.set_var(decl[0].ident[0], index)
+                        self.set_var(decl[1].ident[0], elem)
+                    elif decl:
+                        self.set_var(decl[0].ident[0], elem)
+                else:
+                    if decl:
+                        self.vars[-1][1] = elem
+                    if len(decl) > 1:
+                        self.vars[-2][1] = index
+                try:
+                    self.walk(elem, node.list)
+                except _Continue:
+                    pass
+                finally:
+                    del self.vars[inner:]
+            if not pairs and node.else_list is not None:
+                self.walk(dot, node.else_list)
+        except _Break:
+            pass
+        finally:
+            del self.vars[mark:]
+
+    def walk_template(self, dot: Any, node: TemplateNode) -> None:
+        self.node = node
+        tree = self.trees.get(node.name)
+        if tree is None:
+            raise self.error(f"template {go_quote(node.name)} not defined")
+        if self.depth >= MAX_TEMPLATE_DEPTH:
+            raise self.error(f"exceeded maximum template depth ({MAX_TEMPLATE_DEPTH})")
+        new_dot = self.eval_pipeline(dot, node.pipe)
+        sub = _State(self.trees, self.funcs, self.src, self.out, node.name, new_dot, self.depth + 1)
+        sub.walk(new_dot, tree)
+
+    # expressions ------------------------------------------------------------
+    def eval_pipeline(self, dot: Any, pipe: PipeNode | None) -> Any:
+        if pipe is None:
+            return None
+        self.node = pipe
+        value = _NO_FINAL
+        for cmd in pipe.cmds:
+            value = self.eval_command(dot, cmd, value)
+        for var in pipe.decl:
+            if pipe.is_assign:
+                self.set_var(var.ident[0], value)
+            else:
+                self.vars.append([var.ident[0], value])
+        return value
+
+    def not_a_function(self, args: list[Node] | None, final: Any) -> None:
+        if (args is not None and len(args) > 1) or final is not _NO_FINAL:
+            raise self.error(f"can't give argument to non-function {args[0] if args else ''}")
+
+    def eval_command(self, dot: Any, cmd: CommandNode, final: Any) -> Any:
+        first = cmd.args[0]
+        if isinstance(first, FieldNode):
+            self.node = first
+            return self.eval_field_chain(dot, dot, first.ident, cmd.args, final)
+        if isinstance(first, VariableNode):
+            return self.eval_variable(dot, first, cmd.args, final)
+        if isinstance(first, IdentifierNode):
+            return self.eval_function(dot, first, cmd, cmd.args, final)
+        if isinstance(first, ChainNode):
+            return self.eval_chain(dot, first, cmd.args, final)
+        if isinstance(first, PipeNode):
+            self.not_a_function(cmd.args, final)
+            return self.eval_pipeline(dot, first)
+        self.node = first
+        self.not_a_function(cmd.args, final)
+        if isinstance(first, NilNode):
+            raise self.error("nil is not a command")
+        return self.eval_literal(dot, first)
+
+    def eval_literal(self, dot: Any, node: Node) -> Any:
+        if isinstance(node, DotNode):
+            return dot
+        if isinstance(node, (BoolNode, StringNode)):
+            return node.value if isinstance(node, BoolNode) else node.text
+        if isinstance(node, NumberNode):
+            if isinstance(node.value, int) and not -_INT64 <= node.value < _INT64:
+                raise self.error(f"{node.text} overflows int")
+            return node.value
+        if isinstance(node, NilNode):
+            return None
+        raise self.error(f"can't evaluate command {node}")
+
+    def eval_arg(self, dot: Any, node: Node) -> Any:
+        self.node = node
+        if isinstance(node, FieldNode):
+            return self.eval_field_chain(dot, dot, node.ident, [node], _NO_FINAL)
+        if isinstance(node, VariableNode):
+            return self.eval_variable(dot, node, None, _NO_FINAL)
+        if isinstance(node, PipeNode):
+            return self.eval_pipeline(dot, node)
+        if isinstance(node, IdentifierNode):
+            return self.eval_function(dot, node, node, None, _NO_FINAL)
+        if isinstance(node, ChainNode):
+            return self.eval_chain(dot, node, None, _NO_FINAL)
+        return self.eval_literal(dot, node)
+
+    def eval_variable(self, dot: Any, node: VariableNode, args: list[Node] | None, final: Any) -> Any:
+        self.node = node
+        value = self.var_value(node.ident[0])
+        if len(node.ident) == 1:
+            self.not_a_function(args, final)
+            return value
+        return self.eval_field_chain(dot, value, node.ident[1:], args, final)
+
+    def eval_chain(self, dot: Any, node: ChainNode, args: list[Node] | None, final: Any) -> Any:
+        self.node = node
+        if isinstance(node.node, NilNode):
+            raise self.error(f"indirection through explicit nil in {node}")
+        receiver = self.eval_arg(dot, node.node)
+        self.node = node
+        return self.eval_field_chain(dot, receiver, node.field, args, final)
+
+    def eval_field_chain(
+        self, dot: Any, receiver: Any, ident: list[str], args: list[Node] | None, final: Any
+    ) -> Any:
+        for name in ident[:-1]:
+            receiver = self.eval_field(dot, name, None, _NO_FINAL, receiver)
+        return self.eval_field(dot, ident[-1], args, final, receiver)
+
+    def eval_field(self, dot: Any, name: str, args: list[Node] | None, final: Any, receiver: Any) -> Any:
+        has_args = (args is not None and len(args) > 1) or final is not _NO_FINAL
+        if receiver is None:
+            raise self.error(f"nil pointer evaluating interface {{}}.{name}")
+        if isinstance(receiver, Mapping):
+            if has_args:
+                raise self.error(f"{name} is not a method but has arguments")
+            return lookup_key(receiver, name)
+        if not isinstance(receiver, _NO_FIELDS):
+            for attr in (name, snake_case(name)):
+                if attr.startswith("_"):
+                    continue
+                try:
+                    value = getattr(receiver, attr)
+                except AttributeError:
+                    continue
+                if inspect.ismethod(value):
+                    return self.call(dot, value, name, args, final, None)
+                if has_args:
+                    raise self.error(f"{name} has arguments but cannot be invoked as function")
+                return value
+        raise self.error(f"can't evaluate field {name} in type {go_type_name(receiver)}")
+
+    def eval_function(
+        self, dot: Any, node: IdentifierNode, cmd: Node, args: list[Node] | None, final: Any
+    ) -> Any:
+        self.node = node
+        gofunc = self.funcs.get(node.name)
+        if gofunc is None:
+            raise self.error(f"{go_quote(node.name)} is not a defined function")
+        return self.call(dot, gofunc.fn, node.name, args, final, gofunc, cmd)
+
+    def call(
+        self,
+        dot: Any,
+        fn: Any,
+        name: str,
+        args: list[Node] | None,
+        final: Any,
+        spec: GoFunc | None,
+        cmd: Node | None = None,
+    ) -> Any:
+        """Call a function or method; arity errors point at its name, failures at the command."""
+        node = cmd if cmd is not None else self.node
+        arg_nodes = args[1:] if args else []
+        nargs = len(arg_nodes) + (final is not _NO_FINAL)
+        if spec is not None:
+            if spec.max_args is None and nargs < spec.min_args:
+                raise self.error(
+                    f"wrong number of args for {name}: want at least {spec.min_args} got {nargs}"
+                )
+            if spec.max_args is not None and not spec.min_args <= nargs <= spec.max_args:
+                raise self.error(f"wrong number of args for {name}: want {spec.max_args} got {nargs}")
+            if spec.short_circuit:
+                return self._and_or(dot, name == "or", arg_nodes, final)
+        values = [self.eval_arg(dot, a) for a in arg_nodes]
+        if final is not _NO_FINAL:
+            values.append(final)
+        if spec is None:
+            try:
+                inspect.signature(fn).bind(*values)
+            except TypeError as exc:
+                self.node = node
+                raise self.error(f"wrong number of args for {name}: {exc}") from None
+            except ValueError:
+                pass  # no introspectable signature; let the call decide
+        try:
+            return fn(*values)
+        except TemplateError:
+            raise
+        except Exception as exc:
+            self.node = node
+            detail = str(exc) if isinstance(exc, FuncError) else f"{type(exc).__name__}: {exc}"
+            raise self.error(f"error calling {name}: {detail}") from exc
+
+    def _and_or(self, dot: Any, want: bool, arg_nodes: list[Node], final: Any) -> Any:
+        """Go 1.18+ short-circuits: return the first deciding argument, else the last one."""
+        value = None
+        for node in arg_nodes:
+            value = self.eval_arg(dot, node)
+            if is_true(value) == want:
+                return value
+        return final if final is not _NO_FINAL else value
+
+
+def execute(
+    trees: Mapping[str, ListNode], name: str, data: Any, src: str, funcs: Mapping[str, GoFunc]
+) -> str:
+    """Run the tree called ``name`` with ``data`` as dot and ``$``; return the rendered text."""
+    tree = trees.get(name)
+    if tree is None:
+        raise TemplateError(f'template: no template {go_quote(name)} associated with template ""')
+    out: list[str] = []
+    state = _State(trees, funcs, src, out, name, data, 0)
+    try:
+        state.walk(data, tree)
+    except RecursionError:
+        raise TemplateError(f"template: {name}: exceeded maximum template depth") from None
+    except (_Break, _Continue):  # unreachable: the parser only allows these inside range
+        raise TemplateError("template: break or continue outside range") from None
+    return "".join(out)
