@@ -14,7 +14,7 @@ from starlette.routing import Route
 from .. import config
 from ..runners import Runners
 from ..store import Store
-from . import errors, inference, native
+from . import errors, inference, native, openai
 from .middleware import OriginGuard
 
 log = logging.getLogger("llamita")
@@ -36,6 +36,7 @@ def routes() -> list[Route]:
         Route("/api/embed", inference.embed, methods=["POST"]),
         Route("/api/embeddings", inference.embeddings, methods=["POST"]),
         Route("/api/ps", inference.ps, methods=["GET"]),
+        *openai.ROUTES,
     ]
 
 
