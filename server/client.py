@@ -122,3 +122,25 @@ class Client:
 
     def create(self, request: dict[str, Any]) -> Iterator[dict[str, Any]]:
         return self._stream("POST", "/api/create", {**request, "stream": True})
+
+    def show_session(self, model: str, system: str, options: dict[str, Any]) -> dict[str, Any]:
+        """``/show`` in the REPL: the server folds the session's system prompt into its answer."""
+        body: dict[str, Any] = {"model": model}
+        if system:
+            body["system"] = system
+        if options:
+            body["options"] = options
+        return self._request("POST", "/api/show", json=body).json()
+
+    def generate(self, body: dict[str, Any]) -> Iterator[dict[str, Any]]:
+        """Stream ``/api/generate`` chunks (the body's own ``stream`` is left to the server)."""
+        return self._stream("POST", "/api/generate", body)
+
+    def chat(self, body: dict[str, Any]) -> Iterator[dict[str, Any]]:
+        return self._stream("POST", "/api/chat", body)
+
+    def embed(self, body: dict[str, Any]) -> dict[str, Any]:
+        return self._request("POST", "/api/embed", json=body).json()
+
+    def ps(self) -> list[dict[str, Any]]:
+        return self._request("GET", "/api/ps").json()["models"]

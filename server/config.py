@@ -221,6 +221,11 @@ def context_length() -> int:
     return env_uint("OLLAMA_CONTEXT_LENGTH", 0)
 
 
+def step_target() -> float:
+    """Seconds one engine step may spend on prompt tokens (``LLAMITA_STEP_MS``, default 300)."""
+    return env_uint("LLAMITA_STEP_MS", 300) / 1000 or 0.3
+
+
 def no_prune() -> bool:
     return env_bool("OLLAMA_NOPRUNE")
 
@@ -250,4 +255,5 @@ def describe() -> list[tuple[str, str]]:
         ("OLLAMA_CONTEXT_LENGTH", "default context length"),
         ("OLLAMA_NOPRUNE", "do not prune unused blobs at startup"),
         ("OLLAMA_DEBUG", "log level: 1 debug, -1 warn, -2 error"),
+        ("LLAMITA_STEP_MS", "engine step budget for prompt evaluation in ms (default 300)"),
     ]

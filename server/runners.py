@@ -172,13 +172,15 @@ class Runners:
             n_ctx=num_ctx * parallel,
             n_ctx_seq=num_ctx,
             n_batch=num_batch,
-            n_seq_max=parallel,
+            n_seq_max=min(parallel * 2, 256),  # spare sequences keep superseded editors' KV
             n_threads=num_thread,
             flash_attn=_flash_attention(),
         )
         assert model.model_path is not None
         started = time.monotonic()
-        engine = await asyncio.to_thread(self.factory, model.model_path, load, context, config.max_queue())
+        engine = await asyncio.to_thread(
+            self.factory, model.model_path, load, context, config.max_queue(), config.step_target()
+        )
         log.info(
             "loaded %s in %.2fs (ctx %d x %d, %d GPU layers)",
             model.short_name,

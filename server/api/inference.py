@@ -517,11 +517,32 @@ async def _wait_disconnect(request: Request) -> None:
             return
 
 
+async def _until_disconnect(request: Request, awaitable: Any) -> tuple[bool, Any]:
+    """Await ``awaitable`` unless the client goes away first: (finished, result)."""
+    task = asyncio.ensure_future(awaitable)
+    watcher = asyncio.ensure_future(_wait_disconnect(request))
+    try:
+        done, _ = await asyncio.wait({task, watcher}, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        watcher.cancel()
+    if task in done:
+        return True, task
+    task.cancel()
+    with contextlib.suppress(asyncio.CancelledError, APIError, StopAsyncIteration):
+        await task
+    return False, None
+
+
 async def _stream_or_collect(
     request: Request, body: dict[str, Any], events: AsyncIterator[dict[str, Any]], merge: str
 ) -> Response:
+    # Waiting for the first object can take a whole prefill: a client that leaves meanwhile
+    # (an editor that typed on) must cancel the request, queued or running.
+    finished, first_task = await _until_disconnect(request, events.__anext__())
+    if not finished:
+        return error_response("request canceled", 499)
     try:
-        first = await events.__anext__()
+        first = first_task.result()
     except StopAsyncIteration:
         return error_response("request canceled", 499)
     except APIError as e:
@@ -547,15 +568,9 @@ async def _stream_or_collect(
                 chunks.append(chunk)
         return _merge(chunks, merge)
 
-    task = asyncio.ensure_future(collect())
-    watcher = asyncio.ensure_future(_wait_disconnect(request))
-    done, _ = await asyncio.wait({task, watcher}, return_when=asyncio.FIRST_COMPLETED)
-    if task not in done:
-        task.cancel()
-        with contextlib.suppress(asyncio.CancelledError, APIError):
-            await task
+    finished, task = await _until_disconnect(request, collect())
+    if not finished:
         return error_response("request canceled", 499)
-    watcher.cancel()
     try:
         return JSONResponse(task.result())
     except APIError as e:

@@ -8,7 +8,7 @@ from collections.abc import Callable, Sequence
 
 from .. import __version__, config
 from ..client import Client, ResponseError, ServerUnreachable
-from . import commands
+from . import commands, ps, run
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -50,6 +50,9 @@ def _parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("rm", help="remove a model")
     p.add_argument("models", nargs="+")
+
+    run.add_parser(sub)
+    ps.add_parsers(sub)
     return parser
 
 
@@ -70,6 +73,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         "ls": commands.list_models,
         "cp": commands.copy,
         "rm": commands.remove,
+        "run": run.run,
+        "ps": ps.ps,
+        "stop": ps.stop,
     }
     handler = handlers.get(args.command or "")
     if handler is None:

@@ -59,6 +59,8 @@ class Engine:
         load: LoadOptions,
         context: ContextOptions,
         max_queue: int = 512,
+        step_target: float = 0.3,
+        decode_share: float = 0.25,
     ) -> None:
         self.model = Model(model_path, load)
         try:
@@ -70,6 +72,9 @@ class Engine:
         self.n_ctx_seq = context.n_ctx_seq
         self.scheduler = Scheduler(context.n_seq_max, context.n_batch, max_queue)
         self.stats = EngineStats()
+        self.step_target = step_target
+        self.decode_share = decode_share
+        self._sec_per_token: float | None = None  # prompt-evaluation cost, moving average
         self._cv = threading.Condition()
         self._inbox: deque[tuple[str, object]] = deque()
         self._samplers: dict[int, Sampler] = {}
@@ -190,11 +195,14 @@ class Engine:
     def step(self) -> None:
         for request in self.scheduler.admit(self.ctx):
             self._start(request)
-        output = self.scheduler.schedule()
+        output = self.scheduler.schedule(self._prefill_budget())
         if not output.chunks:
             return
+        self._make_room(output.n_tokens)
         logits_at = self._fill_batch(output)
+        started = time.monotonic()
         rc = self.ctx.decode()
+        self._learn_cost(output.n_tokens, time.monotonic() - started)
         self.stats.steps += 1
         if rc != 0:
             self._decode_failed(output, rc)
@@ -204,6 +212,42 @@ class Engine:
         for request, index in logits_at:
             if not request.status.is_finished:
                 self._sample(request, index, now)
+
+    def _make_room(self, n_tokens: int) -> None:
+        """Keep the unified KV within its cells: drop idle sequences' KV, least recent first.
+
+        There are more sequences than parallel requests, so an editor's new request does not
+        have to evict another editor's KV while its own previous request is still winding
+        down; the cell budget (``num_ctx`` x parallel) is what bounds memory.
+        """
+        slots = self.scheduler.slots.slots
+        used = sum(len(s.tokens) for s in slots)
+        for slot in sorted((s for s in slots if not s.busy and s.tokens), key=lambda s: s.last_used):
+            if used + n_tokens <= self.ctx.n_ctx:
+                break
+            self.ctx.seq_rm(slot.seq, 0, -1)
+            used -= len(slot.tokens)
+            slot.tokens.clear()
+            slot.session = None
+
+    def _prefill_budget(self) -> int | None:
+        """Prompt tokens that fit in one step of ``step_target`` seconds (all of n_batch on a GPU).
+
+        While some request is generating, steps are kept to ``decode_share`` of the target:
+        each step yields only one token per generating request, so a long prefill step
+        would stretch every completion in flight.
+        """
+        if self._sec_per_token is None:
+            return 64  # measure on a modest first chunk
+        decoding = any(r.status == RequestStatus.DECODING for r in self.scheduler.running)
+        target = self.step_target * self.decode_share if decoding else self.step_target
+        return max(8, int(target / self._sec_per_token))
+
+    def _learn_cost(self, n_tokens: int, seconds: float) -> None:
+        if n_tokens < 16:
+            return  # decode-only steps are dominated by fixed costs
+        cost = seconds / n_tokens
+        self._sec_per_token = cost if self._sec_per_token is None else 0.7 * self._sec_per_token + 0.3 * cost
 
     def _start(self, request: Request) -> None:
         request.t_admitted = time.monotonic()
@@ -246,7 +290,7 @@ class Engine:
             request.t_first_token = now
         request.generated.append(token)
         self.stats.tokens_generated += 1
-        if self.model.is_eog(token):
+        if self.model.is_eog(token) and not request.params.ignore_eos:
             self._finish(request, RequestStatus.FINISHED_STOPPED)
             return
         stream = self._streams[request.id]
@@ -276,9 +320,12 @@ class Engine:
         sampler = self._samplers.pop(request.id, None)
         if sampler is not None:
             sampler.close()
+        slot = self.scheduler.slots.slot_of(request)
         self.scheduler.finish(request, status)
         if status == RequestStatus.FINISHED_ABORTED:
             self.stats.aborted += 1
+            if slot is not None and slot.tokens:
+                self.scheduler.adopt(slot, self.ctx)
         now = time.monotonic()
         first = request.t_first_token or now
         admitted = request.t_admitted or now

@@ -54,6 +54,7 @@ class SamplingParams:
     num_predict: int = -1
     stop: list[str] = field(default_factory=list)
     grammar: str | None = None
+    ignore_eos: bool = False  # benchmarks only: generate exactly num_predict tokens
 
 
 @dataclass

@@ -2,8 +2,10 @@
 
 Contract of ``schedule()``: every decoding request contributes exactly one token (its last
 sampled one), so generation never stalls behind a prompt; the rest of the batch (up to
-``n_batch`` tokens) is filled with pending prompt tokens, shortest remaining prompt first,
-so a one-keystroke FIM update is not stuck behind a long review prompt.  A request asks for
+``n_batch`` tokens, and at most the step's prefill budget) is filled with pending prompt
+tokens, shortest remaining prompt first, so a one-keystroke FIM update is not stuck behind
+a long review prompt: on a CPU a 512-token chunk is seconds of work, so the engine sizes
+the budget to a target step time and long prompts are prefilled over several steps.  A request asks for
 logits only on its last prompt token and on each generated token.
 
 Admission: waiting requests are bound to free sequences (see :mod:`cache`) in arrival
@@ -15,7 +17,7 @@ from __future__ import annotations
 from collections import deque
 from dataclasses import dataclass, field
 
-from .cache import KVOps, SlotTable
+from .cache import KVOps, Slot, SlotTable, common_prefix
 from .request import Request, RequestStatus
 
 QUEUE_FULL = "server busy, please try again.  maximum pending requests exceeded"
@@ -79,7 +81,8 @@ class Scheduler:
             admitted.append(request)
         return admitted
 
-    def schedule(self) -> SchedulerOutput:
+    def schedule(self, prefill_budget: int | None = None) -> SchedulerOutput:
+        """``prefill_budget`` caps prompt tokens this step (the engine sizes it to a step time)."""
         out = SchedulerOutput()
         budget = self.n_batch
         for request in self.running:
@@ -88,6 +91,8 @@ class Scheduler:
                 assert slot is not None
                 out.chunks.append(Chunk(request, slot.seq, [request.pending], len(slot.tokens), True))
                 budget -= 1
+        if prefill_budget is not None:
+            budget = min(budget, max(prefill_budget, 1))
         prefilling = sorted(
             (r for r in self.running if r.status == RequestStatus.PREFILLING),
             key=lambda r: (r.remaining_prompt, r.arrival),
@@ -128,6 +133,27 @@ class Scheduler:
                 self.slots.release(slot)
         elif request in self.waiting:
             self.waiting.remove(request)
+
+    def adopt(self, donor: Slot, kv: KVOps) -> None:
+        """Let prefilling requests take over KV an aborted request left behind.
+
+        An editor's superseded request and its successor often run side by side for a step;
+        whatever the old one evaluated beyond the new one's progress is copied into the new
+        one's sequence (``seq_cp`` shares cells) instead of being evaluated twice.
+        """
+        for request in self.running:
+            if request.status != RequestStatus.PREFILLING:
+                continue
+            slot = self.slots.slot_of(request)
+            if slot is None or slot is donor:
+                continue
+            shared = min(common_prefix(donor.tokens, request.prompt), len(request.prompt) - 1)
+            if shared <= request.n_past:
+                continue
+            kv.seq_cp(donor.seq, slot.seq, request.n_past, shared)
+            slot.tokens.extend(request.prompt[request.n_past : shared])
+            request.n_cached += shared - request.n_past
+            request.n_past = shared
 
     def of_session(self, session: str) -> list[Request]:
         return [r for r in [*self.running, *self.waiting] if r.session == session]

@@ -63,3 +63,33 @@ def test_finish_releases_slot_but_keeps_its_tokens() -> None:
     slot = sched.slots.slots[0]
     assert not slot.busy and slot.tokens == r.prompt and slot.session == "s"
     assert sched.of_session("s") == []
+
+
+def test_prefill_budget_caps_prompt_tokens_but_not_decoding() -> None:
+    sched, kv = Scheduler(n_slots=3, n_batch=512), FakeKV()
+    decoding, cold = req(5), req(400)
+    sched.add_request(decoding)
+    sched.add_request(cold)
+    sched.admit(kv)
+    decoding.status, decoding.n_past, decoding.pending = RequestStatus.DECODING, 5, 7
+    out = sched.schedule(prefill_budget=32)
+    assert [(c.request, len(c.tokens)) for c in out.chunks] == [(decoding, 1), (cold, 32)]
+
+
+def test_adopt_takes_over_an_aborted_requests_progress() -> None:
+    sched, kv = Scheduler(n_slots=2, n_batch=64), FakeKV()
+    old, new = req(40), req(40)
+    new.prompt = [*old.prompt[:39], 7]  # the editor typed one more character
+    sched.add_request(old)
+    sched.admit(kv)
+    sched.after_decode(sched.schedule())  # old evaluated its whole prompt
+    sched.add_request(new)
+    sched.admit(kv)  # placed on the free sequence (old still runs), copying what it can
+    donor = sched.slots.slot_of(old)
+    assert donor is not None
+    new.n_past = new.n_cached = 0
+    sched.slots.slot_of(new).tokens.clear()
+    sched.finish(old, RequestStatus.FINISHED_ABORTED)
+    sched.adopt(donor, kv)
+    assert new.n_past == 39 and new.n_cached == 39
+    assert ("cp", donor.seq, sched.slots.slot_of(new).seq, 0, 39) in kv.ops
