@@ -28,15 +28,23 @@ from llamita.server.engine.llama import ContextOptions, LoadOptions
 from llamita.server.engine.request import Done, SamplingParams, Token
 
 PROMPT = "<|im_start|>user\nWrite a long story about a lighthouse keeper.<|im_end|>\n<|im_start|>assistant\n"
-FIM_BODY = "".join(f"def function_{i}(a, b):\n    total = a + b * {i}\n    return total\n\n" for i in range(40))
+FIM_BODY = "".join(
+    f"def function_{i}(a, b):\n    total = a + b * {i}\n    return total\n\n" for i in range(40)
+)
 
 
 def bare_decode(gguf: Path, n: int, threads: int) -> float:
     """Bare llama-cpp-python: one sequence, greedy, EOS ignored; decode tokens/s."""
     import llama_cpp
 
-    llm = llama_cpp.Llama(model_path=str(gguf), n_ctx=2048, n_threads=threads, n_threads_batch=threads,
-                          n_batch=512, verbose=False)
+    llm = llama_cpp.Llama(
+        model_path=str(gguf),
+        n_ctx=2048,
+        n_threads=threads,
+        n_threads_batch=threads,
+        n_batch=512,
+        verbose=False,
+    )
     tokens = llm.tokenize(PROMPT.encode(), add_bos=False, special=True)
     llm.eval(tokens)
     start = time.perf_counter()
@@ -62,8 +70,11 @@ async def stream(engine: Engine, prompt: list[int], n: int, session: str | None 
 
 
 async def engine_figures(gguf: Path, n: int, threads: int) -> dict[str, float]:
-    engine = Engine(gguf, LoadOptions(), ContextOptions(n_ctx=8 * 1024, n_ctx_seq=1024, n_batch=512, n_seq_max=8,
-                                                         n_threads=threads))
+    engine = Engine(
+        gguf,
+        LoadOptions(),
+        ContextOptions(n_ctx=8 * 1024, n_ctx_seq=1024, n_batch=512, n_seq_max=8, n_threads=threads),
+    )
     try:
         prompt = engine.model.tokenize(PROMPT)
         await stream(engine, prompt, 8)  # warm-up
@@ -71,8 +82,9 @@ async def engine_figures(gguf: Path, n: int, threads: int) -> dict[str, float]:
         single = done.eval_count / (done.eval_duration / 1e9)
 
         start = time.perf_counter()
-        dones = await asyncio.gather(*[stream(engine, engine.model.tokenize(PROMPT + f" Part {i}."), n)
-                                       for i in range(8)])
+        dones = await asyncio.gather(
+            *[stream(engine, engine.model.tokenize(PROMPT + f" Part {i}."), n) for i in range(8)]
+        )
         wall = time.perf_counter() - start
         aggregate = sum(d.eval_count for d, _ in dones) / wall
         one_wall_start = time.perf_counter()
@@ -110,8 +122,12 @@ def fim_load(gguf: Path, duration: float) -> str:
     with tempfile.TemporaryDirectory() as tmp:
         port = 11500 + os.getpid() % 400
         env = {**os.environ, "OLLAMA_MODELS": str(Path(tmp) / "models"), "OLLAMA_HOST": f"127.0.0.1:{port}"}
-        server = subprocess.Popen([sys.executable, "-m", "llamita.server.cli", "serve"], env=env,
-                                  stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        server = subprocess.Popen(
+            [sys.executable, "-m", "llamita.server.cli", "serve"],
+            env=env,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
         try:
             import httpx
 
@@ -121,9 +137,26 @@ def fim_load(gguf: Path, duration: float) -> str:
                     break
                 except httpx.TransportError:
                     time.sleep(0.1)
-            cmd = [sys.executable, str(harness), "--url", f"http://127.0.0.1:{port}", "--model", "smollm2:135m",
-                   "--mode", "typing", "--editors", "4", "--cps", "6", "--layout", "stable",
-                   "--duration", str(duration), "--slo-ms", "2000"]
+            cmd = [
+                sys.executable,
+                str(harness),
+                "--url",
+                f"http://127.0.0.1:{port}",
+                "--model",
+                "smollm2:135m",
+                "--mode",
+                "typing",
+                "--editors",
+                "4",
+                "--cps",
+                "6",
+                "--layout",
+                "stable",
+                "--duration",
+                str(duration),
+                "--slo-ms",
+                "2000",
+            ]
             out = subprocess.run(cmd, capture_output=True, text=True, timeout=duration + 120)
             return out.stdout + out.stderr
         finally:
@@ -132,7 +165,9 @@ def fim_load(gguf: Path, duration: float) -> str:
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--gguf", type=Path, default=find_default_gguf())
     parser.add_argument("--tokens", type=int, default=128)
     parser.add_argument("--threads", type=int, default=os.cpu_count() or 1)
@@ -145,14 +180,20 @@ def main() -> int:
     print(f"model {args.gguf.name}, {args.threads} threads, {args.tokens} tokens per stream")
     bare = bare_decode(args.gguf, args.tokens, args.threads)
     ours = asyncio.run(engine_figures(args.gguf, args.tokens, args.threads))
-    print(f"(a) single-stream decode: llamita {ours['single_tps']:.1f} t/s, bare llama-cpp-python {bare:.1f} t/s"
-          f"  ratio {ours['single_tps'] / bare:.2f}  (target >= 0.95)")
-    print(f"(b) 8 concurrent streams: aggregate {ours['aggregate8_tps']:.1f} t/s, 1 stream "
-          f"{ours['one_stream_tps']:.1f} t/s  ratio {ours['aggregate8_tps'] / ours['one_stream_tps']:.2f}"
-          "  (target >= 0.9)")
-    print(f"(c) FIM TTFT after a one-character edit: warm {ours['ttft_warm'] * 1000:.0f} ms, cold "
-          f"{ours['ttft_cold'] * 1000:.0f} ms ({ours['fim_prompt_tokens']:.0f}-token prompt)  ratio "
-          f"{ours['ttft_warm'] / ours['ttft_cold']:.2f}  (target <= 0.25)")
+    print(
+        f"(a) single-stream decode: llamita {ours['single_tps']:.1f} t/s, "
+        f"bare llama-cpp-python {bare:.1f} t/s  ratio {ours['single_tps'] / bare:.2f}  (target >= 0.95)"
+    )
+    print(
+        f"(b) 8 concurrent streams: aggregate {ours['aggregate8_tps']:.1f} t/s, 1 stream "
+        f"{ours['one_stream_tps']:.1f} t/s  ratio {ours['aggregate8_tps'] / ours['one_stream_tps']:.2f}"
+        "  (target >= 0.9)"
+    )
+    print(
+        f"(c) FIM TTFT after a one-character edit: warm {ours['ttft_warm'] * 1000:.0f} ms, cold "
+        f"{ours['ttft_cold'] * 1000:.0f} ms ({ours['fim_prompt_tokens']:.0f}-token prompt)  ratio "
+        f"{ours['ttft_warm'] / ours['ttft_cold']:.2f}  (target <= 0.25)"
+    )
     if not args.skip_load:
         print("(d) fim_load.py --mode typing --editors 4 --cps 6 --layout stable against llamita serve:")
         print(fim_load(args.gguf, args.duration))
