@@ -166,8 +166,8 @@ class Runners:
         gpu_layers: int,
         keep_alive: float | None,
     ) -> Runner:
-        await self._make_room()
         parallel = config.num_parallel()
+        await self._make_room(_sizes(model, num_ctx * parallel, 0)[0])
         context = ContextOptions(
             n_ctx=num_ctx * parallel,
             n_ctx_seq=num_ctx,
@@ -196,16 +196,33 @@ class Runners:
         self.loaded[runner.key] = runner
         return runner
 
-    async def _make_room(self) -> None:
+    async def _make_room(self, needed: int) -> None:
+        """Evict idle runners (shortest keep-alive first) for the count limit and for memory.
+
+        Over the count limit with nothing idle, wait for a runner to go idle (Ollama does the
+        same).  Short of memory with nothing idle, load anyway and let llama.cpp decide: a
+        busy model is never unloaded under its users.
+        """
         limit = config.max_loaded_models() or 3
-        while len(self.loaded) >= limit:
+        while self.loaded:
+            over_count = len(self.loaded) >= limit
+            available = available_memory()
+            short = available is not None and needed * 1.1 > available
+            if not over_count and not short:
+                return
             idle = [r for r in self.loaded.values() if r.refcount == 0]
             if idle:
-                victim = min(idle, key=lambda r: (r.duration, r.key))
-                await self._unload(victim)
-            else:
+                await self._unload(min(idle, key=lambda r: (r.duration, r.key)))
+            elif over_count:
                 async with self._idle:
                     await self._idle.wait()
+            else:
+                log.warning(
+                    "%d MB free for a model needing %d MB; loading anyway",
+                    (available or 0) >> 20,
+                    needed >> 20,
+                )
+                return
 
     async def _wait_idle_and_unload(self, runner: Runner) -> None:
         while runner.refcount > 0:
@@ -236,6 +253,18 @@ class Runners:
     async def _notify_idle(self) -> None:
         async with self._idle:
             self._idle.notify_all()
+
+
+def available_memory() -> int | None:
+    """Bytes of RAM the kernel says a new allocation can get (Linux), else None."""
+    try:
+        with open("/proc/meminfo") as f:
+            for line in f:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) * 1024
+    except OSError:
+        return None
+    return None
 
 
 def _duration(keep_alive: float) -> float:
