@@ -28,7 +28,6 @@ class FakeEngine:
 def models(store: Store, tmp_path):
     """Three models over three different GGUFs (runners are keyed by the model file, as in Ollama)."""
     from ggufgen import write_tiny_gguf
-
     from llamita.server.create import import_gguf
 
     for seed, name in enumerate(("a", "b", "c")):
