@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from typing import ClassVar
 
 import pytest
 
@@ -13,7 +14,7 @@ from llamita.server.store import Store
 
 
 class FakeEngine:
-    made: list[FakeEngine] = []
+    made: ClassVar[list[FakeEngine]] = []
 
     def __init__(self, path, load, context, max_queue, step_target) -> None:
         self.path, self.load, self.context = path, load, context
