@@ -1,0 +1,151 @@
+"""``llamita pr``: a pull-request description for the current branch, from a local model.
+
+The model's answer streams to stderr while it is written (when stderr is a terminal);
+the finished description goes to stdout (markdown, or JSON with ``--format json``) or to
+``--output``, so it can be piped into ``gh pr create --body-file -`` or a CI job.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+import httpx
+import ollama
+
+from . import userconfig
+from .describe_pr import Description, ModelOutputError, describe, to_markdown
+from .gitdiff import GitError, branch_change, open_repo
+
+DEFAULT_NUM_CTX = 8192
+OUTPUT_RESERVE = 1024
+
+
+def client_for(config: userconfig.UserConfig) -> ollama.Client:
+    headers = {"Authorization": f"Bearer {config.api_key}"} if config.api_key else None
+    return ollama.Client(host=config.server_url or None, headers=headers, timeout=config.timeout)
+
+
+def pick_model(client: ollama.Client, wanted: str) -> str:
+    if wanted:
+        return wanted
+    models = client.list().models
+    if not models:
+        raise SystemExit("Error: the server has no models; pass --model or pull one")
+    return str(models[0].model)
+
+
+def context_of(client: ollama.Client, model: str, requested: int | None) -> int:
+    """num_ctx to ask for: the flag, else the model's trained context capped at 8192."""
+    if requested:
+        return requested
+    info = client.show(model)
+    trained = [v for k, v in (info.modelinfo or {}).items() if k.endswith(".context_length")]
+    return min(int(trained[0]), DEFAULT_NUM_CTX) if trained else 4096
+
+
+def make_generate(client: ollama.Client, model: str, num_ctx: int) -> Callable[..., str]:
+    options = {"num_ctx": num_ctx, "temperature": 0.2, "num_predict": OUTPUT_RESERVE}
+
+    def generate(prompt: str, schema: dict[str, Any], on_token: Callable[[str], None] | None) -> str:
+        parts = []
+        stream = client.chat(
+            model=model,
+            messages=[{"role": "user", "content": prompt}],
+            format=schema,
+            options=options,
+            stream=True,
+            keep_alive="5m",
+        )
+        for chunk in stream:
+            text = chunk.message.content or ""
+            parts.append(text)
+            if on_token and text:
+                on_token(text)
+        return "".join(parts)
+
+    return generate
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="llamita pr", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    p.add_argument("--base", help="base branch (default: the remote's default branch, else main/master)")
+    p.add_argument("--head", default="HEAD", help="revision to describe (default HEAD)")
+    p.add_argument("--model", help="model (default: config pr_model/model, else the server's first model)")
+    p.add_argument("--output", type=Path, help="write the description to this file")
+    p.add_argument("--format", choices=("markdown", "json"), default="markdown")
+    p.add_argument("--prompts", type=Path, help="directory with prompt files overriding the built-in ones")
+    p.add_argument("--max-calls", type=int, help="model calls at most for large diffs (default 4)")
+    p.add_argument("--num-ctx", type=int, help="context length to request from the model")
+    p.add_argument(
+        "-C", "--repo", type=Path, default=Path("."), help="repository (default: current directory)"
+    )
+    return p
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        repo = open_repo(args.repo)
+        config = userconfig.load(Path(repo.working_tree_dir or "."))
+        change = branch_change(repo, args.base, args.head)
+    except (GitError, userconfig.ConfigError) as e:
+        print(f"Error: {e}", file=sys.stderr)
+        return 1
+    client = client_for(config)
+    started = time.monotonic()
+    try:
+        model = pick_model(client, args.model or config.pr_model or config.model)
+        num_ctx = context_of(client, model, args.num_ctx)
+        echo = _stderr_echo() if sys.stderr.isatty() else None
+        result = describe(
+            change,
+            make_generate(client, model, num_ctx),
+            budget_tokens=num_ctx - OUTPUT_RESERVE,
+            max_calls=args.max_calls or config.max_calls,
+            prompts_dir=args.prompts or config.prompts_path,
+            on_token=echo,
+        )
+    except (httpx.ConnectError, ConnectionError) as e:
+        print(
+            f"Error: could not reach the model server at {config.server_url or 'OLLAMA_HOST'}: {e}",
+            file=sys.stderr,
+        )
+        return 1
+    except ollama.ResponseError as e:
+        print(f"Error: {e.error}", file=sys.stderr)
+        return 1
+    except ModelOutputError as e:
+        print(f"Error: {e}", file=sys.stderr)
+        return 1
+    if sys.stderr.isatty():
+        print(f"\n({result.calls} model call(s), {time.monotonic() - started:.1f}s)", file=sys.stderr)
+    text = render(result, args.format)
+    if args.output:
+        args.output.write_text(text, encoding="utf-8")
+    else:
+        sys.stdout.write(text)
+    return 0
+
+
+def render(result: Description, fmt: str) -> str:
+    return json.dumps(result.to_json(), indent=2) + "\n" if fmt == "json" else to_markdown(result)
+
+
+def _stderr_echo() -> Callable[[str], None]:
+    def echo(text: str) -> None:
+        sys.stderr.write(text)
+        sys.stderr.flush()
+
+    return echo
+
+
+if __name__ == "__main__":
+    sys.exit(main())
