@@ -29,6 +29,7 @@ from ..names import parse_name
 from ..options import OptionError, format_params
 from . import commands
 from .commands import CommandError
+from .registry import pull_model
 
 GREY = "\x1b[38;5;245m"
 BOLD = "\x1b[1m"
@@ -61,6 +62,7 @@ class RunClient(Protocol):
     def create(self, request: dict[str, Any]) -> Iterator[dict[str, Any]]: ...
     def embed(self, body: dict[str, Any]) -> dict[str, Any]: ...
     def list(self) -> list[dict[str, Any]]: ...
+    def pull(self, model: str, insecure: bool = False) -> Iterator[dict[str, Any]]: ...
 
 
 # --------------------------------------------------------------------------- formatting
@@ -1032,9 +1034,15 @@ def run(
     if prompts or not console.tty:
         interactive = False
 
-    # Ollama pulls a missing model here; llamita has no pull yet, so the 404 from /api/show
-    # ("model 'x' not found") is the error the user sees.
-    info = client.show(session.model)
+    # Ollama's RunHandler: a model the server does not have (404) is pulled first, with
+    # progress bars, and then shown again.
+    try:
+        info = client.show(session.model)
+    except ResponseError as e:
+        if e.status != 404:
+            raise
+        pull_model(client, session.model, insecure=args.insecure)
+        info = client.show(session.model)
     capabilities = info.get("capabilities") or []
     session.think = infer_think(capabilities, session.think, explicit=args.think is not None)
     session.apply_show(info)

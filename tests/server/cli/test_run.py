@@ -6,6 +6,7 @@ import copy
 import io
 import os
 import re
+import socket
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -71,6 +72,7 @@ class FakeClient:
         self.models = models if models is not None else {MODEL: SMOL_INFO}
         self.calls: list[tuple[str, Any]] = []
         self.replies: list[list[dict[str, Any]] | Exception] = []
+        self.pullable: dict[str, dict[str, Any]] = {}
 
     def __enter__(self) -> FakeClient:
         return self
@@ -118,6 +120,15 @@ class FakeClient:
             raise ResponseError("invalid model name", 400)
         self.models[request["model"]] = SMOL_INFO
         return iter([{"status": "success"}])
+
+    def pull(self, model: str, insecure: bool = False) -> Iterator[dict[str, Any]]:
+        """Models named in ``self.pullable`` arrive; anything else is not on the registry."""
+        self.calls.append(("pull", {"model": model, "insecure": insecure}))
+        yield {"status": "pulling manifest"}
+        if model not in self.pullable:
+            raise ResponseError("pull model manifest: file does not exist", 500)
+        self.models[model] = self.pullable[model]
+        yield {"status": "success"}
 
     def embed(self, body: dict[str, Any]) -> dict[str, Any]:
         self.calls.append(("embed", copy.deepcopy(body)))
@@ -357,11 +368,19 @@ def test_bad_keepalive_and_format_fail_before_any_request() -> None:
     assert client.calls == []
 
 
-def test_missing_model_reports_not_found() -> None:
+def test_missing_model_is_pulled_first() -> None:
+    client = FakeClient(models={})
+    client.pullable = {MODEL: SMOL_INFO}
+    assert runmod.run(client, parse(MODEL, "hi", "--insecure"), stdin=io.StringIO(""), console=console()) == 0
+    assert [name for name, _ in client.calls] == ["show", "pull", "show", "generate"]
+    assert client.calls[1][1] == {"model": MODEL, "insecure": True}
+
+
+def test_missing_model_that_cannot_be_pulled() -> None:
     client = FakeClient()
-    with pytest.raises(ResponseError, match="model 'nope' not found"):
+    with pytest.raises(ResponseError, match=r"^pull model manifest: file does not exist$"):
         runmod.run(client, parse("nope", "hi"), stdin=io.StringIO(""), console=console())
-    assert [name for name, _ in client.calls] == ["show"]
+    assert [name for name, _ in client.calls] == ["show", "pull"]
 
 
 def test_missing_model_through_main(
@@ -370,7 +389,7 @@ def test_missing_model_through_main(
     monkeypatch.setattr(cli_main, "Client", FakeClient)
     monkeypatch.setattr(sys, "stdin", io.StringIO(""))
     assert cli_main.main(["run", "nope", "hi"]) == 1
-    assert capsys.readouterr().err == "Error: model 'nope' not found\n"
+    assert capsys.readouterr().err == "pulling manifest\nError: pull model manifest: file does not exist\n"
 
 
 def test_verbose_prints_stats_to_stderr() -> None:
@@ -495,7 +514,11 @@ def test_e2e_run_piped_stdin_and_verbose(server, tmp_path: Path) -> None:
 
 @pytest.mark.model
 def test_e2e_run_missing_model(server) -> None:
-    out = llamita(server.url, "run", "nope", "hi")
+    # Like Ollama, run pulls a model the server lacks; a registry nobody listens on fails clearly.
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        host = f"127.0.0.1:{s.getsockname()[1]}"
+    out = llamita(server.url, "run", f"{host}/library/nope", "hi", "--insecure")
     assert out.returncode == 1
-    # Ollama's /api/show names the model by its shortest display name, tag included.
-    assert out.stderr == "Error: model 'nope:latest' not found\n"
+    error = f"pull model manifest: could not connect to registry {host}: connection refused"
+    assert out.stderr == f"pulling manifest\nError: {error}\n"

@@ -1,0 +1,1 @@
+"""Registry tests: a package, so that this folder's conftest does not shadow tests/conftest.py."""

@@ -1,0 +1,97 @@
+"""Credentials: docker-registry's htpasswd (Basic), and a bearer token server with a CDN."""
+
+from __future__ import annotations
+
+import base64
+import json
+from pathlib import Path
+from urllib.parse import parse_qs, urlsplit
+
+import pytest
+
+from llamita.server.names import parse_name
+from llamita.server.registry.errors import Unauthorized
+from llamita.server.registry.pull import pull
+from llamita.server.registry.push import push
+from llamita.server.store import Store
+
+from .regkit import Action, Exchange, Registry, drain, synthetic_model
+
+BASIC = "Basic " + base64.b64encode(b"ci:s3cret").decode()
+
+
+def test_htpasswd_registry(auth_registry: Registry, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    source = Store(tmp_path / "source")
+    name, digest = synthetic_model(source, f"{auth_registry.host}/team/private:1", 500_000)
+
+    with pytest.raises(Unauthorized) as e:
+        drain(push(source, name, insecure=True))
+    assert str(e.value).startswith("unauthorized: access denied;")
+    assert "LLAMITA_REGISTRY_AUTH" in str(e.value)
+
+    monkeypatch.setenv("LLAMITA_REGISTRY_AUTH", f"{auth_registry.host}=ci:wrong")
+    with pytest.raises(Unauthorized, match=r"^unauthorized: access denied \("):
+        drain(push(source, name, insecure=True))
+
+    monkeypatch.setenv("LLAMITA_REGISTRY_AUTH", f"other.example:5000=x:y,{auth_registry.host}=ci:s3cret")
+    assert drain(push(source, name, insecure=True))[-1] == {"status": "success"}
+
+    # Docker's config.json works as well (what `docker login` writes).
+    monkeypatch.delenv("LLAMITA_REGISTRY_AUTH")
+    config = Path(tmp_path / "docker-config" / "config.json")
+    config.parent.mkdir(parents=True, exist_ok=True)
+    config.write_text(json.dumps({"auths": {f"http://{auth_registry.host}": {"auth": BASIC.split()[1]}}}))
+    target = Store(tmp_path / "target")
+    assert drain(pull(target, name, insecure=True))[-1] == {"status": "success"}
+    target.verify_blob(digest)
+
+
+def test_bearer_token_server_and_cdn_redirect(registry: Registry, proxy, tmp_path: Path, monkeypatch) -> None:
+    """A registry front that wants bearer tokens and redirects blob downloads to another host."""
+    source = Store(tmp_path / "source")
+    name, digest = synthetic_model(source, f"{registry.host}/team/model:1", 3_000_000)
+    drain(push(source, name, insecure=True))
+    scopes: list[list[str]] = []
+    cdn = proxy(registry.port)
+
+    def front_rule(ex: Exchange) -> Action:
+        if ex.path.startswith("/token"):
+            if ex.headers.get("authorization") != BASIC:
+                return Action(respond=(401, {}, b'{"details":"bad credentials"}'))
+            query = parse_qs(urlsplit(ex.path).query)
+            assert query["service"] == ["test-registry"]
+            scopes.append(query["scope"])
+            token = json.dumps({"token": "T-" + ",".join(query["scope"])}).encode()
+            return Action(respond=(200, {"Content-Type": "application/json"}, token))
+        scope = "pull" if ex.method in ("GET", "HEAD") else "pull,push"
+        if (
+            ex.headers.get("authorization", "").startswith("Bearer T-")
+            and scope in ex.headers["authorization"]
+        ):
+            if ex.is_blob_get:  # the bytes live on "another host": localhost instead of 127.0.0.1
+                return Action(respond=(307, {"Location": f"http://localhost:{cdn.port}{ex.path}"}, b""))
+            return Action(strip_auth=True)
+        challenge = f'Bearer realm="http://{front.host}/token",service="test-registry",scope="repository:team/model:{scope}"'
+        return Action(respond=(401, {"WWW-Authenticate": challenge}, b'{"errors":[{"code":"UNAUTHORIZED"}]}'))
+
+    front = proxy(registry.port, front_rule)
+    remote = parse_name(f"{front.host}/team/model:1")
+
+    with pytest.raises(Unauthorized, match="LLAMITA_REGISTRY_AUTH"):
+        drain(pull(Store(tmp_path / "anonymous"), remote, insecure=True))
+
+    monkeypatch.setenv("LLAMITA_REGISTRY_AUTH", "ci:s3cret")
+    target = Store(tmp_path / "target")
+    assert drain(pull(target, remote, insecure=True))[-1] == {"status": "success"}
+    target.verify_blob(digest)
+    assert ["repository:team/model:pull"] in scopes
+    blob_gets = [e for e in cdn.exchanges if e.is_blob_get]
+    assert blob_gets and not [e for e in blob_gets if "authorization" in e.headers]  # no token to the CDN
+    assert cdn.blob_bytes() >= 3_000_000 and front.blob_bytes() == 0
+
+    # Push through the same front: uploads need the pull,push scope, fetched on their 401.
+    again = Store(tmp_path / "again")
+    pushed_name, pushed_digest = synthetic_model(again, f"{front.host}/team/model:2", 200_000, seed=7)
+    assert drain(push(again, pushed_name, insecure=True))[-1] == {"status": "success"}
+    assert ["repository:team/model:pull,push"] in scopes
+    assert registry.blob_data(pushed_digest).is_file()
