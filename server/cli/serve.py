@@ -4,29 +4,71 @@ from __future__ import annotations
 
 import logging
 import os
+import signal
+import sys
+from typing import Any
 
 import uvicorn
 
 from .. import config
 from ..api import build_app
+from ..api.auth import KeyRing, KeysFileError, exposure_warning
 from ..default_model import ensure_default_model
 from ..store import Store
+
+
+class TLSConfigError(ValueError):
+    """Raised when only one of LLAMITA_TLS_CERT / LLAMITA_TLS_KEY is set, or a file is missing."""
+
+
+def tls_options() -> dict[str, Any]:
+    """uvicorn's ssl keyword arguments, or {} for plain http."""
+    cert, key = config.tls_cert(), config.tls_key()
+    if cert is None and key is None:
+        return {}
+    if cert is None or key is None:
+        raise TLSConfigError("set both LLAMITA_TLS_CERT and LLAMITA_TLS_KEY to serve https")
+    for path in (cert, key):
+        if not path.is_file():
+            raise TLSConfigError(f"TLS file not found: {path}")
+    return {"ssl_certfile": str(cert), "ssl_keyfile": str(key)}
+
+
+def _reload_on_sighup(keys: KeyRing) -> None:
+    """Key rotation without a restart; only when a keys file exists, since SIGHUP's default
+    action (terminate) is what a user who never configured a file expects."""
+    if keys.path is not None and hasattr(signal, "SIGHUP"):
+        signal.signal(signal.SIGHUP, lambda signum, frame: keys.request_reload())
 
 
 def serve() -> int:
     logging.basicConfig(level=config.debug_level(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     log = logging.getLogger("llamita")
     host = config.host()
-    store = Store(config.models_dir())
+    try:
+        tls = tls_options()
+        store = Store(config.models_dir())
+        app = build_app(store, listen_host=host.host)
+    except (TLSConfigError, KeysFileError) as e:
+        print(f"Error: {e}", file=sys.stderr)
+        return 1
     if os.environ.get("LLAMITA_NO_DEFAULT_MODEL", "") in ("", "0"):
         ensure_default_model(store)
-    log.info("Listening on %s (models in %s)", host.netloc, store.root)
-    app = build_app(store, listen_host=host.host)
+    keys: KeyRing = app.state.keys
+    warning = exposure_warning(host.host, keys)
+    if warning:
+        log.warning(warning)
+    elif keys.enabled:
+        log.info("API keys required (%d configured)", keys.count)
+    _reload_on_sighup(keys)
+    scheme = "https" if tls else "http"
+    log.info("Listening on %s://%s (models in %s)", scheme, host.netloc, store.root)
     uvicorn.run(
         app,
         host=host.host,
         port=host.port,
         log_level=logging.getLevelName(config.debug_level()).lower(),
         access_log=config.debug_level() <= logging.DEBUG,
+        **tls,
     )
     return 0
