@@ -11,7 +11,7 @@ PIP    := $(PY) -m pip
 LLAMA_CPP_PYTHON := llama-cpp-python==0.3.36
 export CMAKE_ARGS
 
-.PHONY: serve test install install-test lint format clean
+.PHONY: serve test install install-test lint format clean vscode
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
@@ -44,7 +44,11 @@ format: install-test
 	$(PY) -m ruff format server lsp prompts tests bench
 	$(PY) -m ruff check --fix server lsp prompts tests bench
 
-test: install-test lint
+# The VS Code extension (Node >= 20): install from the lockfile, unit tests, then the .vsix.
+vscode:
+	cd vscode-client && npm ci --no-audit --no-fund && npm test && npm run package -- --out llamita.vsix
+
+test: install-test lint vscode
 	$(PY) -m pytest
 
 clean:

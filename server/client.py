@@ -7,6 +7,7 @@ Ollama's does.  Errors come back as :class:`ResponseError` carrying the server's
 from __future__ import annotations
 
 import json
+import ssl
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -33,15 +34,34 @@ def _error(response: httpx.Response) -> ResponseError:
         message = response.json().get("error") or response.text
     except (ValueError, AttributeError):
         message = response.text or response.reason_phrase
+    if response.status_code == 401:
+        message = f"{message} (this server needs an API key: set LLAMITA_API_KEY)"
     return ResponseError(message, response.status_code)
+
+
+def tls_verify() -> ssl.SSLContext | bool:
+    """Certificates are always verified: against ``LLAMITA_TLS_CA`` when set (a self-signed
+    box), otherwise against ``SSL_CERT_FILE``/``SSL_CERT_DIR`` or certifi (httpx's rules)."""
+    ca = config.tls_ca()
+    return ssl.create_default_context(cafile=str(ca)) if ca else True
+
+
+def auth_headers(api_key: str | None = None) -> dict[str, str]:
+    """``Authorization: Bearer`` for ``api_key``, defaulting to ``LLAMITA_API_KEY``."""
+    key = config.api_key() if api_key is None else api_key
+    return {"Authorization": f"Bearer {key}"} if key else {}
 
 
 class Client:
     """Synchronous client; one per CLI invocation."""
 
-    def __init__(self, host: str | None = None, timeout: float | None = None) -> None:
+    def __init__(
+        self, host: str | None = None, timeout: float | None = None, api_key: str | None = None
+    ) -> None:
         self.base = host or config.host().connectable.url
-        self._http = httpx.Client(base_url=self.base, timeout=timeout)
+        self._http = httpx.Client(
+            base_url=self.base, timeout=timeout, headers=auth_headers(api_key), verify=tls_verify()
+        )
 
     def close(self) -> None:
         self._http.close()
@@ -122,6 +142,13 @@ class Client:
 
     def create(self, request: dict[str, Any]) -> Iterator[dict[str, Any]]:
         return self._stream("POST", "/api/create", {**request, "stream": True})
+
+    def pull(self, model: str, insecure: bool = False) -> Iterator[dict[str, Any]]:
+        """Stream ``/api/pull`` progress; a failure mid-stream raises :class:`ResponseError`."""
+        return self._stream("POST", "/api/pull", {"model": model, "insecure": insecure, "stream": True})
+
+    def push(self, model: str, insecure: bool = False) -> Iterator[dict[str, Any]]:
+        return self._stream("POST", "/api/push", {"model": model, "insecure": insecure, "stream": True})
 
     def show_session(self, model: str, system: str, options: dict[str, Any]) -> dict[str, Any]:
         """``/show`` in the REPL: the server folds the session's system prompt into its answer."""

@@ -242,6 +242,127 @@ def debug_level() -> int:
     return {-2: logging.ERROR, -1: logging.WARNING, 0: logging.INFO}.get(n, logging.DEBUG)
 
 
+_SIZE_UNITS = {
+    "": 1,
+    "b": 1,
+    "k": 1000,
+    "kb": 1000,
+    "m": 1000**2,
+    "mb": 1000**2,
+    "g": 1000**3,
+    "gb": 1000**3,
+    "t": 1000**4,
+    "tb": 1000**4,
+    "kib": 1 << 10,
+    "mib": 1 << 20,
+    "gib": 1 << 30,
+    "tib": 1 << 40,
+}
+
+
+def parse_size(text: str) -> int:
+    """Bytes from ``"32MiB"``, ``"1.5GB"``, ``"4096"`` (case-insensitive units); ValueError otherwise."""
+    m = re.fullmatch(r"\s*(\d+(?:\.\d*)?)\s*([a-zA-Z]*)\s*", text)
+    if not m or m.group(2).lower() not in _SIZE_UNITS:
+        raise ValueError(f"invalid size {text!r}")
+    return int(float(m.group(1)) * _SIZE_UNITS[m.group(2).lower()])
+
+
+def env_size(key: str, default: int) -> int:
+    value = var(key)
+    if not value:
+        return default
+    try:
+        return parse_size(value)
+    except ValueError:
+        logging.getLogger(__name__).warning("invalid %s=%r, using default %d", key, value, default)
+        return default
+
+
+def env_seconds(key: str, default: float) -> float:
+    """A Go duration (``"90s"``, ``"500ms"``) or a number of seconds; invalid → default."""
+    value = var(key)
+    if not value:
+        return default
+    try:
+        return parse_duration(value)
+    except ValueError:
+        try:
+            return float(value)
+        except ValueError:
+            logging.getLogger(__name__).warning("invalid %s=%r, using default %s", key, value, default)
+            return default
+
+
+def _path(key: str) -> Path | None:
+    value = var(key)
+    return Path(value).expanduser() if value else None
+
+
+# ---- remote serving (LLAMITA_* additions; all off by default, as Ollama has none of them) ----
+def api_keys() -> list[str]:
+    """Keys from ``LLAMITA_API_KEYS`` (comma separated); blanks dropped."""
+    return [k.strip() for k in var("LLAMITA_API_KEYS").split(",") if k.strip()]
+
+
+def api_keys_file() -> Path | None:
+    """A file of keys, one per line, ``#`` comments; re-read on SIGHUP and when it changes."""
+    return _path("LLAMITA_API_KEYS_FILE")
+
+
+def api_key() -> str:
+    """The key the CLI client sends (``Authorization: Bearer``), if any."""
+    return var("LLAMITA_API_KEY")
+
+
+def tls_cert() -> Path | None:
+    return _path("LLAMITA_TLS_CERT")
+
+
+def tls_key() -> Path | None:
+    return _path("LLAMITA_TLS_KEY")
+
+
+def tls_ca() -> Path | None:
+    """A PEM CA bundle the CLI client verifies the server with (a self-signed or private CA)."""
+    return _path("LLAMITA_TLS_CA")
+
+
+def max_body() -> int:
+    """Largest request body on JSON routes (default 32 MiB)."""
+    return env_size("LLAMITA_MAX_BODY", 32 << 20)
+
+
+def max_blob_body() -> int:
+    """Largest ``/api/blobs`` upload (default 1 TiB: bigger than any GGUF, smaller than a runaway)."""
+    return env_size("LLAMITA_MAX_BLOB_BODY", 1 << 40)
+
+
+def body_timeout() -> float:
+    """Seconds a client may take to send a JSON body, or to send the next chunk of a blob upload."""
+    return env_seconds("LLAMITA_BODY_TIMEOUT", 60.0)
+
+
+def max_concurrent_per_key() -> int:
+    """Requests one API key (or, without keys, one client address) may have in flight; 0 = no cap."""
+    return env_uint("LLAMITA_MAX_CONCURRENT_PER_KEY", 0)
+
+
+def metrics_public() -> bool:
+    """Serve ``/metrics`` without an API key (for a scraper on a trusted network)."""
+    return env_bool("LLAMITA_METRICS_PUBLIC")
+
+
+def replica_id() -> str:
+    """Sent back as ``X-Llamita-Replica`` on every response, to see which replica answered."""
+    return var("LLAMITA_REPLICA_ID")
+
+
+def registry_auth() -> str:
+    """Registry credentials for pull/push: ``user:password`` or ``host=user:password,...``."""
+    return var("LLAMITA_REGISTRY_AUTH")
+
+
 def describe() -> list[tuple[str, str]]:
     """(variable, meaning) pairs for ``llamita serve --help``."""
     return [
@@ -256,4 +377,15 @@ def describe() -> list[tuple[str, str]]:
         ("OLLAMA_NOPRUNE", "do not prune unused blobs at startup"),
         ("OLLAMA_DEBUG", "log level: 1 debug, -1 warn, -2 error"),
         ("LLAMITA_STEP_MS", "engine step budget for prompt evaluation in ms (default 300)"),
+        ("LLAMITA_API_KEYS", "comma-separated API keys; when set, requests need Authorization: Bearer"),
+        ("LLAMITA_API_KEYS_FILE", "file of API keys, one per line (re-read on SIGHUP)"),
+        ("LLAMITA_TLS_CERT", "PEM certificate: serve https (with LLAMITA_TLS_KEY)"),
+        ("LLAMITA_TLS_KEY", "PEM private key for LLAMITA_TLS_CERT"),
+        ("LLAMITA_MAX_BODY", "largest JSON request body (default 32MiB)"),
+        ("LLAMITA_MAX_BLOB_BODY", "largest blob upload (default 1TiB)"),
+        ("LLAMITA_BODY_TIMEOUT", "seconds to send a request body / a blob chunk (default 60)"),
+        ("LLAMITA_MAX_CONCURRENT_PER_KEY", "requests in flight per API key, 0 = no cap (default 0)"),
+        ("LLAMITA_METRICS_PUBLIC", "serve /metrics without an API key"),
+        ("LLAMITA_REPLICA_ID", "value of the X-Llamita-Replica response header"),
+        ("LLAMITA_REGISTRY_AUTH", "pull/push credentials: user:password or host=user:password,..."),
     ]

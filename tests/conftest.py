@@ -36,6 +36,25 @@ def _isolated_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv("OLLAMA_HOST", raising=False)
     monkeypatch.delenv("OLLAMA_NOPRUNE", raising=False)
     monkeypatch.delenv("OLLAMA_ORIGINS", raising=False)
+    for name in REMOTE_BOX_VARS:  # a developer's own remote-box settings must not leak in
+        monkeypatch.delenv(name, raising=False)
+
+
+REMOTE_BOX_VARS = (
+    "OLLAMA_API_KEY",
+    "LLAMITA_API_KEY",
+    "LLAMITA_API_KEYS",
+    "LLAMITA_API_KEYS_FILE",
+    "LLAMITA_TLS_CA",
+    "LLAMITA_TLS_CERT",
+    "LLAMITA_TLS_KEY",
+    "LLAMITA_METRICS_PUBLIC",
+    "LLAMITA_MAX_BODY",
+    "LLAMITA_MAX_BLOB_BODY",
+    "LLAMITA_BODY_TIMEOUT",
+    "LLAMITA_MAX_CONCURRENT_PER_KEY",
+    "LLAMITA_REPLICA_ID",
+)
 
 
 @pytest.fixture

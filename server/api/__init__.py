@@ -12,9 +12,12 @@ from starlette.middleware import Middleware
 from starlette.routing import Route
 
 from .. import config
+from ..metrics import Metrics
 from ..runners import Runners
 from ..store import Store
-from . import errors, inference, native, openai
+from . import errors, inference, native, openai, registry, telemetry
+from .auth import AuthGuard, KeyRing
+from .limits import LimitGuard, Limits
 from .middleware import OriginGuard
 
 log = logging.getLogger("llamita")
@@ -36,7 +39,9 @@ def routes() -> list[Route]:
         Route("/api/embed", inference.embed, methods=["POST"]),
         Route("/api/embeddings", inference.embeddings, methods=["POST"]),
         Route("/api/ps", inference.ps, methods=["GET"]),
+        Route("/metrics", telemetry.metrics, methods=["GET"]),
         *openai.ROUTES,
+        *registry.ROUTES,
     ]
 
 
@@ -52,10 +57,17 @@ def _is_loopback(host: str) -> bool:
 def build_app(
     store: Store | None = None, listen_host: str | None = None, runners: Runners | None = None
 ) -> Starlette:
-    """The ASGI app; ``store`` defaults to ``OLLAMA_MODELS``."""
+    """The ASGI app; ``store`` defaults to ``OLLAMA_MODELS``.
+
+    Keys, limits and the metrics switch are read from the environment here, once, so each
+    app (tests build many) carries its own configuration; ``app.state.keys.reload()``
+    re-reads the keys file.
+    """
     store = store or Store(config.models_dir())
     runners = runners or Runners()
     listen_host = listen_host or config.host().host
+    keys = KeyRing.from_env()
+    metrics = Metrics(runners)
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
@@ -71,12 +83,17 @@ def build_app(
     handlers = {exc: errors.handle for exc in errors.HANDLED}
     app = Starlette(
         routes=routes(),
-        middleware=[
-            Middleware(OriginGuard, origins=config.allowed_origins(), check_host=_is_loopback(listen_host))
+        middleware=[  # outermost first: count everything, answer preflights before auth
+            Middleware(telemetry.Telemetry, metrics=metrics, replica=config.replica_id()),
+            Middleware(OriginGuard, origins=config.allowed_origins(), check_host=_is_loopback(listen_host)),
+            Middleware(AuthGuard, keys=keys, metrics_public=config.metrics_public()),
+            Middleware(LimitGuard, limits=Limits.from_env()),
         ],
         exception_handlers={**handlers, 404: errors.not_found, 405: errors.method_not_allowed},
         lifespan=lifespan,
     )
     app.state.store = store
     app.state.runners = runners
+    app.state.keys = keys
+    app.state.metrics = metrics
     return app

@@ -8,15 +8,17 @@ from starlette.responses import JSONResponse, Response
 from ..create import CreateError
 from ..model import ModelNotFound
 from ..names import InvalidName
+from ..registry.errors import RegistryError
 from ..store import BlobNotFound, DigestMismatch, InvalidDigest, StoreError
 
 
 class APIError(Exception):
     """Raised by handlers for a request error with an explicit status."""
 
-    def __init__(self, message: str, status: int = 400) -> None:
+    def __init__(self, message: str, status: int = 400, headers: dict[str, str] | None = None) -> None:
         super().__init__(message)
         self.status = status
+        self.headers = headers or {}
 
 
 def status_of(exc: BaseException) -> int:
@@ -31,13 +33,44 @@ def status_of(exc: BaseException) -> int:
     return 500
 
 
-def error_response(message: str, status: int) -> JSONResponse:
+def error_response(message: str, status: int, headers: dict[str, str] | None = None) -> JSONResponse:
     """Ollama's error body: ``{"error": "..."}``."""
-    return JSONResponse({"error": message}, status_code=status, media_type="application/json; charset=utf-8")
+    return JSONResponse(
+        {"error": message},
+        status_code=status,
+        headers=headers,
+        media_type="application/json; charset=utf-8",
+    )
+
+
+def as_response(exc: APIError) -> JSONResponse:
+    """An ASGI response for a refusal made outside the router (in a middleware)."""
+    return error_response(str(exc), exc.status, exc.headers)
 
 
 async def handle(request: Request, exc: Exception) -> Response:
-    return error_response(str(exc), status_of(exc))
+    return error_response(str(exc), status_of(exc), getattr(exc, "headers", None))
+
+
+# Refusals made by the request gates (auth, limits) before or while a body is read.
+def unauthorized() -> APIError:
+    return APIError("unauthorized", 401, {"WWW-Authenticate": 'Bearer realm="llamita"'})
+
+
+def body_too_large(limit: int) -> APIError:
+    """The client is still sending, so the connection is closed after the answer."""
+    return APIError(f"request body too large (limit {limit} bytes)", 413, {"Connection": "close"})
+
+
+def body_timeout(seconds: float) -> APIError:
+    return APIError(f"request body not received within {seconds:g}s", 408, {"Connection": "close"})
+
+
+def too_many_requests(limit: int) -> APIError:
+    """429 is what Continue retries with backoff; Retry-After tells other clients when."""
+    return APIError(
+        f"too many concurrent requests for this API key (limit {limit})", 429, {"Retry-After": "1"}
+    )
 
 
 async def not_found(request: Request, exc: Exception) -> Response:
@@ -49,4 +82,12 @@ async def method_not_allowed(request: Request, exc: Exception) -> Response:
     return Response("405 method not allowed", status_code=405, media_type="text/plain")
 
 
-HANDLED: tuple[type[Exception], ...] = (APIError, CreateError, InvalidName, ModelNotFound, StoreError)
+# RegistryError: every pull/push failure is a 500, as in Ollama (status_of's default).
+HANDLED: tuple[type[Exception], ...] = (
+    APIError,
+    CreateError,
+    InvalidName,
+    ModelNotFound,
+    StoreError,
+    RegistryError,
+)

@@ -32,6 +32,7 @@ from ..runners import Runner, Runners
 from ..show import rfc3339
 from ..template import TemplateError
 from ..template import parse as parse_template
+from ..tools import ToolParser, chat_messages
 from .errors import APIError, error_response
 from .native import read_json, store_of
 from .streaming import NDJSON
@@ -194,18 +195,23 @@ def _done_reason(done: Done) -> str:
 
 
 async def _events(
+    request: Request,
     runner: Runner,
     prompt: list[int],
     params: SamplingParams,
-    session: str | None,
 ) -> AsyncIterator[Token | Done]:
+    observer = request.app.state.metrics.observe(runner.model.short_name)
     try:
-        events = runner.engine.generate(prompt, params, session)
+        events = runner.engine.generate(prompt, params, request.headers.get(SESSION_HEADER))
         async with contextlib.aclosing(events):
             async for event in events:
+                if isinstance(event, Token):
+                    observer.token()
                 yield event
     except QueueFull as e:
         raise APIError(str(e), 503) from e
+    finally:
+        observer.finish(runner.engine)
 
 
 # ---- /api/generate -----------------------------------------------------------------------
@@ -276,7 +282,7 @@ async def run_generate(request: Request, body: dict[str, Any]) -> AsyncIterator[
         except PromptTooLong as e:
             raise APIError(str(e), 400) from e
         params = sampling_params(options, grammar)
-        async for event in _events(runner, tokens, params, request.headers.get(SESSION_HEADER)):
+        async for event in _events(request, runner, tokens, params):
             if isinstance(event, Token):
                 yield {**base, "created_at": now_rfc3339(), "response": event.text, "done": False}
                 continue
@@ -418,19 +424,28 @@ async def run_chat(request: Request, body: dict[str, Any]) -> AsyncIterator[dict
         except PromptTooLong as e:
             raise APIError(str(e), 400) from e
         params = sampling_params(options, grammar)
-        async for event in _events(runner, tokens, params, request.headers.get(SESSION_HEADER)):
+        # With tools, text that may be a tool call is held back until parsed (Ollama's tools.Parser).
+        tool_parser = ToolParser(template, tools) if tools else None
+        async for event in _events(request, runner, tokens, params):
             if isinstance(event, Token):
-                yield {
-                    **base,
-                    "created_at": now_rfc3339(),
-                    "message": {"role": "assistant", "content": event.text},
-                    "done": False,
-                }
+                if tool_parser is None:
+                    yield {
+                        **base,
+                        "created_at": now_rfc3339(),
+                        "message": {"role": "assistant", "content": event.text},
+                        "done": False,
+                    }
+                else:
+                    for message in chat_messages(*tool_parser.feed(event.text)):
+                        yield {**base, "created_at": now_rfc3339(), "message": message, "done": False}
                 continue
             if event.reason == FinishReason.ERROR:
                 raise APIError(event.error or "generation failed", 500)
             if event.reason == FinishReason.ABORTED:
                 return
+            if tool_parser is not None:
+                for message in chat_messages(*tool_parser.flush()):
+                    yield {**base, "created_at": now_rfc3339(), "message": message, "done": False}
             final = {
                 **base,
                 "created_at": now_rfc3339(),
@@ -588,6 +603,9 @@ def _merge(chunks: list[dict[str, Any]], field: str) -> dict[str, Any]:
     else:
         message = dict(final.get("message") or {"role": "assistant"})
         message["content"] = "".join((c.get("message") or {}).get("content", "") for c in chunks)
+        calls = [call for c in chunks for call in (c.get("message") or {}).get("tool_calls") or []]
+        if calls:
+            message["tool_calls"] = calls
         final["message"] = message
     return final
 

@@ -8,7 +8,7 @@ from collections.abc import Callable, Sequence
 
 from .. import __version__, config
 from ..client import Client, ResponseError, ServerUnreachable
-from . import commands, ps, run
+from . import commands, ps, registry, run
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -44,6 +44,9 @@ def _parser() -> argparse.ArgumentParser:
         p = sub.add_parser(alias[0], aliases=alias[1:], help="list models")
         p.add_argument("prefix", nargs="?", default="")
 
+    for name, (_, help_text) in DELEGATED.items():
+        sub.add_parser(name, help=help_text, add_help=False)
+
     p = sub.add_parser("cp", help="copy a model")
     p.add_argument("source")
     p.add_argument("destination")
@@ -53,10 +56,33 @@ def _parser() -> argparse.ArgumentParser:
 
     run.add_parser(sub)
     ps.add_parsers(sub)
+    registry.add_parsers(sub)
     return parser
 
 
+# Subcommands that belong to the editor-side tools: their modules parse their own arguments,
+# and the server package never imports them (``lsp/`` talks HTTP only).
+DELEGATED = {
+    "pr": ("llamita.lsp.pr_cli", "describe the current branch as a pull request"),
+    "review": ("llamita.lsp.review_cli", "review staged changes, a branch or files (pre-commit hook)"),
+    "lsp": ("llamita.lsp.__main__", "language server for editors (stdio; --tcp PORT for debugging)"),
+}
+
+
+def _delegate(argv: Sequence[str]) -> int | None:
+    if argv and argv[0] in DELEGATED:
+        import importlib
+
+        module = importlib.import_module(DELEGATED[argv[0]][0])
+        return int(module.main(list(argv[1:])))
+    return None
+
+
 def main(argv: Sequence[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    delegated = _delegate(argv)
+    if delegated is not None:
+        return delegated
     parser = _parser()
     args = parser.parse_args(argv)
     if args.version:
@@ -76,6 +102,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         "run": run.run,
         "ps": ps.ps,
         "stop": ps.stop,
+        "pull": registry.pull,
+        "push": registry.push,
     }
     handler = handlers.get(args.command or "")
     if handler is None:

@@ -289,7 +289,7 @@ def test_queue_full_gives_503s_and_no_crash(seeded_store, monkeypatch: pytest.Mo
                 return [reply.status_code for reply in replies]
 
         codes = asyncio.run(fire(running.url))
-        assert set(codes) <= {200, 503} and codes.count(503) > 0 and codes.count(200) >= 12
+        assert set(codes) <= {200, 503} and codes.count(503) > 0 and codes.count(200) >= 10
         ok = httpx.post(
             running.url + "/api/generate",
             json={"model": MODEL, "prompt": "hi", "stream": False, "options": {"num_predict": 2}},
