@@ -195,6 +195,14 @@ def _only_noise(p: Plan) -> bool:
     return all(reason != "did not fit in the model's context budget" for _, reason in p.not_covered)
 
 
+def _bounded(schema: dict[str, Any], files: int) -> dict[str, Any]:
+    """The schema with the walkthrough capped at the number of files shown (ends rambling early)."""
+    if "walkthrough" not in schema["properties"]:
+        return schema
+    walk = {**schema["properties"]["walkthrough"], "maxItems": max(1, files)}
+    return {**schema, "properties": {**schema["properties"], "walkthrough": walk}}
+
+
 def _one_call(
     change: Change,
     p: Plan,
@@ -207,7 +215,7 @@ def _one_call(
     prompt = prompts.render(
         "pr_describe.md", prompts_dir, branch=change.branch or "(unknown)", commits=commits, diff=diff
     )
-    data = parse_json(generate(prompt, FULL_SCHEMA, on_token))
+    data = parse_json(generate(prompt, _bounded(FULL_SCHEMA, len(p.covered)), on_token))
     return _assemble(data, _walk(data.get("walkthrough")), p, calls=1)
 
 
@@ -229,7 +237,9 @@ def _map_reduce(
             diff="\n".join(section for _, section in batch),
         )
         try:
-            notes += _walk(parse_json(generate(prompt, WALK_SCHEMA, None)).get("walkthrough"))
+            notes += _walk(
+                parse_json(generate(prompt, _bounded(WALK_SCHEMA, len(batch)), None)).get("walkthrough")
+            )
         except ModelOutputError:
             continue  # those files end up in "not covered"
     text = "\n".join(f"- {n['file']} [{n['group']}]: {n['change']}" for n in notes) or "(no notes)"

@@ -49,8 +49,13 @@ def context_of(client: ollama.Client, model: str, requested: int | None) -> int:
     return min(int(trained[0]), DEFAULT_NUM_CTX) if trained else 4096
 
 
+def output_reserve(num_ctx: int) -> int:
+    """Tokens kept for the answer: 1024, or a third of a small context."""
+    return min(OUTPUT_RESERVE, num_ctx // 3)
+
+
 def make_generate(client: ollama.Client, model: str, num_ctx: int) -> Callable[..., str]:
-    options = {"num_ctx": num_ctx, "temperature": 0.2, "num_predict": OUTPUT_RESERVE}
+    options = {"num_ctx": num_ctx, "temperature": 0.2, "num_predict": output_reserve(num_ctx)}
 
     def generate(prompt: str, schema: dict[str, Any], on_token: Callable[[str], None] | None) -> str:
         parts = []
@@ -108,7 +113,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         result = describe(
             change,
             make_generate(client, model, num_ctx),
-            budget_tokens=num_ctx - OUTPUT_RESERVE,
+            budget_tokens=num_ctx - output_reserve(num_ctx),
             max_calls=args.max_calls or config.max_calls,
             prompts_dir=args.prompts or config.prompts_path,
             on_token=echo,
