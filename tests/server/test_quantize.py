@@ -123,7 +123,8 @@ def test_quantize_f16(tmp_path: Path, f16_gguf: Path, file_type: str, tensor_typ
     assert done == sorted(done)
     assert all(d < total for d in done[:-1])
 
-    llm = llama_cpp.Llama(model_path=str(dst), n_ctx=128, verbose=False)
+    # logits_all: without it llama-cpp-python never fills `scores` (the array is uninitialised).
+    llm = llama_cpp.Llama(model_path=str(dst), n_ctx=128, logits_all=True, verbose=False)
     try:
         llm.eval(llm.tokenize(b"def add(a, b):"))
         assert np.isfinite(llm.scores[llm.n_tokens - 1]).all()
