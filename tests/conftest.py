@@ -16,8 +16,7 @@ import uvicorn
 from starlette.applications import Starlette
 
 from llamita.server.api import build_app
-from llamita.server.create import import_gguf
-from llamita.server.default_model import DEFAULT_MODEL, find_default_gguf
+from llamita.server.default_model import find_default_gguf, import_default_model
 from llamita.server.store import Store
 
 
@@ -68,7 +67,7 @@ def store(tmp_path: Path) -> Store:
 def seeded_models(tmp_path_factory: pytest.TempPathFactory, smollm2_gguf: Path) -> Path:
     """A store holding smollm2:135m, imported once per session through the create path."""
     root = tmp_path_factory.mktemp("seeded") / "models"
-    import_gguf(Store(root), DEFAULT_MODEL, smollm2_gguf)
+    import_default_model(Store(root), smollm2_gguf)
     return root
 
 

@@ -35,7 +35,7 @@ SMOL_CONFIG = (
 CHATML_PARAMS = b'{"stop":["\\u003c|im_start|\\u003e","\\u003c|im_end|\\u003e"]}\n'
 
 
-def test_import_default_model_layers(store: Store, smollm2_gguf: Path) -> None:
+def test_import_gguf_layers(store: Store, smollm2_gguf: Path) -> None:
     events: list[dict] = []
     import_gguf(store, "smollm2:135m", smollm2_gguf, events.append)
     statuses = [e["status"] for e in events]

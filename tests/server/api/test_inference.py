@@ -11,6 +11,8 @@ import httpx
 import ollama
 import pytest
 
+from llamita.server.default_model import DEFAULT_SYSTEM
+
 pytestmark = pytest.mark.model
 
 MODEL = "smollm2:135m"
@@ -111,7 +113,11 @@ def test_debug_render_only(server) -> None:
             ],
         },
     )
-    assert r.json()["_debug_info"]["rendered_template"].count("<|im_start|>") == 4
+    assert r.json()["_debug_info"]["rendered_template"] == (
+        f"<|im_start|>system\n{DEFAULT_SYSTEM}<|im_end|>\n"  # the model's SYSTEM when the chat has none
+        "<|im_start|>user\na<|im_end|>\n<|im_start|>assistant\nb<|im_end|>\n"
+        "<|im_start|>user\nc<|im_end|>\n<|im_start|>assistant\n"
+    )
 
 
 def test_fim_model_from_generated_gguf(server, client, tmp_path: Path) -> None:
