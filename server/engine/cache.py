@@ -6,9 +6,12 @@ that the next keystroke from that editor lands on its own KV and only the change
 evaluated.  Placement, for a request that has to wait for nothing:
 
 1. the slot of the same session (``X-Llamita-Session``), if idle;
-2. otherwise an idle slot: for a session request, one no other session has claimed, then
-   the longest shared prefix, then the least recently used; without a session, the longest
-   shared prefix first;
+2. otherwise an idle slot: for a session request, one no other session has claimed; then
+   the one where placing it gains most: the prefix it shares with the request, minus the
+   tokens of the slot that would be lost (held by no other slot and not shared with the
+   request); then the least recently used.  Without the loss term, prompts that all start
+   with the same FIM marker would each evict another editor's long prompt for a 4-token
+   match, and with several editors typing no prompt would ever finish its prefill;
 3. if a *busy* slot shares a longer prefix than that, its prefix is copied into the chosen
    slot (``seq_cp`` shares cells in a unified cache, so this costs no compute).
 """
@@ -104,15 +107,26 @@ class SlotTable:
                     return slot
 
         def score(slot: Slot) -> tuple[int, int, float]:
-            unclaimed = 1 if slot.session is None or slot.session == request.session else 0
-            lcp = common_prefix(slot.tokens, request.prompt)
             # An editor must not evict another editor's KV while an unclaimed slot exists;
             # shared prefixes are still reused by copying (see ``place``).
+            unclaimed = 1 if slot.session is None or slot.session == request.session else 0
+            lcp = common_prefix(slot.tokens, request.prompt)
+            gain = lcp - self._lost(slot, lcp)
             if request.session is not None:
-                return (unclaimed, lcp, -slot.last_used)
-            return (lcp, unclaimed, -slot.last_used)
+                return (unclaimed, gain, -slot.last_used)
+            return (gain, unclaimed, -slot.last_used)
 
         return max(idle, key=score)
+
+    def _lost(self, slot: Slot, kept: int) -> int:
+        """Tokens of ``slot`` that trimming it to ``kept`` would drop and no other slot holds."""
+        if len(slot.tokens) <= kept:
+            return 0
+        elsewhere = max(
+            (common_prefix(slot.tokens, other.tokens) for other in self.slots if other is not slot),
+            default=0,
+        )
+        return max(len(slot.tokens) - max(kept, elsewhere), 0)
 
     def release(self, slot: Slot) -> None:
         slot.request = None

@@ -73,3 +73,31 @@ def test_no_idle_slot() -> None:
     table, kv = SlotTable(1), FakeKV()
     table.place(req([1]), kv)
     assert table.place(req([2]), kv) is None
+
+
+def test_a_shared_marker_does_not_evict_another_prompt() -> None:
+    """FIM prompts all start with the same marker: that match is not worth another editor's KV."""
+    table, kv = SlotTable(3), FakeKV()
+    marker = [1, 2, 3, 4]
+    table.slots[0].tokens = [*marker, *range(100, 700)]  # editor A's half-prefilled prompt
+    placement = table.place(req([*marker, *range(800, 1400)]), kv)  # editor B's first prompt
+    assert placement is not None and placement.slot.seq != 0
+    assert len(table.slots[0].tokens) == 604 and ("rm", 0, 4, -1) not in kv.ops
+
+
+def test_a_slot_whose_tokens_another_slot_holds_is_evicted_first() -> None:
+    table, kv = SlotTable(3), FakeKV()
+    prompt_a = list(range(100, 400))
+    table.slots[0].tokens = list(prompt_a)  # A's KV
+    table.slots[1].tokens = prompt_a[:250]  # a stale copy of most of it
+    table.slots[2].tokens = list(range(500, 560))  # C's, short but unique
+    placement = table.place(req(list(range(900, 950))), kv)
+    assert placement is not None and placement.slot.seq == 1
+
+
+def test_the_own_prompt_still_wins_over_an_empty_slot() -> None:
+    table, kv = SlotTable(2), FakeKV()
+    prompt = list(range(100, 400))
+    table.slots[0].tokens = [*prompt, 7, 7]  # the previous keystroke's prompt
+    placement = table.place(req([*prompt, 9]), kv)
+    assert placement is not None and placement.slot.seq == 0 and placement.reused == 300
