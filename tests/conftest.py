@@ -4,15 +4,12 @@ from __future__ import annotations
 
 import os
 import shutil
-import socket
-import threading
-import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-import uvicorn
+from serving import serve_app
 from starlette.applications import Starlette
 
 from llamita.server.api import build_app
@@ -100,11 +97,6 @@ class RunningServer:
     app: Starlette
 
 
-class _ThreadServer(uvicorn.Server):
-    def install_signal_handlers(self) -> None:  # the test thread owns signals
-        pass
-
-
 @pytest.fixture
 def server(seeded_store: Store) -> Iterator[RunningServer]:
     """A real uvicorn server in a thread, on an ephemeral loopback port, over a seeded store."""
@@ -117,22 +109,6 @@ def empty_server(store: Store) -> Iterator[RunningServer]:
 
 
 def _serve(store: Store) -> Iterator[RunningServer]:
-    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    sock.bind(("127.0.0.1", 0))
-    port = sock.getsockname()[1]
     app = build_app(store, listen_host="127.0.0.1")
-    srv = _ThreadServer(uvicorn.Config(app, log_level="warning", lifespan="on"))
-    thread = threading.Thread(target=srv.run, kwargs={"sockets": [sock]}, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 10
-    while not srv.started:
-        if time.monotonic() > deadline or not thread.is_alive():
-            raise RuntimeError("test server did not start")
-        time.sleep(0.01)
-    try:
-        yield RunningServer(f"http://127.0.0.1:{port}", store, port, app)
-    finally:
-        srv.should_exit = True
-        thread.join(timeout=10)
-        sock.close()
+    with serve_app(app) as url:
+        yield RunningServer(url, store, int(url.rsplit(":", 1)[1]), app)

@@ -272,15 +272,7 @@ async def run_generate(request: Request, body: dict[str, Any]) -> AsyncIterator[
         tokens = dedupe_bos(engine.model.tokenize(text), engine.model.bos)
         if context and not raw:
             tokens = [int(t) for t in context] + tokens[1 if engine.model.add_bos else 0 :]
-        try:
-            tokens = fit_tokens(
-                tokens,
-                runner.num_ctx,
-                int(options.get("num_keep", 4)),
-                body.get("truncate", True) is not False,
-            )
-        except PromptTooLong as e:
-            raise APIError(str(e), 400) from e
+        tokens = _fit(tokens, runner.num_ctx, options, body)
         params = sampling_params(options, grammar)
         async for event in _events(request, runner, tokens, params):
             if isinstance(event, Token):
@@ -414,15 +406,7 @@ async def run_chat(request: Request, body: dict[str, Any]) -> AsyncIterator[dict
             }
             return
         tokens = dedupe_bos(runner.engine.model.tokenize(text), runner.engine.model.bos)
-        try:
-            tokens = fit_tokens(
-                tokens,
-                runner.num_ctx,
-                int(options.get("num_keep", 4)),
-                body.get("truncate", True) is not False,
-            )
-        except PromptTooLong as e:
-            raise APIError(str(e), 400) from e
+        tokens = _fit(tokens, runner.num_ctx, options, body)
         params = sampling_params(options, grammar)
         # With tools, text that may be a tool call is held back until parsed (Ollama's tools.Parser).
         tool_parser = ToolParser(template, tools) if tools else None
@@ -522,6 +506,16 @@ async def run_embed(request: Request, body: dict[str, Any], *, legacy: bool = Fa
         "load_duration": int(timing.load * 1e9),
         "prompt_eval_count": sum(len(t) for t in tokenized),
     }
+
+
+def _fit(tokens: list[int], num_ctx: int, options: dict[str, Any], body: dict[str, Any]) -> list[int]:
+    """The prompt cut to the context as Ollama does (``num_keep``, ``truncate``), or a 400."""
+    try:
+        return fit_tokens(
+            tokens, num_ctx, int(options.get("num_keep", 4)), body.get("truncate", True) is not False
+        )
+    except PromptTooLong as e:
+        raise APIError(str(e), 400) from e
 
 
 # ---- HTTP handlers -----------------------------------------------------------------------

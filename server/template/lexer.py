@@ -353,6 +353,10 @@ class _Lexer:
         return self._lex_inside_action
 
     def _lex_char(self):
+        return self._lex_escaped("'", T.CHAR_CONSTANT, "unterminated character constant")
+
+    def _lex_escaped(self, close: str, kind: TokenType, unterminated: str):
+        """A quoted token with backslash escapes that may not span lines ('c' or "text")."""
         while True:
             r = self.peek()
             self.pos += 1
@@ -361,12 +365,12 @@ class _Lexer:
                 if nxt not in ("", "\n"):
                     self.pos += 1
                     continue
-                return self.error("unterminated character constant")
+                return self.error(unterminated)
             if r in ("", "\n"):
-                return self.error("unterminated character constant")
-            if r == "'":
+                return self.error(unterminated)
+            if r == close:
                 break
-        self.emit(T.CHAR_CONSTANT)
+        self.emit(kind)
         return self._lex_inside_action
 
     def _accept(self, valid: str) -> bool:
@@ -418,21 +422,7 @@ class _Lexer:
         return self._lex_inside_action
 
     def _lex_quote(self):
-        while True:
-            r = self.peek()
-            self.pos += 1
-            if r == "\\":
-                nxt = self.peek()
-                if nxt not in ("", "\n"):
-                    self.pos += 1
-                    continue
-                return self.error("unterminated quoted string")
-            if r in ("", "\n"):
-                return self.error("unterminated quoted string")
-            if r == '"':
-                break
-        self.emit(T.STRING)
-        return self._lex_inside_action
+        return self._lex_escaped('"', T.STRING, "unterminated quoted string")
 
     def _lex_raw_quote(self):
         x = self.src.find("`", self.pos)
