@@ -220,7 +220,7 @@ class Store:
                 f.flush()
                 os.fsync(f.fileno())
             os.replace(tmp, path)
-            _fsync_dir(path.parent)
+            fsync_dir(path.parent)
         except OSError as e:
             with contextlib.suppress(FileNotFoundError):
                 os.unlink(tmp)
@@ -437,7 +437,7 @@ class BlobWriter:
             else:
                 os.chmod(self._tmp, 0o644)
                 os.replace(self._tmp, target)
-                _fsync_dir(self._store.blobs)
+                fsync_dir(self._store.blobs)
         except OSError as e:
             self.abort()
             if e.errno == errno.ENOSPC:
@@ -463,7 +463,8 @@ def _touch(path: Path) -> None:
         os.utime(path, (now, now))
 
 
-def _fsync_dir(path: Path) -> None:
+def fsync_dir(path: Path) -> None:
+    """Make a rename in ``path`` durable (best effort: some filesystems refuse)."""
     with contextlib.suppress(OSError):
         fd = os.open(path, os.O_RDONLY)
         try:

@@ -33,7 +33,7 @@ from pathlib import Path
 
 import httpx
 
-from ..store import DiskFull, Store, normalize_digest, sha256_file
+from ..store import DiskFull, Store, fsync_dir, normalize_digest, sha256_file
 from . import parts
 from .client import RegistryClient, is_transient
 from .errors import Cancelled, DigestMismatch, RegistryError, RegistryUnavailable
@@ -288,7 +288,7 @@ class BlobDownload:
             )
         os.chmod(partial, 0o644)
         os.replace(partial, self.blob)
-        _fsync_dir(self.blob.parent)
+        fsync_dir(self.blob.parent)
         for path in parts.part_files(self.blob):
             with contextlib.suppress(FileNotFoundError):
                 path.unlink()
@@ -363,12 +363,3 @@ def _write_at(fd: int, data: bytes, offset: int) -> None:
         if e.errno == errno.ENOSPC:
             raise DiskFull() from e
         raise
-
-
-def _fsync_dir(path: Path) -> None:
-    with contextlib.suppress(OSError):
-        fd = os.open(path, os.O_RDONLY)
-        try:
-            os.fsync(fd)
-        finally:
-            os.close(fd)
