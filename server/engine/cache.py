@@ -35,11 +35,18 @@ class KVOps(Protocol):
 
 
 def common_prefix(a: Sequence[int], b: Sequence[int]) -> int:
+    """Length of the shared prefix; slices compare in C, so placement stays cheap on long prompts."""
     n = min(len(a), len(b))
-    i = 0
-    while i < n and a[i] == b[i]:
-        i += 1
-    return i
+    if a[:n] == b[:n]:
+        return n
+    lo, hi = 0, n  # a[:lo] == b[:lo], and the first difference lies in [lo, hi)
+    while hi - lo > 1:
+        mid = (lo + hi) // 2
+        if a[lo:mid] == b[lo:mid]:
+            lo = mid
+        else:
+            hi = mid
+    return lo
 
 
 @dataclass(eq=False)

@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+import random
+
 import pytest
 
 from llamita.server.engine.cache import SlotTable, common_prefix
@@ -29,6 +31,16 @@ def req(tokens: list[int], session: str | None = None) -> Request:
 )
 def test_common_prefix(a: list[int], b: list[int], n: int) -> None:
     assert common_prefix(a, b) == n
+
+
+def test_common_prefix_agrees_with_a_plain_scan() -> None:
+    rng = random.Random(7)
+    for _ in range(2000):
+        a = [rng.randint(0, 3) for _ in range(rng.randint(0, 40))]
+        b = a[: rng.randint(0, len(a))] + [rng.randint(0, 3) for _ in range(rng.randint(0, 8))]
+        pairs = enumerate(zip(a, b, strict=False))
+        expected = next((i for i, (x, y) in pairs if x != y), min(len(a), len(b)))
+        assert common_prefix(a, b) == expected == common_prefix(b, a)
 
 
 def test_reuse_trims_to_common_prefix_and_keeps_one_token_to_evaluate() -> None:
