@@ -102,8 +102,12 @@ def merged_options(model: Model, requested: Any) -> dict[str, Any]:
     return options
 
 
-def sampling_params(options: dict[str, Any], grammar: str | None) -> SamplingParams:
+def sampling_params(
+    options: dict[str, Any], grammar: str | None, body: dict[str, Any] | None = None
+) -> SamplingParams:
+    """Engine sampling from merged options (and the request's ``logprobs``/``top_logprobs``)."""
     stop = options.get("stop") or []
+    body = body or {}
     return SamplingParams(
         temperature=float(options.get("temperature", 0.8)),
         top_k=int(options.get("top_k", 40)),
@@ -121,6 +125,8 @@ def sampling_params(options: dict[str, Any], grammar: str | None) -> SamplingPar
         num_predict=int(options.get("num_predict", -1)),
         stop=[stop] if isinstance(stop, str) else list(stop),
         grammar=grammar,
+        logprobs=bool(body.get("logprobs")),
+        top_logprobs=int(body.get("top_logprobs") or 0),
     )
 
 
@@ -273,10 +279,11 @@ async def run_generate(request: Request, body: dict[str, Any]) -> AsyncIterator[
         if context and not raw:
             tokens = [int(t) for t in context] + tokens[1 if engine.model.add_bos else 0 :]
         tokens = _fit(tokens, runner.num_ctx, options, body)
-        params = sampling_params(options, grammar)
+        params = sampling_params(options, grammar, body)
         async for event in _events(request, runner, tokens, params):
             if isinstance(event, Token):
-                yield {**base, "created_at": now_rfc3339(), "response": event.text, "done": False}
+                chunk = {**base, "created_at": now_rfc3339(), "response": event.text, "done": False}
+                yield _with_logprobs(chunk, event.logprobs)
                 continue
             if event.reason == FinishReason.ERROR:
                 raise APIError(event.error or "generation failed", 500)
@@ -407,21 +414,22 @@ async def run_chat(request: Request, body: dict[str, Any]) -> AsyncIterator[dict
             return
         tokens = dedupe_bos(runner.engine.model.tokenize(text), runner.engine.model.bos)
         tokens = _fit(tokens, runner.num_ctx, options, body)
-        params = sampling_params(options, grammar)
+        params = sampling_params(options, grammar, body)
         # With tools, text that may be a tool call is held back until parsed (Ollama's tools.Parser).
         tool_parser = ToolParser(template, tools) if tools else None
+        logprobs: list[dict[str, Any]] = []
         async for event in _events(request, runner, tokens, params):
             if isinstance(event, Token):
-                if tool_parser is None:
-                    yield {
-                        **base,
-                        "created_at": now_rfc3339(),
-                        "message": {"role": "assistant", "content": event.text},
-                        "done": False,
-                    }
-                else:
-                    for message in chat_messages(*tool_parser.feed(event.text)):
-                        yield {**base, "created_at": now_rfc3339(), "message": message, "done": False}
+                logprobs += event.logprobs  # sent with the next chunk (tool-call text may be held back)
+                messages = (
+                    [{"role": "assistant", "content": event.text}]
+                    if tool_parser is None
+                    else chat_messages(*tool_parser.feed(event.text))
+                )
+                for message in messages:
+                    chunk = {**base, "created_at": now_rfc3339(), "message": message, "done": False}
+                    yield _with_logprobs(chunk, logprobs)
+                    logprobs = []
                 continue
             if event.reason == FinishReason.ERROR:
                 raise APIError(event.error or "generation failed", 500)
@@ -429,7 +437,9 @@ async def run_chat(request: Request, body: dict[str, Any]) -> AsyncIterator[dict
                 return
             if tool_parser is not None:
                 for message in chat_messages(*tool_parser.flush()):
-                    yield {**base, "created_at": now_rfc3339(), "message": message, "done": False}
+                    chunk = {**base, "created_at": now_rfc3339(), "message": message, "done": False}
+                    yield _with_logprobs(chunk, logprobs)
+                    logprobs = []
             final = {
                 **base,
                 "created_at": now_rfc3339(),
@@ -437,6 +447,7 @@ async def run_chat(request: Request, body: dict[str, Any]) -> AsyncIterator[dict
                 "done": True,
                 "done_reason": _done_reason(event),
             }
+            _with_logprobs(final, logprobs)
             final.update(_stats(event, timing))
             yield final
     finally:
@@ -590,8 +601,18 @@ def _line(obj: dict[str, Any]) -> bytes:
     return (json.dumps(obj, ensure_ascii=False, separators=(",", ":")) + "\n").encode()
 
 
+def _with_logprobs(chunk: dict[str, Any], logprobs: list[dict[str, Any]]) -> dict[str, Any]:
+    """Ollama's ``logprobs`` field (``omitempty``): the entries of the tokens in this chunk."""
+    if logprobs:
+        chunk["logprobs"] = list(logprobs)
+    return chunk
+
+
 def _merge(chunks: list[dict[str, Any]], field: str) -> dict[str, Any]:
     final = dict(chunks[-1])
+    logprobs = [entry for c in chunks for entry in c.get("logprobs") or []]
+    if logprobs:
+        final["logprobs"] = logprobs
     if field == "response":
         final["response"] = "".join(c.get("response", "") for c in chunks)
     else:

@@ -24,7 +24,7 @@ from pathlib import Path
 
 from .llama import Context, ContextOptions, LoadOptions, Model
 from .request import Done, Event, FinishReason, Request, RequestStatus, SamplingParams, Token
-from .sampling import GrammarError, Sampler, TextStream
+from .sampling import GrammarError, Sampler, TextStream, token_logprobs
 from .scheduler import QueueFull, Scheduler, SchedulerOutput
 
 log = logging.getLogger("llamita.engine")
@@ -294,9 +294,20 @@ class Engine:
             self._finish(request, RequestStatus.FINISHED_STOPPED)
             return
         stream = self._streams[request.id]
+        if request.params.logprobs:
+            request.logprobs.append(
+                token_logprobs(
+                    self.ctx.ptr,
+                    index,
+                    self.model.n_vocab,
+                    token,
+                    request.params.top_logprobs,
+                    lambda t: self.model.piece(t, special=True),
+                )
+            )
         text = stream.push(self.model.piece(token))
         if text:
-            request.emit(Token(text, token))
+            request.emit(Token(text, token, _take(request.logprobs)))
         slot = self.scheduler.slots.slot_of(request)
         limit = request.params.num_predict
         if stream.stopped:
@@ -316,7 +327,7 @@ class Engine:
         if stream is not None and status != RequestStatus.FINISHED_ABORTED:
             rest = stream.flush()
             if rest:
-                request.emit(Token(rest, -1))
+                request.emit(Token(rest, -1, _take(request.logprobs)))
         sampler = self._samplers.pop(request.id, None)
         if sampler is not None:
             sampler.close()
@@ -373,6 +384,13 @@ class Engine:
             vectors.append(list(vector) if vector else [])
         ctx.clear()
         return vectors
+
+
+def _take(items: list[dict[str, object]]) -> list[dict[str, object]]:
+    """Hand over the pending logprob entries (they travel with the text they produced)."""
+    taken = items[:]
+    items.clear()
+    return taken
 
 
 __all__ = ["Engine", "EngineStats", "QueueFull"]

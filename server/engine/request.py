@@ -55,14 +55,21 @@ class SamplingParams:
     stop: list[str] = field(default_factory=list)
     grammar: str | None = None
     ignore_eos: bool = False  # benchmarks only: generate exactly num_predict tokens
+    logprobs: bool = False  # report each generated token's log probability
+    top_logprobs: int = 0  # ... and that many most likely alternatives (0-20)
 
 
 @dataclass
 class Token:
-    """A piece of generated text (possibly empty while a stop string might still match)."""
+    """A piece of generated text (possibly empty while a stop string might still match).
+
+    ``logprobs`` holds Ollama's ``{token, logprob, bytes, top_logprobs?}`` entries of the tokens
+    whose text this piece completes, when the request asked for them.
+    """
 
     text: str
     token_id: int
+    logprobs: list[dict[str, object]] = field(default_factory=list)
 
 
 @dataclass
@@ -100,6 +107,7 @@ class Request:
     n_cached: int = 0  # of those, how many were reused rather than evaluated
     generated: list[int] = field(default_factory=list)
     pending: int | None = None  # sampled but not yet decoded
+    logprobs: list[dict[str, object]] = field(default_factory=list)  # not yet sent with text
     t_admitted: float = 0.0
     t_first_token: float = 0.0
 

@@ -11,8 +11,10 @@ from __future__ import annotations
 import codecs
 import ctypes
 import random
+from collections.abc import Callable
 
 import llama_cpp as ll
+import numpy as np
 
 from .request import SamplingParams
 
@@ -78,6 +80,36 @@ class Sampler:
         if self._chain is not None:
             ll.llama_sampler_free(self._chain)
             self._chain = None
+
+
+def token_logprobs(
+    ctx: ctypes.c_void_p,
+    index: int,
+    n_vocab: int,
+    token: int,
+    top_n: int,
+    piece: Callable[[int], bytes],
+) -> dict[str, object]:
+    """Ollama's logprob entry for ``token``: log-softmax of the model's raw logits at ``index``.
+
+    Raw logits, as Ollama reports them: the distribution the model gave, before temperature,
+    top-k/p or penalties reshaped it for sampling.
+    """
+    logits = np.ctypeslib.as_array(ll.llama_get_logits_ith(ctx, index), shape=(n_vocab,))
+    peak = float(logits.max())
+    log_total = peak + float(np.log(np.exp(logits - peak, dtype=np.float64).sum()))
+
+    def entry(t: int) -> dict[str, object]:
+        data = piece(t)
+        text = data.decode("utf-8", errors="replace")
+        return {"token": text, "logprob": float(logits[t]) - log_total, "bytes": list(data)}
+
+    result = entry(token)
+    if top_n > 0:
+        top = np.argpartition(-logits, min(top_n, n_vocab - 1))[:top_n]
+        top = top[np.argsort(-logits[top], kind="stable")]
+        result["top_logprobs"] = [entry(int(t)) for t in top]
+    return result
 
 
 class TextStream:
