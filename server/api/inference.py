@@ -32,6 +32,7 @@ from ..runners import Runner, Runners
 from ..show import rfc3339
 from ..template import TemplateError
 from ..template import parse as parse_template
+from ..thinking import ThinkingParser, infer_tags
 from ..tools import ToolParser, chat_messages
 from .errors import APIError, error_response
 from .native import read_json, store_of
@@ -153,9 +154,23 @@ def _template(model: Model, override: Any) -> Any:
     return model.template
 
 
-def _check_think(model: Model, think: bool | str | None) -> None:
+def _check_think(model: Model, think: bool | str | None) -> bool | str | None:
+    """The request's ``think``, validated; a thinking model thinks unless told not to (Ollama)."""
     if think and "thinking" not in model.capabilities:
         raise APIError(f'"{model.short_name}" does not support thinking', 400)
+    if think is None and "thinking" in model.capabilities:
+        return True
+    return think
+
+
+def _thinking_parser(template: Any, think: bool | str | None, prompt_text: str) -> ThinkingParser | None:
+    """A splitter for the model's thinking block, when thinking is on (None otherwise)."""
+    if not think or template is None or "thinking" not in template.vars():
+        return None
+    parser = ThinkingParser(*infer_tags(template.source))
+    if prompt_text.rstrip().endswith(parser.opening):
+        parser.start_inside()
+    return parser
 
 
 def _check_images(model: Model, images: Any) -> None:
@@ -245,8 +260,7 @@ async def run_generate(request: Request, body: dict[str, Any]) -> AsyncIterator[
     suffix = body.get("suffix") or ""
     if suffix and "insert" not in model.capabilities:
         raise APIError(f"{model.name} does not support insert", 400)
-    think = parse_think(body.get("think"))
-    _check_think(model, think)
+    think = _check_think(model, parse_think(body.get("think")))
     _check_images(model, body.get("images"))
     options = merged_options(model, body.get("options"))
     grammar = parse_format(body.get("format"))
@@ -280,15 +294,36 @@ async def run_generate(request: Request, body: dict[str, Any]) -> AsyncIterator[
             tokens = [int(t) for t in context] + tokens[1 if engine.model.add_bos else 0 :]
         tokens = _fit(tokens, runner.num_ctx, options, body)
         params = sampling_params(options, grammar, body)
+        splitter = None if raw else _thinking_parser(template, think, text)
+        logprobs: list[dict[str, Any]] = []
+
+        def chunk(thinking: str, response: str) -> dict[str, Any] | None:
+            nonlocal logprobs
+            if not (thinking or response or logprobs):
+                return None  # all held back (it may be the start of a tag)
+            out = {**base, "created_at": now_rfc3339(), "response": response}
+            if thinking:
+                out["thinking"] = thinking
+            out["done"] = False
+            _with_logprobs(out, logprobs)
+            logprobs = []
+            return out
+
         async for event in _events(request, runner, tokens, params):
             if isinstance(event, Token):
-                chunk = {**base, "created_at": now_rfc3339(), "response": event.text, "done": False}
-                yield _with_logprobs(chunk, event.logprobs)
+                logprobs += event.logprobs
+                part = chunk(*(splitter.feed(event.text) if splitter else ("", event.text)))
+                if part is not None:
+                    yield part
                 continue
             if event.reason == FinishReason.ERROR:
                 raise APIError(event.error or "generation failed", 500)
             if event.reason == FinishReason.ABORTED:
                 return
+            if splitter is not None:
+                part = chunk(*splitter.flush())
+                if part is not None:
+                    yield part
             final = {
                 **base,
                 "created_at": now_rfc3339(),
@@ -296,6 +331,7 @@ async def run_generate(request: Request, body: dict[str, Any]) -> AsyncIterator[
                 "done": True,
                 "done_reason": _done_reason(event),
             }
+            _with_logprobs(final, logprobs)
             if not raw:
                 final["context"] = event.context
             final.update(_stats(event, timing))
@@ -366,8 +402,7 @@ async def run_chat(request: Request, body: dict[str, Any]) -> AsyncIterator[dict
         raise APIError(f"{model.name} does not support tools", 400)
     if "completion" not in model.capabilities:
         raise APIError(f'"{model.short_name}" does not support chat', 400)
-    think = parse_think(body.get("think"))
-    _check_think(model, think)
+    think = _check_think(model, parse_think(body.get("think")))
     for m in messages:
         _check_images(model, m.get("images"))
     options = merged_options(model, body.get("options"))
@@ -417,16 +452,19 @@ async def run_chat(request: Request, body: dict[str, Any]) -> AsyncIterator[dict
         params = sampling_params(options, grammar, body)
         # With tools, text that may be a tool call is held back until parsed (Ollama's tools.Parser).
         tool_parser = ToolParser(template, tools) if tools else None
+        splitter = _thinking_parser(template, think, text)
         logprobs: list[dict[str, Any]] = []
+
+        def deltas(thinking: str, content: str) -> list[dict[str, Any]]:
+            out = [{"role": "assistant", "content": "", "thinking": thinking}] if thinking else []
+            if tool_parser is not None:
+                return out + chat_messages(*tool_parser.feed(content))
+            return out + ([{"role": "assistant", "content": content}] if content else [])
+
         async for event in _events(request, runner, tokens, params):
             if isinstance(event, Token):
                 logprobs += event.logprobs  # sent with the next chunk (tool-call text may be held back)
-                messages = (
-                    [{"role": "assistant", "content": event.text}]
-                    if tool_parser is None
-                    else chat_messages(*tool_parser.feed(event.text))
-                )
-                for message in messages:
+                for message in deltas(*(splitter.feed(event.text) if splitter else ("", event.text))):
                     chunk = {**base, "created_at": now_rfc3339(), "message": message, "done": False}
                     yield _with_logprobs(chunk, logprobs)
                     logprobs = []
@@ -435,11 +473,13 @@ async def run_chat(request: Request, body: dict[str, Any]) -> AsyncIterator[dict
                 raise APIError(event.error or "generation failed", 500)
             if event.reason == FinishReason.ABORTED:
                 return
+            messages = deltas(*splitter.flush()) if splitter else []
             if tool_parser is not None:
-                for message in chat_messages(*tool_parser.flush()):
-                    chunk = {**base, "created_at": now_rfc3339(), "message": message, "done": False}
-                    yield _with_logprobs(chunk, logprobs)
-                    logprobs = []
+                messages += chat_messages(*tool_parser.flush())
+            for message in messages:
+                chunk = {**base, "created_at": now_rfc3339(), "message": message, "done": False}
+                yield _with_logprobs(chunk, logprobs)
+                logprobs = []
             final = {
                 **base,
                 "created_at": now_rfc3339(),
@@ -615,9 +655,15 @@ def _merge(chunks: list[dict[str, Any]], field: str) -> dict[str, Any]:
         final["logprobs"] = logprobs
     if field == "response":
         final["response"] = "".join(c.get("response", "") for c in chunks)
+        thinking = "".join(c.get("thinking", "") for c in chunks)
+        if thinking:
+            final["thinking"] = thinking
     else:
         message = dict(final.get("message") or {"role": "assistant"})
         message["content"] = "".join((c.get("message") or {}).get("content", "") for c in chunks)
+        thinking = "".join((c.get("message") or {}).get("thinking", "") for c in chunks)
+        if thinking:
+            message["thinking"] = thinking
         calls = [call for c in chunks for call in (c.get("message") or {}).get("tool_calls") or []]
         if calls:
             message["tool_calls"] = calls
