@@ -264,6 +264,8 @@ async def run_generate(request: Request, body: dict[str, Any]) -> AsyncIterator[
     _check_images(model, body.get("images"))
     options = merged_options(model, body.get("options"))
     grammar = parse_format(body.get("format"))
+    if grammar and body.get("think") is None:
+        think = False  # a grammar leaves no room for a thinking block; Ollama's two-pass run is not done
     template = None if raw else _template(model, body.get("template"))
     context = body.get("context") or []
 
@@ -407,6 +409,8 @@ async def run_chat(request: Request, body: dict[str, Any]) -> AsyncIterator[dict
         _check_images(model, m.get("images"))
     options = merged_options(model, body.get("options"))
     grammar = parse_format(body.get("format"))
+    if grammar and body.get("think") is None:
+        think = False  # a grammar leaves no room for a thinking block; Ollama's two-pass run is not done
     template = _template(model, None)
 
     runner = None

@@ -84,3 +84,9 @@ def test_openai_chat_puts_thinking_in_reasoning(server, thinker: str) -> None:
     )
     message = reply.choices[0].message
     assert (message.model_extra or {}).get("reasoning") and not message.content
+
+
+def test_format_without_an_explicit_think_answers_directly(server, thinker: str) -> None:
+    body = {"model": thinker, "prompt": "hi", "format": "json", "stream": False, "options": OPTIONS}
+    reply = httpx.post(server.url + "/api/generate", json=body, timeout=60).json()
+    assert reply["response"].lstrip().startswith("{") and "thinking" not in reply
