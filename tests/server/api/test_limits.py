@@ -181,3 +181,18 @@ def test_without_keys_the_cap_is_per_client_address(store: Store, monkeypatch: p
         held.sendall(b'{"model": "nope"}   ')
         assert read_response(held)[0] == 404
         assert httpx.get(url + "/api/tags").status_code == 200
+
+
+def test_behind_a_loopback_balancer_the_cap_follows_x_forwarded_for(
+    store: Store, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """uvicorn trusts X-Forwarded-For from 127.0.0.1 (FORWARDED_ALLOW_IPS), as nginx sends it."""
+    monkeypatch.delenv("LLAMITA_API_KEYS", raising=False)
+    monkeypatch.delenv("FORWARDED_ALLOW_IPS", raising=False)
+    with start(store, monkeypatch, LLAMITA_MAX_CONCURRENT_PER_KEY="1") as url, connect(url) as held:
+        send_head(held, "POST", "/api/show", 20, "X-Forwarded-For: 10.0.0.7\r\n")
+        time.sleep(0.2)
+        assert httpx.get(url + "/api/tags", headers={"X-Forwarded-For": "10.0.0.7"}).status_code == 429
+        assert httpx.get(url + "/api/tags", headers={"X-Forwarded-For": "10.0.0.8"}).status_code == 200
+        held.sendall(b'{"model": "nope"}   ')
+        assert read_response(held)[0] == 404
