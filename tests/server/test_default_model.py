@@ -5,11 +5,14 @@ from pathlib import Path
 from llamita.server.default_model import (
     DEFAULT_MODEL,
     DEFAULT_SYSTEM,
+    DEFAULT_TEMPLATE,
     ensure_default_model,
     find_default_gguf,
 )
 from llamita.server.names import require_name
 from llamita.server.store import Store
+from llamita.server.template import parse, render_prompt
+from llamita.server.tools import ToolParser, chat_messages
 
 
 def test_the_packaged_gguf_is_found() -> None:
@@ -33,3 +36,28 @@ def test_a_store_with_any_model_is_left_alone(store: Store, tmp_path: Path) -> N
     store.delete(require_name(DEFAULT_MODEL))
     assert ensure_default_model(store) is False
     assert store.get(require_name(DEFAULT_MODEL)) is None
+
+
+def test_the_default_template_offers_tools_and_parses_their_calls() -> None:
+    template = parse(DEFAULT_TEMPLATE)
+    tools = [{"type": "function", "function": {"name": "get_weather", "parameters": {"type": "object"}}}]
+    history = [
+        {"role": "system", "content": DEFAULT_SYSTEM},
+        {"role": "user", "content": "Weather in Paris?"},
+        {
+            "role": "assistant",
+            "content": "",
+            "tool_calls": [{"function": {"name": "get_weather", "arguments": {"city": "Paris"}}}],
+        },
+        {"role": "tool", "content": "sunny"},
+    ]
+    text = render_prompt(template, history, tools=tools, think=None)
+    assert text.startswith(f"<|im_start|>system\n{DEFAULT_SYSTEM}\n\n# Tools\n")
+    assert '"name": "get_weather"' in text and "<tool_response>\nsunny\n</tool_response>" in text
+    assert text.endswith("<|im_start|>assistant\n")
+
+    parser = ToolParser(template, tools)
+    reply = '<tool_call>\n{"name": "get_weather", "arguments": {"city": "Oslo"}}\n</tool_call>'
+    messages = chat_messages(*parser.feed(reply)) + chat_messages(*parser.flush())
+    calls = [call for m in messages for call in m.get("tool_calls", [])]
+    assert [c["function"]["arguments"] for c in calls] == [{"city": "Oslo"}]
