@@ -70,7 +70,9 @@ class Engine:
             raise
         self.options = context
         self.n_ctx_seq = context.n_ctx_seq
-        self.scheduler = Scheduler(context.n_seq_max, context.n_batch, max_queue)
+        # As many running requests as full-length sequences fit in the cells (OLLAMA_NUM_PARALLEL).
+        parallel = max(1, context.n_ctx // max(context.n_ctx_seq, 1))
+        self.scheduler = Scheduler(context.n_seq_max, context.n_batch, max_queue, parallel)
         self.stats = EngineStats()
         self.step_target = step_target
         self.decode_share = decode_share

@@ -9,7 +9,10 @@ the budget to a target step time and long prompts are prefilled over several ste
 logits only on its last prompt token and on each generated token.
 
 Admission: waiting requests are bound to free sequences (see :mod:`cache`) in arrival
-order; ``max_queue`` bounds the waiting list (Ollama's 503).  Pure Python: no llama.cpp.
+order, at most ``max_running`` at a time: the KV cache holds ``max_running`` full-length
+sequences, and the spare sequences beyond that only keep idle editors' KV (evicted when room
+is needed), so running requests can always grow to their context length.  ``max_queue``
+bounds the waiting list (Ollama's 503).  Pure Python: no llama.cpp.
 """
 
 from __future__ import annotations
@@ -51,10 +54,13 @@ class SchedulerOutput:
 
 
 class Scheduler:
-    def __init__(self, n_slots: int, n_batch: int, max_queue: int = 512) -> None:
+    def __init__(
+        self, n_slots: int, n_batch: int, max_queue: int = 512, max_running: int | None = None
+    ) -> None:
         self.slots = SlotTable(n_slots)
         self.n_batch = n_batch
         self.max_queue = max_queue
+        self.max_running = n_slots if max_running is None else max(1, min(max_running, n_slots))
         self.waiting: deque[Request] = deque()
         self.running: list[Request] = []
 
@@ -70,7 +76,7 @@ class Scheduler:
     def admit(self, kv: KVOps) -> list[Request]:
         """Place waiting requests on free sequences; returns the newly admitted ones."""
         admitted = []
-        while self.waiting:
+        while self.waiting and len(self.running) < self.max_running:
             placement = self.slots.place(self.waiting[0], kv)
             if placement is None:
                 break

@@ -182,3 +182,28 @@ async def collect_raw(engine: Engine, tokens: list[int]) -> tuple[str, Done]:
             done = event
     assert done is not None
     return out, done
+
+
+def test_more_requests_than_cells_for_them_wait_instead_of_failing(smollm2_gguf: Path) -> None:
+    """Two full-length sequences fit in the cells; the two spare sequences must not run at once too."""
+    options = ContextOptions(n_ctx=512, n_ctx_seq=256, n_batch=128, n_seq_max=4)
+    e = Engine(smollm2_gguf, LoadOptions(), options)
+    prompts = [e.model.tokenize(" ".join(f"w{i}x{j}" for j in range(70)))[:200] for i in range(4)]
+
+    async def generate(tokens: list[int]) -> Done:
+        done = None
+        async for event in e.generate(tokens, SamplingParams(temperature=0, num_predict=40)):
+            if isinstance(event, Done):
+                done = event
+        assert done is not None
+        return done
+
+    async def together() -> list[Done]:
+        return await asyncio.gather(*(generate(p) for p in prompts))
+
+    try:
+        results = run(together())
+    finally:
+        e.close()
+    assert [d.reason for d in results] == [FinishReason.LENGTH] * 4, [d.error for d in results]
+    assert all(d.eval_count == 40 for d in results)
