@@ -375,8 +375,27 @@ def _messages(body: dict[str, Any]) -> list[dict[str, Any]]:
     for m in messages:
         if not isinstance(m, dict):
             raise APIError("each message must be an object with role and content", 400)
-        out.append({**m, "role": str(m.get("role", "")).lower(), "content": m.get("content") or ""})
+        for key in ("role", "content"):
+            value = m.get(key)
+            if value is not None and not isinstance(value, str):
+                raise APIError(
+                    f"json: cannot unmarshal {_go_kind(value)} into Go struct field"
+                    f" Message.messages.{key} of type string",
+                    400,
+                )
+        out.append({**m, "role": str(m.get("role") or "").lower(), "content": m.get("content") or ""})
     return out
+
+
+def _go_kind(value: Any) -> str:
+    """How Go's encoding/json names a JSON value's type in an unmarshal error."""
+    if isinstance(value, bool):
+        return "bool"
+    if isinstance(value, int | float):
+        return "number"
+    if isinstance(value, list):
+        return "array"
+    return "object"
 
 
 async def run_chat(request: Request, body: dict[str, Any]) -> AsyncIterator[dict[str, Any]]:

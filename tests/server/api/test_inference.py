@@ -195,6 +195,13 @@ BAD = [
     ("generate-no-model", "/api/generate", {"prompt": "a"}, 404, "model '' not found"),
     ("generate-unknown", "/api/generate", {"model": "nope", "prompt": "a"}, 404, "model 'nope' not found"),
     ("chat-no-model", "/api/chat", {"messages": []}, 400, "model is required"),
+    (
+        "chat-content-not-a-string",
+        "/api/chat",
+        {"model": MODEL, "messages": [{"role": "user", "content": 123}]},
+        400,
+        "json: cannot unmarshal number into Go struct field Message.messages.content of type string",
+    ),
     ("embed-bad-input", "/api/embed", {"model": MODEL, "input": 5}, 400, "invalid input type"),
     (
         "top-logprobs",
