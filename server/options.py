@@ -16,7 +16,8 @@ Options reach the runtime from two directions with different strictness, as in O
   :func:`validate_parameters`: FromMap's type rules plus FormatParams' strictness about names,
   so a model whose every request would fail is never stored.
 
-Merge order at request time is ``default_options()`` <- model parameters <- request options.
+Merge order at request time is ``default_options()`` <- model parameters <- request options
+(:func:`merge_options`).
 """
 
 from __future__ import annotations
@@ -41,6 +42,7 @@ __all__ = [
     "OptionError",
     "default_options",
     "format_params",
+    "merge_options",
     "validate_parameters",
     "validate_request_options",
 ]
@@ -351,3 +353,27 @@ def validate_parameters(params: Mapping[str, Any]) -> None:
         if kind is None:
             raise OptionError(f"unknown parameter '{name}'")
         _coerce_json(name, kind, value)
+
+
+def merge_options(model_params: Mapping[str, Any] | None, requested: Any) -> dict[str, object]:
+    """``DefaultOptions`` <- model parameters <- request options, each typed and clamped once.
+
+    Request options go through :func:`validate_request_options` (a wrong type raises
+    :class:`OptionError`, a 400).  Stored parameters were checked at create, but a model written
+    by an older llamita, or pulled, can still hold a bad value: that one is logged and left out,
+    so the model keeps answering (Ollama fails every request on it with a 500).  The deprecated
+    mirostat* names the sampler still reads are kept from the model.
+    """
+    merged = default_options()
+    for name, value in (model_params or {}).items():
+        kind = OPTION_TYPES.get(name) or _DEPRECATED_TYPES.get(name)
+        if kind is None:
+            continue
+        try:
+            coerced = _coerce_json(name, kind, value)
+        except OptionError as e:
+            logger.warning("ignoring the model's parameter %s: %s", name, e)
+            continue
+        merged[name] = clamp_resource(name, coerced) if kind is int else coerced  # type: ignore[arg-type]
+    merged.update(validate_request_options(requested))
+    return merged

@@ -340,3 +340,26 @@ def test_validate_parameters() -> None:
         assert str(info.value) == message
     with pytest.raises(OptionError, match="parameters must be a JSON object"):
         options.validate_parameters(["top_k"])  # type: ignore[arg-type]
+
+
+def test_merge_options_types_and_clamps_every_layer(caplog: pytest.LogCaptureFixture) -> None:
+    model = {
+        "num_thread": 100_000,  # a valid Modelfile int, clamped like a request value
+        "top_k": "abc",  # a bad stored value: left out, the model keeps answering
+        "mirostat": 2,  # deprecated, but the sampler reads it
+        "stop": ["<|im_end|>"],
+        "tfs_z": 1.0,  # removed: ignored
+    }
+    with caplog.at_level(logging.WARNING, logger="llamita.server.options"):
+        merged = options.merge_options(model, {"num_ctx": 1, "temperature": 0})
+    assert merged["num_thread"] == 512
+    assert merged["top_k"] == 40
+    assert merged["mirostat"] == 2
+    assert merged["stop"] == ["<|im_end|>"]
+    assert "tfs_z" not in merged
+    assert (merged["num_ctx"], merged["temperature"]) == (4, 0.0)
+    assert merged["num_batch"] == 512 and merged["seed"] == -1  # defaults fill the rest
+    assert any("top_k" in r.getMessage() for r in caplog.records)
+    with pytest.raises(OptionError, match='option "top_p" must be of type float32'):
+        options.merge_options(model, {"top_p": "x"})
+    assert options.merge_options(None, None) == options.default_options()
