@@ -160,6 +160,27 @@ def test_created_parameters_work_at_request_time(server) -> None:
     assert r.status_code == 200 and r.json()["done"] is True
 
 
+@pytest.mark.parametrize(
+    "template",
+    [
+        pytest.param("{{ if 1 }}" * 1000 + "{{ end }}" * 1000, id="nested-ifs"),
+        pytest.param("{{ " + "(" * 1000 + "1" + ")" * 1000 + " }}", id="nested-parentheses"),
+        pytest.param("{{ .Prompt }}" * 100_000, id="megabyte"),
+    ],
+)
+def test_hostile_templates_are_400(server, template: str) -> None:
+    """At create (nothing stored) and as a generate override: a template error, not a 500."""
+    blobs = sorted(p.name for p in server.store.blobs.iterdir())
+    r = httpx.post(
+        server.url + "/api/create", json={"model": "t", "from": "smollm2:135m", "template": template}
+    )
+    assert r.status_code == 400 and r.json()["error"].startswith("template error: ")
+    assert sorted(p.name for p in server.store.blobs.iterdir()) == blobs
+    body = {"model": "smollm2:135m", "prompt": "hi", "template": template, "_debug_render_only": True}
+    r = httpx.post(server.url + "/api/generate", json=body)
+    assert r.status_code == 400 and r.json()["error"].startswith("template error: ")
+
+
 def test_runaway_template_override_is_a_400(server) -> None:
     r = httpx.post(
         server.url + "/api/generate",
