@@ -129,7 +129,8 @@ async def show_model(request: Request) -> Response:
 async def create(request: Request) -> Response:
     body = await read_json(request)
     store = store_of(request)
-    creator.validate(store, body)
+    # Off the event loop: it parses the template and reads every manifest.
+    await run_in_threadpool(creator.validate, store, body)
     return await progress_response(creator.create(store, body), _wants_stream(body))
 
 
