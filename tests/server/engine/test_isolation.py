@@ -144,7 +144,7 @@ def test_a_failing_decode_fails_only_its_request_and_keeps_the_others_kv(
     """A token id outside the vocabulary makes llama_decode reject the whole batch (rc -1)."""
     prompt = chat(engine, "Name three colors.")
     alone = solo(engine, prompt, **GREEDY)
-    monkeypatch.setattr(engine, "validate", lambda prompt: None)  # let it reach llama_decode
+    monkeypatch.setattr(engine, "validate", lambda prompt: None, raising=False)  # on to llama_decode
     bad: list[Probe] = []
 
     async def scenario() -> tuple[tuple[str, Done], tuple[str, Done]]:
