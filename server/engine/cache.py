@@ -55,7 +55,7 @@ def common_prefix(a: Sequence[int], b: Sequence[int]) -> int:
 @dataclass(eq=False)
 class Slot:
     seq: int
-    tokens: list[int] = field(default_factory=list)  # exactly what the KV holds for ``seq``
+    tokens: list[int] = field(default_factory=list)  # what the KV holds for ``seq`` (see ``changed``)
     session: str | None = None
     request: Request | None = None
     last_used: float = 0.0
@@ -76,6 +76,16 @@ class Placement:
 class SlotTable:
     def __init__(self, n_slots: int) -> None:
         self.slots = [Slot(seq) for seq in range(n_slots)]
+        self._cells: int | None = None  # ``cells_used``, kept up to date between placements
+
+    def changed(self) -> None:
+        """Slots' tokens changed other than by decoding: count the cells again when asked."""
+        self._cells = None
+
+    def grew(self, n: int) -> None:
+        """``n`` tokens were decoded: each went into a new cell of its own."""
+        if self._cells is not None:
+            self._cells += n
 
     def idle(self) -> list[Slot]:
         return [s for s in self.slots if not s.busy]
@@ -95,6 +105,8 @@ class SlotTable:
         )
         if donor is not None:
             donor_lcp = common_prefix(donor.tokens, request.prompt)
+            if donor.exact is not None:  # a context shift moved the rest: not this prompt's KV
+                donor_lcp = min(donor_lcp, donor.exact)
             if donor_lcp > reused + 16:
                 kv.seq_rm(slot.seq, 0, -1)
                 kv.seq_cp(donor.seq, slot.seq, 0, donor_lcp)
@@ -106,6 +118,7 @@ class SlotTable:
             kv.seq_rm(slot.seq, 0, -1)  # memory that cannot be trimmed (recurrent models)
             reused = 0
         del slot.tokens[reused:]
+        self.changed()
         slot.request = request
         slot.session = request.session  # the KV is now this request's, not a previous editor's
         slot.last_used = time.monotonic()
@@ -146,10 +159,13 @@ class SlotTable:
         prefixes over all slots (the nodes of a trie of their token lists): sorted, each list
         adds what it does not share with its predecessor.  It is a lower bound when two slots
         evaluated the same prefix separately; the engine evicts more if llama.cpp disagrees.
+        Computed after placements only (O(slots x tokens)); decoding just adds its tokens.
         """
-        lists = sorted(s.tokens for s in self.slots if s.tokens)
-        total = sum(len(t) for t in lists)
-        return total - sum(common_prefix(a, b) for a, b in itertools.pairwise(lists))
+        if self._cells is None:
+            lists = sorted(s.tokens for s in self.slots if s.tokens)
+            total = sum(len(t) for t in lists)
+            self._cells = total - sum(common_prefix(a, b) for a, b in itertools.pairwise(lists))
+        return self._cells
 
     def make_room(self, kv: KVOps, n_tokens: int, n_cells: int) -> None:
         """Drop idle slots' KV, least recently used first, until ``n_tokens`` more cells fit."""
@@ -173,6 +189,7 @@ class SlotTable:
         slot.tokens.clear()
         slot.session = None
         slot.exact = None
+        self.changed()
 
     def shares_beyond(self, slot: Slot, pos: int) -> bool:
         """Whether another slot may share ``slot``'s cells at positions >= ``pos``.
@@ -193,6 +210,7 @@ class SlotTable:
         """
         n = len(slot.tokens)
         kept = slot.tokens[:keep] + slot.tokens[keep + discard :]
+        self.changed()
         if can_shift and not self.shares_beyond(slot, keep + discard):
             kv.seq_rm(slot.seq, keep, keep + discard)
             kv.seq_add(slot.seq, keep + discard, n, -discard)
@@ -209,6 +227,7 @@ class SlotTable:
     def trim_inexact(self, slot: Slot, kv: KVOps) -> None:
         """Keep only exactly evaluated KV for reuse (a shifted tail was computed in another context)."""
         if slot.exact is not None and slot.exact < len(slot.tokens):
+            self.changed()
             if not kv.seq_rm(slot.seq, slot.exact, -1):
                 kv.seq_rm(slot.seq, 0, -1)
                 slot.exact = 0

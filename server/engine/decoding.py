@@ -113,6 +113,7 @@ class Decoder:
             return
         self.ctx.seq_rm(slot.seq, 0, -1)
         slot.tokens.clear()
+        self.slots.changed()
         self._fail(chunk.request, "llama_decode failed and lost the sequence")
 
 

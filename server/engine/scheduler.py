@@ -137,6 +137,7 @@ class Scheduler:
             if slot is None:
                 continue
             slot.tokens.extend(chunk.tokens)
+            self.slots.grew(len(chunk.tokens))
             request = chunk.request
             if request.status == RequestStatus.PREFILLING:
                 request.n_past += len(chunk.tokens)

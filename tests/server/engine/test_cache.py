@@ -152,6 +152,7 @@ def test_cells_used_counts_copied_prefixes_once() -> None:
     table.slots[3].tokens = list(range(50_000, 50_500))
     assert table.cells_used() == 3000 + 3 * 100 + 500
     table.slots[1].tokens = list(table.slots[0].tokens)  # the same prompt twice
+    table.changed()
     assert table.cells_used() == 3000 + 2 * 100 + 500
 
 
@@ -199,3 +200,12 @@ def test_shift_of_memory_that_cannot_shift_or_trim_starts_over() -> None:
     replay = table.shift(slot, 4, 48, kv, can_shift=False)
     assert replay == [*range(100, 104), *range(152, 200)] and slot.tokens == []
     assert kv.ops == [("rm", 0, 4, -1), ("rm", 0, 0, -1)]
+
+
+def test_kv_a_context_shift_moved_is_not_copied() -> None:
+    table, kv = SlotTable(2), FakeKV()
+    shared = list(range(100))
+    table.slots[0].tokens, table.slots[0].exact = list(shared), 40  # shifted in place at 40
+    table.slots[0].request = req(shared)  # busy
+    placement = table.place(req([*shared, 7]), kv)
+    assert placement is not None and placement.reused == 40 and ("cp", 0, 1, 0, 40) in kv.ops

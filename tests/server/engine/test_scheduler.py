@@ -125,3 +125,16 @@ def test_a_replay_after_a_context_shift_is_scheduled_like_a_prompt() -> None:
     assert [(c.tokens, c.pos, c.logits) for c in out.chunks] == [([9, 42], 4, True)]
     sched.after_decode(out)
     assert r.replay == [] and sched.slots.slots[0].tokens == [5, 6, 7, 8, 9, 42]
+
+
+def test_decoded_tokens_are_counted_as_new_cells_without_a_recount() -> None:
+    sched, kv = Scheduler(n_slots=2, n_batch=64), FakeKV()
+    a, b = req(10), req(10)
+    for r in (a, b):
+        sched.add_request(r)
+    sched.admit(kv)
+    assert sched.slots.cells_used() == 0
+    sched.after_decode(sched.schedule())  # both prompts (the same tokens, evaluated twice)
+    assert sched.slots.cells_used() == 20
+    sched.slots.changed()  # a recount sees one prompt: a lower bound, llama.cpp has the last word
+    assert sched.slots.cells_used() == 10
