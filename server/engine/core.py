@@ -251,33 +251,37 @@ class Engine:
         added = [item for kind, item in items if kind == "add"]
         for request in [*self.scheduler.running, *self.scheduler.waiting, *added]:
             assert isinstance(request, Request)
-            try:
-                self._finish(request, RequestStatus.FINISHED_ERROR, message)
-            except Exception:  # the bookkeeping itself may be what broke
-                log.exception("could not finish request %d", request.id)
-                if not request.status.is_finished:
-                    request.status = RequestStatus.FINISHED_ERROR
-                    _emit(request, Done(FinishReason.ERROR, len(request.prompt), 0, 0, 0, 0, 0, [], message))
+            self._finish_surely(request, RequestStatus.FINISHED_ERROR, message)
         for kind, item in items:
             if kind == "call":
                 _, future = item  # type: ignore[misc]
                 if future.set_running_or_notify_cancel():
                     future.set_exception(EngineFailed(message))
 
+    def _finish_surely(self, request: Request, status: RequestStatus, error: str) -> None:
+        """``_finish``, and should the bookkeeping itself be what broke, at least the Done."""
+        try:
+            self._finish(request, status, error)
+        except Exception:
+            log.exception("could not finish request %d", request.id)
+            if not request.status.is_finished:
+                request.status = RequestStatus.FINISHED_ERROR
+                _emit(request, Done(FinishReason.ERROR, len(request.prompt), 0, 0, 0, 0, 0, [], error))
+
     def _handle(self, kind: str, item: object) -> None:
-        """One inbox item; a request whose handling fails is failed alone."""
+        """One inbox item; a request whose handling fails is failed alone, the thread goes on."""
         try:
             if kind == "add":
                 assert isinstance(item, Request)
                 self.validate(item.prompt)  # defence in depth: ``submit`` takes any Request
                 if item.session is not None:
                     for old in self.scheduler.of_session(item.session):
-                        self._finish(old, RequestStatus.FINISHED_ABORTED, SUPERSEDED)
+                        self._finish_surely(old, RequestStatus.FINISHED_ABORTED, SUPERSEDED)
                 self.scheduler.waiting.append(item)
             elif kind == "abort":
                 for request in [*self.scheduler.running, *self.scheduler.waiting]:
                     if request.id == item:
-                        self._finish(request, RequestStatus.FINISHED_ABORTED, CANCELED)
+                        self._finish_surely(request, RequestStatus.FINISHED_ABORTED, CANCELED)
             elif kind == "call":
                 fn, future = item  # type: ignore[misc]
                 if future.set_running_or_notify_cancel():
@@ -286,11 +290,9 @@ class Engine:
                     except Exception as e:
                         future.set_exception(e)
         except Exception as e:
-            if kind != "add":
-                raise
-            assert isinstance(item, Request)
+            assert isinstance(item, Request)  # an abort or a call cannot fail past this point
             log.warning("request %d refused: %s", item.id, e)
-            self._finish(item, RequestStatus.FINISHED_ERROR, str(e))
+            self._finish_surely(item, RequestStatus.FINISHED_ERROR, str(e))
 
     def step(self) -> None:
         for request in self.scheduler.admit(self.ctx):
