@@ -124,6 +124,8 @@ def sampling_params(
         mirostat_tau=float(options.get("mirostat_tau", 5.0) or 5.0),
         mirostat_eta=float(options.get("mirostat_eta", 0.1) or 0.1),
         num_predict=int(options.get("num_predict", -1)),
+        num_keep=int(options.get("num_keep", 4)),
+        shift=body.get("shift", True) is not False,
         stop=[stop] if isinstance(stop, str) else list(stop),
         grammar=grammar,
         logprobs=bool(body.get("logprobs")),

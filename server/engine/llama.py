@@ -155,9 +155,12 @@ class Context:
         self.options = options
         params = ll.llama_context_default_params()
         params.n_ctx = options.n_ctx
-        params.n_batch = options.n_batch
+        # Every sequence may decode one token per step, and llama.cpp aborts the process when
+        # n_batch < n_seq_max; more than n_ctx is never usable (and would be allocated).
+        n_batch = max(min(options.n_batch, options.n_ctx), options.n_seq_max, 1)
+        params.n_batch = n_batch
         # Pooled embeddings need a whole input in one micro-batch.
-        params.n_ubatch = options.n_batch if options.embeddings else min(options.n_batch, 512)
+        params.n_ubatch = n_batch if options.embeddings else min(n_batch, max(512, options.n_seq_max))
         params.n_seq_max = options.n_seq_max
         params.kv_unified = True
         threads = options.n_threads or os.cpu_count() or 1
@@ -181,7 +184,9 @@ class Context:
             ll.llama_set_adapters_lora(self._ptr, adapters, n, scales)
         self.memory = ll.llama_get_memory(self._ptr)
         self.n_ctx = ll.llama_n_ctx(self._ptr)
-        self.batch = Batch(options.n_batch, options.n_seq_max)
+        self.n_batch = n_batch
+        self.can_shift = bool(ll.llama_memory_can_shift(self.memory))
+        self.batch = Batch(n_batch, options.n_seq_max)
 
     @property
     def ptr(self) -> ctypes.c_void_p:
@@ -195,6 +200,9 @@ class Context:
 
     def seq_cp(self, src: int, dst: int, start: int, end: int) -> None:
         ll.llama_memory_seq_cp(self.memory, src, dst, start, end)
+
+    def seq_add(self, seq: int, start: int, end: int, delta: int) -> None:
+        ll.llama_memory_seq_add(self.memory, seq, start, end, delta)
 
     def seq_pos_max(self, seq: int) -> int:
         return int(ll.llama_memory_seq_pos_max(self.memory, seq))
@@ -233,6 +241,8 @@ class Batch:
         """Append a token; returns its index (for ``llama_sampler_sample``)."""
         b = self.raw
         i = b.n_tokens
+        if i >= self.capacity:  # writing past the malloc'd arrays would corrupt memory
+            raise IndexError(f"the batch is full ({self.capacity} tokens)")
         b.token[i] = token
         b.pos[i] = pos
         b.n_seq_id[i] = 1
