@@ -108,8 +108,6 @@ class SlotTable:
                 reused, copied_from = donor_lcp, donor.seq
         # Always evaluate at least the last prompt token: its logits start the generation.
         reused = min(reused, len(request.prompt) - 1)
-        if reused < len(slot.tokens) and not self.can_copy:
-            reused = 0  # a recurrent state holds nothing but its whole sequence
         if reused < len(slot.tokens) and not kv.seq_rm(slot.seq, reused, -1):
             kv.seq_rm(slot.seq, 0, -1)  # memory that cannot be trimmed (recurrent models)
             reused = 0

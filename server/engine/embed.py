@@ -20,6 +20,7 @@ Pooling is the model's own (``Model.pooling``) and vectors are ``n_embd_out`` wi
 from __future__ import annotations
 
 import asyncio
+import logging
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -32,6 +33,8 @@ EMBED_MIN_TOKENS = 512
 EMBED_BATCH_TOKENS = 2048
 EMBED_SEQS = 8
 _ROUND = 256
+
+log = logging.getLogger("llamita.engine")
 
 Call = Callable[[Callable[[], object]], "Future[object]"]
 
@@ -147,11 +150,16 @@ class Embedder:
         with self._timer_lock:
             if self._timer is not None:
                 return
-            self._timer = threading.Timer(
-                self.idle_seconds if delay is None else delay, lambda: self.call(self.release_if_idle)
-            )
+            self._timer = threading.Timer(self.idle_seconds if delay is None else delay, self._expire)
             self._timer.daemon = True
             self._timer.start()
+
+    def _expire(self) -> None:
+        """On the timer's thread: hand ``release_if_idle`` to the engine thread."""
+        try:
+            self.call(self.release_if_idle)
+        except RuntimeError:  # the engine stopped or is unloading; ``close`` frees the context
+            log.debug("embedding context timer after the engine stopped")
 
 
 def groups(inputs: list[list[int]]) -> Iterator[list[list[int]]]:

@@ -191,10 +191,6 @@ class Context:
     def __init__(self, model: Model, options: ContextOptions) -> None:
         self.model = model
         self.options = options
-        if options.n_batch < options.n_seq_max:
-            # Every sequence may decode one token per step: a smaller batch overruns it (and
-            # llama.cpp aborts the process); the runner clamps num_batch so this cannot happen.
-            raise LlamaError(f"n_batch {options.n_batch} is below the sequence count {options.n_seq_max}")
         params = ll.llama_context_default_params()
         params.n_ctx = options.n_ctx
         params.n_batch = options.n_batch

@@ -91,3 +91,17 @@ def test_attention_memory_still_shares_prefixes() -> None:
     donor.slot.tokens = PREFIX + [1] * 30
     placed = table.place(req([*PREFIX, 2, 3]), kv)
     assert placed is not None and placed.copied_from == donor.slot.seq and placed.reused == len(PREFIX)
+
+
+def test_the_same_prompt_again_starts_over() -> None:
+    """Its last token must be evaluated again for logits, and a state cannot step back one token:
+    llama.cpp refuses the cut, and the whole state is dropped."""
+    table, kv = SlotTable(1, can_copy=False), RecurrentKV()
+    first = table.place(req(PREFIX), kv)
+    assert first is not None
+    first.slot.tokens = list(PREFIX)
+    table.release(first.slot)
+    kv.ops.clear()
+    again = table.place(req(PREFIX), kv)
+    assert again is not None and again.reused == 0 and again.slot.tokens == []
+    assert kv.ops == [("rm", 0, len(PREFIX) - 1, -1), ("rm", 0, 0, -1)]
