@@ -18,7 +18,9 @@ old engine is closed once its last holder releases it.  ``/api/ps`` and ``/metri
 Resource options are clamped here, where the context is sized, so that no request value can
 crash the process or allocate absurd memory: ``num_batch`` lies in [sequences, 8192] (below
 the sequence count llama.cpp aborts; a huge one allocates its batch arrays up front),
-``num_thread`` in [1, CPUs], ``num_gpu`` at most the layer count (+1 for the output layer).
+``num_thread`` in [1, CPUs], ``num_gpu`` at most the layer count (+1 for the output layer);
+a value that is not a positive finite number means the default (the API edge clamps first,
+``options.RESOURCE_BOUNDS``; Modelfile parameters and direct callers come through here too).
 Recurrent and hybrid models run one request at a time, as in Ollama: their state cannot be
 shared between sequences, so parallel sequences would only multiply prefill work.
 """
@@ -45,7 +47,8 @@ from .model import Model
 log = logging.getLogger("llamita.runners")
 
 DEFAULT_NUM_CTX = 4096
-MAX_NUM_CTX = 1 << 20  # for a GGUF that does not say its training context
+MAX_NUM_CTX = 1 << 17  # for a GGUF that does not say its training context
+DEFAULT_NUM_BATCH = 512
 MAX_BATCH = 8192
 FOREVER = math.inf
 
@@ -121,7 +124,8 @@ def load_options(model: Model, options: dict[str, Any]) -> LoadPlan:
     limit = info.context_length if info is not None and info.context_length else MAX_NUM_CTX
     num_ctx = max(min(num_ctx, limit), 4)
     n_seq_max = _n_seq_max(parallel)
-    num_batch = _option_int(options, "num_batch") or 512
+    num_batch = _option_int(options, "num_batch") or 0
+    num_batch = num_batch if num_batch > 0 else DEFAULT_NUM_BATCH
     num_batch = max(min(num_batch, MAX_BATCH, num_ctx * parallel), n_seq_max)
     cpus = os.cpu_count() or 1
     num_thread = _option_int(options, "num_thread") or 0
