@@ -71,6 +71,7 @@ class Runner:
     loaded_at: float = field(default_factory=time.time)
     load_duration: float = 0.0  # seconds the load took (reported once, by the loading request)
     retired: bool = False  # taken out of service (unhealthy); closed when the last holder leaves
+    num_batch: int = 0  # as requested (bounded); the context's n_batch may be cut to its n_ctx
     _timer: asyncio.TimerHandle | None = None
 
     @property
@@ -126,7 +127,7 @@ def load_options(model: Model, options: dict[str, Any]) -> LoadPlan:
     n_seq_max = _n_seq_max(parallel)
     num_batch = _option_int(options, "num_batch") or 0
     num_batch = num_batch if num_batch > 0 else DEFAULT_NUM_BATCH
-    num_batch = max(min(num_batch, MAX_BATCH, num_ctx * parallel), n_seq_max)
+    num_batch = max(min(num_batch, MAX_BATCH), n_seq_max)  # and at most n_ctx: see ``_load``
     cpus = os.cpu_count() or 1
     num_thread = _option_int(options, "num_thread") or 0
     num_thread = min(num_thread, cpus) if num_thread > 0 else cpus
@@ -235,16 +236,14 @@ class Runners:
     @staticmethod
     def _compatible(runner: Runner, plan: LoadPlan) -> bool:
         return (
-            runner.load == plan.load
-            and runner.num_ctx >= plan.num_ctx
-            and runner.context.n_batch == plan.num_batch
+            runner.load == plan.load and runner.num_ctx >= plan.num_ctx and runner.num_batch == plan.num_batch
         )
 
     async def _load(self, model: Model, plan: LoadPlan, keep_alive: float | None) -> Runner:
         context = ContextOptions(
             n_ctx=plan.num_ctx * plan.parallel,
             n_ctx_seq=plan.num_ctx,
-            n_batch=plan.num_batch,
+            n_batch=max(min(plan.num_batch, plan.num_ctx * plan.parallel), plan.n_seq_max),
             n_seq_max=plan.n_seq_max,
             n_threads=plan.num_thread,
             flash_attn=_flash_attention(),
@@ -269,6 +268,7 @@ class Runners:
             model, engine, plan.load, context, plan.num_ctx, plan.gpu_layers, size, size_vram, duration
         )
         runner.load_duration = time.monotonic() - started
+        runner.num_batch = plan.num_batch
         self.loaded[runner.key] = runner
         return runner
 

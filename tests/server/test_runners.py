@@ -204,3 +204,22 @@ def test_recurrent_models_run_one_request_at_a_time(store: Store, tmp_path, monk
         r = run(scenario(name))
         assert r.context.n_ctx == r.num_ctx and r.context.n_seq_max == 2 and r.context.n_batch == 2
         assert r.size > 0
+
+
+def test_a_smaller_context_reuses_the_runner_whatever_its_batch_was_cut_to(models) -> None:
+    """num_batch is cut to the context's cells, but reuse compares what was asked for."""
+
+    async def scenario():
+        runners = Runners(FakeEngine)
+        big = await runners.acquire(models["a"], {"num_ctx": 512}, None)
+        runners.release(big)
+        small = await runners.acquire(models["a"], {"num_ctx": 16}, None)  # 16 x 4 < 512 cells
+        runners.release(small)
+        tiny = await runners.acquire(models["b"], {"num_ctx": 16, "num_batch": 4096}, None)
+        runners.release(tiny)
+        await runners.close()
+        return big, small, tiny
+
+    big, small, tiny = run(scenario())
+    assert small is big and len(FakeEngine.made) == 2
+    assert tiny.context.n_batch == tiny.context.n_ctx == 64  # never more than the cells
