@@ -90,14 +90,10 @@ class SlotTable:
         slot = self._choose(request, idle)
         reused = self._usable(slot, request)
         copied_from = None
-        donor = (
-            None
-            if not self.can_copy
-            else max(
-                (s for s in self.slots if s is not slot),
-                key=lambda s: common_prefix(s.tokens, request.prompt),
-                default=None,
-            )
+        donor = max(
+            (s for s in self.slots if s is not slot and self.can_copy),  # recurrent: never a donor
+            key=lambda s: common_prefix(s.tokens, request.prompt),
+            default=None,
         )
         if donor is not None:
             donor_lcp = common_prefix(donor.tokens, request.prompt)
