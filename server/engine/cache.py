@@ -76,8 +76,8 @@ class Placement:
 
 class SlotTable:
     def __init__(self, n_slots: int, can_copy: bool = True) -> None:
-        self.slots = [Slot(seq) for seq in range(n_slots)]
         self.can_copy = can_copy  # False: recurrent state, only whole-state reuse (see above)
+        self.slots = [Slot(seq) for seq in range(n_slots)]
 
     def idle(self) -> list[Slot]:
         return [s for s in self.slots if not s.busy]
