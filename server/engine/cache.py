@@ -14,6 +14,11 @@ evaluated.  Placement, for a request that has to wait for nothing:
    match, and with several editors typing no prompt would ever finish its prefill;
 3. if a *busy* slot shares a longer prefix than that, its prefix is copied into the chosen
    slot (``seq_cp`` shares cells in a unified cache, so this costs no compute).
+
+Recurrent and hybrid models (``can_copy=False``) keep one state per sequence, the state after
+its last token: it cannot be trimmed to a position, and llama.cpp's ``seq_cp`` hands over the
+donor's whole state whatever range is asked.  For them a slot is reused only when everything
+it holds is a prefix of the request, nothing is ever copied, and any other slot is cleared.
 """
 
 from __future__ import annotations
@@ -74,7 +79,8 @@ class Placement:
 
 
 class SlotTable:
-    def __init__(self, n_slots: int) -> None:
+    def __init__(self, n_slots: int, can_copy: bool = True) -> None:
+        self.can_copy = can_copy  # False: recurrent state, only whole-state reuse (see above)
         self.slots = [Slot(seq) for seq in range(n_slots)]
         self._cells: int | None = None  # ``cells_used``, kept up to date between placements
 
@@ -96,10 +102,10 @@ class SlotTable:
         if not idle:
             return None
         slot = self._choose(request, idle)
-        reused = common_prefix(slot.tokens, request.prompt)
+        reused = self._usable(slot, request)
         copied_from = None
         donor = max(
-            (s for s in self.slots if s is not slot),
+            (s for s in self.slots if s is not slot and self.can_copy),  # recurrent: never a donor
             key=lambda s: common_prefix(s.tokens, request.prompt),
             default=None,
         )
@@ -134,7 +140,7 @@ class SlotTable:
             # An editor must not evict another editor's KV while an unclaimed slot exists;
             # shared prefixes are still reused by copying (see ``place``).
             unclaimed = 1 if slot.session is None or slot.session == request.session else 0
-            lcp = common_prefix(slot.tokens, request.prompt)
+            lcp = self._usable(slot, request)
             gain = lcp - self._lost(slot, lcp)
             if request.session is not None:
                 return (unclaimed, gain, -slot.last_used)
@@ -142,10 +148,18 @@ class SlotTable:
 
         return max(idle, key=score)
 
+    def _usable(self, slot: Slot, request: Request) -> int:
+        """Prompt tokens the slot's state can serve: its prefix shared with the request, or for
+        recurrent state all of it when it is a prefix of the request and nothing otherwise."""
+        lcp = common_prefix(slot.tokens, request.prompt)
+        return lcp if self.can_copy or lcp == len(slot.tokens) else 0
+
     def _lost(self, slot: Slot, kept: int) -> int:
         """Tokens of ``slot`` that trimming it to ``kept`` would drop and no other slot holds."""
         if len(slot.tokens) <= kept:
             return 0
+        if not self.can_copy:
+            return len(slot.tokens)  # no other slot can lend a recurrent state back
         elsewhere = max(
             (common_prefix(slot.tokens, other.tokens) for other in self.slots if other is not slot),
             default=0,

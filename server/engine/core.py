@@ -30,6 +30,7 @@ from pathlib import Path
 
 from .cache import Slot
 from .decoding import Decoder
+from .embed import Embedder, EmbeddingError
 from .llama import Context, ContextOptions, LoadOptions, Model
 from .request import (
     CANCELED,
@@ -53,10 +54,6 @@ _FINISH = {
     RequestStatus.FINISHED_ABORTED: FinishReason.ABORTED,
     RequestStatus.FINISHED_ERROR: FinishReason.ERROR,
 }
-
-
-class EmbeddingError(ValueError):
-    """Raised for embedding input that cannot be processed (too long without truncation)."""
 
 
 class EngineFailed(RuntimeError):
@@ -97,7 +94,9 @@ class Engine:
         self.n_ctx_seq = context.n_ctx_seq
         # As many running requests as full-length sequences fit in the cells (OLLAMA_NUM_PARALLEL).
         parallel = max(1, context.n_ctx // max(context.n_ctx_seq, 1))
-        self.scheduler = Scheduler(context.n_seq_max, self.ctx.n_batch, max_queue, parallel)
+        self.scheduler = Scheduler(
+            context.n_seq_max, self.ctx.n_batch, max_queue, parallel, can_copy=self.model.can_copy_prefix
+        )
         self.failure: str | None = None  # why the engine thread died (then it is not ``healthy``)
         self._decoder = Decoder(self.ctx, self.scheduler.slots, self._decoded, self._fail)
         self.stats = EngineStats()
@@ -108,7 +107,7 @@ class Engine:
         self._inbox: deque[tuple[str, object]] = deque()
         self._samplers: dict[int, Sampler] = {}
         self._streams: dict[int, TextStream] = {}
-        self._embed_ctx: Context | None = None
+        self.embedder = Embedder(self.model, context, self.call, limit=context.n_ctx_seq)
         self._closing = False
         self._thread = threading.Thread(target=self._run, name=f"engine:{model_path.name}", daemon=True)
         self._thread.start()
@@ -173,8 +172,7 @@ class Engine:
         if self._thread.is_alive():  # still inside llama.cpp: freeing now would be a use-after-free
             log.error("engine thread still busy after 60 s; leaving its llama.cpp context allocated")
             return
-        if self._embed_ctx is not None:
-            self._embed_ctx.close()
+        self.embedder.close()
         self.ctx.close()
         self.model.close()
 
@@ -217,9 +215,8 @@ class Engine:
                 self.abort(request.id)
 
     async def embed(self, inputs: list[list[int]]) -> list[list[float]]:
-        """Mean-pooled, un-normalised embeddings, computed on the engine thread between steps."""
-        future = self.call(lambda: self._embed(inputs))
-        return await asyncio.wrap_future(future)  # type: ignore[return-value]
+        """Pooled, un-normalised embeddings, computed on the engine thread between steps."""
+        return await self.embedder.embed(inputs)
 
     # ---- engine thread -----------------------------------------------------------------
     def _run(self) -> None:
@@ -475,37 +472,6 @@ class Engine:
                 error=error,
             ),
         )
-
-    # ---- embeddings (engine thread) --------------------------------------------------
-    def _embed(self, inputs: list[list[int]]) -> list[list[float]]:
-        if self._embed_ctx is None:
-            n_ctx = min(self.model.n_ctx_train or 2048, 8192)
-            self._embed_ctx = Context(
-                self.model,
-                ContextOptions(
-                    n_ctx=n_ctx,
-                    n_ctx_seq=n_ctx,
-                    n_batch=n_ctx,
-                    n_seq_max=1,
-                    n_threads=self.options.n_threads,
-                    embeddings=True,
-                ),
-            )
-        ctx = self._embed_ctx
-        vectors = []
-        for tokens in inputs:
-            if len(tokens) > ctx.n_ctx:
-                raise EmbeddingError("the input length exceeds the context length")
-            ctx.clear()
-            ctx.batch.clear()
-            for i, token in enumerate(tokens):
-                ctx.batch.add(token, i, 0, True)
-            if tokens and ctx.decode() != 0:
-                raise EmbeddingError("llama_decode failed while embedding")
-            vector = ctx.embeddings_seq(0) if tokens else None
-            vectors.append(list(vector) if vector else [])
-        ctx.clear()
-        return vectors
 
 
 def _emit(request: Request, event: Event) -> None:

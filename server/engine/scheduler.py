@@ -62,9 +62,14 @@ class SchedulerOutput:
 
 class Scheduler:
     def __init__(
-        self, n_slots: int, n_batch: int, max_queue: int = 512, max_running: int | None = None
+        self,
+        n_slots: int,
+        n_batch: int,
+        max_queue: int = 512,
+        max_running: int | None = None,
+        can_copy: bool = True,
     ) -> None:
-        self.slots = SlotTable(n_slots)
+        self.slots = SlotTable(n_slots, can_copy)
         self.n_batch = n_batch
         self.max_queue = max_queue
         self.max_running = n_slots if max_running is None else max(1, min(max_running, n_slots))
@@ -162,8 +167,11 @@ class Scheduler:
 
         An editor's superseded request and its successor often run side by side for a step;
         whatever the old one evaluated beyond the new one's progress is copied into the new
-        one's sequence (``seq_cp`` shares cells) instead of being evaluated twice.
+        one's sequence (``seq_cp`` shares cells) instead of being evaluated twice.  Not for
+        recurrent memory: its ``seq_cp`` shares the donor's whole state, whatever the range.
         """
+        if not self.slots.can_copy:
+            return
         for request in self.running:
             if request.status != RequestStatus.PREFILLING:
                 continue
