@@ -5,7 +5,8 @@ until both stream, then sends a group of option requests at once through ``/api/
 ``/api/chat`` or ``/v1/chat/completions``.  Pass: every request finishes with a normal done
 (stop/length) and each bystander's output equals its solo output.  Options that make the
 runner reload (num_ctx, num_batch, num_gpu, use_mmap, num_thread) wait for the bystanders to
-drain; they must not change them either.
+drain; they must not change them either.  Why the bystanders count (and how "identical"
+survives llama.cpp's batch-dependent numerics): ``tests/bystanders.py``.
 
 The server runs 8 sequences (so a group and both bystanders are decoded in one batch) at a
 1024-token context (small KV on a shared CPU box).
