@@ -3,7 +3,9 @@
 ``run_generate``/``run_chat`` are async iterators of native response objects; they validate
 the request in Ollama's order and raise :class:`APIError` before the first object.  The
 NDJSON handlers here and the OpenAI layer both consume them (one inference path).
-A request carrying ``X-Llamita-Session`` supersedes that editor's previous request.
+A request carrying ``X-Llamita-Session`` supersedes that editor's previous request: the older one
+ends with a 499 (before its first byte) or a last ``{"error"}`` line, never as a short success.
+Rendering and tokenizing run in a worker thread, so a long chat never stalls other clients.
 """
 
 from __future__ import annotations

@@ -5,7 +5,10 @@ from :mod:`.inference` (the code behind ``/api/chat``, ``/api/generate`` and ``/
 and translates the chunks back.  The pure translations live in :mod:`.openai_request` and
 :mod:`.openai_response` and are re-exported here.  Errors use the OpenAI shape so SDKs raise
 their typed exceptions: before the first byte as a status plus ``{"error": {...}}``, after it
-as a final ``data: {"error": {...}}`` event (the SDKs raise on it) with no ``[DONE]``.
+as a final ``data: {"error": {...}}`` event (the SDKs raise on it) with no ``[DONE]``.  A request
+superseded by a newer one of the same ``X-Llamita-Session`` (or aborted) is such an error, with
+status 499 and type ``canceled``: never a completion with ``finish_reason: null``.  A client that
+hangs up before the response starts stops the generation, as on the native routes.
 """
 
 from __future__ import annotations
