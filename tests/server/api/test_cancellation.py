@@ -13,6 +13,7 @@ request is sent only once the older one is in the engine (or has sent its first 
 from __future__ import annotations
 
 import json
+import socket
 import time
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -163,3 +164,26 @@ def test_superseded_openai_completion_is_a_499(server, sdk: openai.OpenAI) -> No
         with pytest.raises(openai.APIStatusError) as info:
             older.result()
     assert info.value.status_code == 499 and info.value.body["type"] == "canceled"
+
+
+@pytest.mark.parametrize("path", ["/v1/chat/completions", "/v1/completions"])
+def test_openai_client_that_hangs_up_before_the_first_byte_stops_generation(server, path: str) -> None:
+    """It used to generate on (up to ``max_tokens``) for nobody."""
+    body: dict[str, Any] = {"model": MODEL, "max_tokens": 3000, "temperature": 0}
+    if path == "/v1/chat/completions":
+        schema = {"type": "json_schema", "json_schema": {"name": "numbers", "schema": ENDLESS}}
+        body |= {"messages": [{"role": "user", "content": "List numbers."}], "response_format": schema}
+    else:
+        body["prompt"] = COUNT
+    payload = json.dumps(body).encode()
+    host, port = server.url.removeprefix("http://").split(":")
+    with socket.create_connection((host, int(port))) as sock:
+        head = f"POST {path} HTTP/1.1\r\nHost: {host}\r\nContent-Type: application/json\r\n"
+        sock.sendall(f"{head}Content-Length: {len(payload)}\r\n\r\n".encode() + payload)
+        wait_until_submitted(server)
+    engine = next(iter(server.app.state.runners.loaded.values())).engine
+    for _ in range(12000):  # polls engine state; the bound only stops a broken test
+        if not engine_busy(server):
+            break
+        time.sleep(0.01)
+    assert not engine_busy(server) and engine.stats.aborted >= 1
