@@ -15,7 +15,6 @@ digest is the file's own sha256 (as Ollama ≤0.12 did).
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import json
 import threading
 from collections.abc import Callable, Iterator
@@ -27,7 +26,9 @@ from . import config as envconfig
 from . import gojson
 from .chat_templates import derive_template
 from .ggufinfo import GGUFInfo, NotGGUFError, human_number, read_gguf
+from .godecode import FieldTypeError, check_struct
 from .names import InvalidName, Name, parse_name, require_name
+from .options import OptionError, validate_parameters
 from .quantize import check_quantizable, parse_quantization, quantize
 from .store import CONFIG_MEDIA_TYPE, MEDIA_PREFIX, BlobNotFound, Layer, Store, normalize_digest
 from .template import TemplateError
@@ -100,8 +101,40 @@ def existing_name(store: Store, name: Name) -> Name:
     return Name(*parts, scheme=name.scheme)
 
 
+# Go's CreateRequest (api/types.go): the JSON type each field must have.
+CREATE_REQUEST: dict[str, str] = {
+    "model": "string",
+    "name": "string",
+    "stream": "bool",
+    "quantize": "string",
+    "quantization": "string",
+    "from": "string",
+    "files": "map[string]string",
+    "adapters": "map[string]string",
+    "template": "string",
+    "license": "interface {}",
+    "system": "string",
+    "parameters": "map[string]interface {}",
+    "messages": "[]api.Message",
+    "renderer": "string",
+    "parser": "string",
+    "requires": "string",
+    "info": "map[string]interface {}",
+}
+
+
 def validate(store: Store, request: dict[str, Any]) -> Name:
-    """Checks Ollama makes before it starts streaming; raises CreateError(400)."""
+    """Every check that needs no blob, made before anything is streamed or stored (400s).
+
+    Ollama answers a field of the wrong JSON type with 400 before it starts; the template
+    and the parameters are checked here too (Ollama checks them only while creating, or not
+    at all for parameters), so that a bad create neither streams nor stores anything and
+    no stored model makes every later request fail.
+    """
+    try:
+        check_struct(request, "CreateRequest", CREATE_REQUEST)
+    except FieldTypeError as e:
+        raise CreateError(str(e), 400) from e
     for table in ("files", "adapters"):
         for path, digest in (request.get(table) or {}).items():
             if table == "files" and not valid_relative_path(path):
@@ -112,17 +145,48 @@ def validate(store: Store, request: dict[str, Any]) -> Name:
         name = require_name(request.get("model") or request.get("name") or "")
     except InvalidName as e:
         raise CreateError(str(e), 400) from e
+    _licenses(request.get("license"))
+    if request.get("template"):
+        try:
+            parse_template(request["template"])
+        except TemplateError as e:
+            raise CreateError(f"template error: {e}", 400) from e
+    if request.get("parameters"):
+        try:
+            validate_parameters(request["parameters"])
+        except OptionError as e:
+            raise CreateError(str(e), 400) from e
     return existing_name(store, name)
 
 
+def _licenses(value: Any) -> list[str]:
+    """``license`` is a string or a list of strings (Go: ``any``)."""
+    if value is None or value == "":
+        return []
+    if isinstance(value, str):
+        return [value]
+    if isinstance(value, list) and all(isinstance(text, str) for text in value):
+        return value
+    raise CreateError("license must be a string or a list of strings", 400)
+
+
 def create(store: Store, request: dict[str, Any]) -> Iterator[Progress]:
-    """Run a create, yielding Ollama's progress objects; raises CreateError on failure."""
+    """Run a create, yielding Ollama's progress objects; raises CreateError on failure.
+
+    A create that fails (or whose client goes away) before its manifest is written removes
+    every blob it added, so the store is left exactly as it was.
+    """
     name = validate(store, request)
     with _lock_for(name):
-        yield from _create_locked(store, name, request)
+        added: list[str] = []  # blobs this create wrote; emptied once the manifest refers to them
+        try:
+            yield from _create_locked(store, name, request, added)
+        finally:
+            if added:
+                store.remove_unreferenced([Layer("", digest, 0) for digest in added])
 
 
-def _create_locked(store: Store, name: Name, request: dict[str, Any]) -> Iterator[Progress]:
+def _create_locked(store: Store, name: Name, request: dict[str, Any], added: list[str]) -> Iterator[Progress]:
     old = store.get(name)
     config: dict[str, Any] = {
         "renderer": request.get("renderer") or "",
@@ -133,7 +197,7 @@ def _create_locked(store: Store, name: Name, request: dict[str, Any]) -> Iterato
         parts = _from_model(store, request["from"], config)
     elif request.get("files") is not None:
         parts = yield from _from_files(store, request["files"], media_type=None)
-        parts += _detect_template(store, parts)
+        parts += _detect_template(store, parts, added)
     else:
         raise CreateError("neither 'from' or 'files' was specified", 400)
     if request.get("adapters"):
@@ -143,9 +207,9 @@ def _create_locked(store: Store, name: Name, request: dict[str, Any]) -> Iterato
         parts += yield from _from_files(store, adapters, media_type=ADAPTER)
 
     dropped: list[Layer] = []
-    parts = yield from _quantize_parts(store, parts, request, dropped)
-    layers, cfg = _assemble(store, parts, request, config, dropped)
-    config_layer = store.write_blob_bytes(gojson.encode(cfg))
+    parts = yield from _quantize_parts(store, parts, request, dropped, added)
+    layers, cfg = _assemble(store, parts, request, config, dropped, added)
+    config_layer = store.write_blob_bytes(gojson.encode(cfg), added)
     config_layer.media_type = CONFIG_MEDIA_TYPE
 
     for part in layers:
@@ -153,6 +217,7 @@ def _create_locked(store: Store, name: Name, request: dict[str, Any]) -> Iterato
             yield {"status": part.status}
     yield {"status": "writing manifest"}
     store.write_manifest(name, config_layer, [p.layer for p in layers])
+    added.clear()  # the manifest refers to them now
     if not envconfig.no_prune():
         stale = dropped + ([old.config, *old.layers] if old else [])
         store.remove_unreferenced(stale)
@@ -210,7 +275,7 @@ def _from_files(store: Store, files: dict[str, str], media_type: str | None) -> 
     return parts
 
 
-def _detect_template(store: Store, parts: list[_Part]) -> list[_Part]:
+def _detect_template(store: Store, parts: list[_Part], added: list[str]) -> list[_Part]:
     """Ollama's template autodetection, extended with FIM branches for coder GGUFs."""
     for part in parts:
         if part.gguf is None or part.layer.media_type != MODEL:
@@ -218,17 +283,17 @@ def _detect_template(store: Store, parts: list[_Part]) -> list[_Part]:
         derived = derive_template(part.gguf)
         if derived is None:
             continue
-        template = _text_part(store, derived.template, TEMPLATE)
+        template = _text_part(store, derived.template, TEMPLATE, added)
         template.status = f"using autodetected template {derived.name}"
         detected = [template]
         if derived.params:
-            detected.append(_text_part(store, gojson.encode(derived.params), PARAMS))
+            detected.append(_text_part(store, gojson.encode(derived.params), PARAMS, added))
         return detected
     return []
 
 
 def _quantize_parts(
-    store: Store, parts: list[_Part], request: dict[str, Any], dropped: list[Layer]
+    store: Store, parts: list[_Part], request: dict[str, Any], dropped: list[Layer], added: list[str]
 ) -> Iterator[Progress] | Any:
     wanted = (request.get("quantize") or request.get("quantization") or "").upper()
     if not wanted:
@@ -249,12 +314,12 @@ def _quantize_parts(
         if part.gguf.file_type == target:
             out.append(part)
             continue
-        out.append((yield from _quantize_one(store, part, target)))
+        out.append((yield from _quantize_one(store, part, target, added)))
         dropped.append(part.layer)
     return out
 
 
-def _quantize_one(store: Store, part: _Part, target: str) -> Iterator[Progress] | Any:
+def _quantize_one(store: Store, part: _Part, target: str, added: list[str]) -> Iterator[Progress] | Any:
     """Quantize in a worker thread and relay its progress as Ollama's status lines."""
     status = f"quantizing {part.gguf.file_type if part.gguf else ''} model to {target}"
     events: list[tuple[int, int]] = []
@@ -285,7 +350,7 @@ def _quantize_one(store: Store, part: _Part, target: str) -> Iterator[Progress] 
             raise CreateError(f"quantization failed: {error[0]}", 500)
         if events:
             yield _quantize_status(status, *events[-1])
-        digest, size = store.import_file(tmp)
+        digest, size = store.import_file(tmp, added=added)
     finally:
         thread.join(timeout=0)
         with contextlib.suppress(FileNotFoundError):
@@ -305,6 +370,7 @@ def _assemble(
     request: dict[str, Any],
     config: dict[str, Any],
     dropped: list[Layer],
+    added: list[str],
 ) -> tuple[list[_Part], gojson.Struct]:
     families: list[str] = []
     for part in parts:
@@ -324,27 +390,19 @@ def _assemble(
         parts = [p for p in parts if p.layer.media_type != kind]
         parts.append(new)
 
+    # validate() has checked the template, license, parameters and message types.
     if request.get("template"):
-        try:
-            parse_template(request["template"])
-        except TemplateError as e:
-            raise CreateError(f"template error: {e}", 400) from e
-        replace(_text_part(store, request["template"], TEMPLATE))
+        replace(_text_part(store, request["template"], TEMPLATE, added))
     if request.get("system"):
-        replace(_text_part(store, request["system"], SYSTEM))
-    licenses = request.get("license")
-    if isinstance(licenses, str):
-        licenses = [licenses] if licenses else []
-    for text in licenses or []:
-        if not isinstance(text, str):
-            raise CreateError("license must be a string or a list of strings", 400)
-        parts.append(_text_part(store, text, LICENSE))
+        replace(_text_part(store, request["system"], SYSTEM, added))
+    for text in _licenses(request.get("license")):
+        parts.append(_text_part(store, text, LICENSE, added))
     params = _merged_params(store, parts, request.get("parameters"))
     if params:
-        replace(_text_part(store, gojson.encode(params), PARAMS))
+        replace(_text_part(store, gojson.encode(params), PARAMS, added))
     messages = request.get("messages") or []
     if messages:
-        replace(_text_part(store, gojson.encode([_message(m) for m in messages]), MESSAGES))
+        replace(_text_part(store, gojson.encode([_message(m) for m in messages]), MESSAGES, added))
 
     cfg = gojson.Struct(
         model_format=config.get("model_format", ""),
@@ -363,10 +421,8 @@ def _assemble(
     return parts, cfg
 
 
-def _merged_params(store: Store, parts: list[_Part], requested: Any) -> dict[str, Any]:
+def _merged_params(store: Store, parts: list[_Part], requested: dict[str, Any] | None) -> dict[str, Any]:
     """Request parameters win; inherited ones fill the gaps (lists replaced, not merged)."""
-    if requested is not None and not isinstance(requested, dict):
-        raise CreateError("parameters must be an object", 400)
     params = dict(requested or {})
     for part in parts:
         if part.layer.media_type != PARAMS:
@@ -380,23 +436,22 @@ def _merged_params(store: Store, parts: list[_Part], requested: Any) -> dict[str
 _MESSAGE_FIELDS = ("role", "content", "thinking", "images", "tool_calls", "tool_name", "tool_call_id")
 
 
-def _message(m: Any) -> gojson.Struct:
-    if not isinstance(m, dict):
-        raise CreateError("messages must be objects with role and content", 400)
-    out = gojson.Struct(role=str(m.get("role", "")).lower(), content=m.get("content", "") or "")
+def _message(m: dict[str, Any]) -> gojson.Struct:
+    """One stored message; validate() has checked that it is an api.Message."""
+    out = gojson.Struct(role=(m.get("role") or "").lower(), content=m.get("content") or "")
     for key in _MESSAGE_FIELDS[2:]:
         if m.get(key):
             out[key] = m[key]
     return out
 
 
-def _text_part(store: Store, content: str | bytes, media_type: str) -> _Part:
+def _text_part(store: Store, content: str | bytes, media_type: str, added: list[str]) -> _Part:
     """A raw-bytes layer (template, system, params…) with Ollama's creating/using status."""
     data = content.encode() if isinstance(content, str) else content
-    existed = store.blob_path("sha256:" + hashlib.sha256(data).hexdigest()).is_file()
-    layer = store.write_blob_bytes(data)
+    count = len(added)
+    layer = store.write_blob_bytes(data, added)
     layer.media_type = media_type
-    verb = "using existing" if existed else "creating new"
+    verb = "creating new" if len(added) > count else "using existing"
     return _Part(layer, None, f"{verb} layer {layer.digest}")
 
 
@@ -409,13 +464,21 @@ def import_gguf(
     system: str = "",
     template: str = "",
 ) -> None:
-    """Import a local GGUF as ``name`` through the same path as ``llamita create``."""
-    digest, _ = store.import_file(path)
+    """Import a local GGUF as ``name`` through the same path as ``llamita create``.
+
+    A failed import takes its GGUF blob back out of the store, as a failed create does.
+    """
+    added: list[str] = []
+    digest, _ = store.import_file(path, added=added)
     request: dict[str, object] = {"model": name, "files": {path.name: digest}}
     if system:
         request["system"] = system
     if template:
         request["template"] = template
-    for event in create(store, request):
-        if emit:
-            emit(event)
+    try:
+        for event in create(store, request):
+            if emit:
+                emit(event)
+    except BaseException:
+        store.remove_unreferenced([Layer("", d, 0) for d in added])
+        raise

@@ -21,6 +21,7 @@ Metric names (all prefixed ``llamita_``)::
     tokens_generated_total{model}                    requests_cancelled_total{model}
     time_to_first_token_seconds{model}               inter_token_seconds{model}
     requests_running{model}   requests_queued{model}  kv_cache_tokens{model}  kv_cache_capacity_tokens{model}
+    model_healthy{model}      (0 once a model's engine has stopped; its next request reloads it)
 """
 
 from __future__ import annotations
@@ -161,6 +162,11 @@ class _ModelState(Collector):
         capacity = GaugeMetricFamily(
             "llamita_kv_cache_capacity_tokens", "KV cache size (n_ctx, all sequences)", labels=["model"]
         )
+        healthy = GaugeMetricFamily(
+            "llamita_model_healthy",
+            "1 while the model's engine runs, 0 once it has stopped (reloaded on the next request)",
+            labels=["model"],
+        )
         runners = list(self.runners.loaded.values())
         loaded.add_metric([], len(runners))
         for runner in runners:
@@ -170,7 +176,8 @@ class _ModelState(Collector):
             queued.add_metric(name, n_queued)
             kv.add_metric(name, n_kv)
             capacity.add_metric(name, n_ctx)
-        yield from (loaded, running, queued, kv, capacity)
+            healthy.add_metric(name, 1 if getattr(engine, "healthy", True) else 0)
+        yield from (loaded, running, queued, kv, capacity, healthy)
 
 
 def _engine_state(engine: Any) -> tuple[int, int, int, int]:

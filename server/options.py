@@ -10,9 +10,14 @@ Options reach the runtime from two directions with different strictness, as in O
 * Request ``options`` objects carry *JSON values* and go through
   :func:`validate_request_options` (Ollama's ``Options.FromMap``).  Unknown keys are only
   logged, because old clients still send options that Ollama has since removed; a known key
-  with the wrong JSON type is an error.
+  with the wrong JSON type is an error.  Values that size memory, threads or loops are then
+  clamped into :data:`RESOURCE_BOUNDS` (Ollama clamps these too rather than refusing them).
+* ``/api/create``'s ``parameters`` object carries JSON values too, and goes through
+  :func:`validate_parameters`: FromMap's type rules plus FormatParams' strictness about names,
+  so a model whose every request would fail is never stored.
 
-Merge order at request time is ``default_options()`` <- model parameters <- request options.
+Merge order at request time is ``default_options()`` <- model parameters <- request options
+(:func:`merge_options`).
 """
 
 from __future__ import annotations
@@ -32,10 +37,13 @@ __all__ = [
     "DEPRECATED_OPTIONS",
     "OPTION_TYPES",
     "REMOVED_OPTIONS",
+    "RESOURCE_BOUNDS",
     "RUNNER_OPTIONS",
     "OptionError",
     "default_options",
     "format_params",
+    "merge_options",
+    "validate_parameters",
     "validate_request_options",
 ]
 
@@ -121,6 +129,47 @@ DEPRECATED_OPTIONS: frozenset[str] = frozenset(
 REMOVED_OPTIONS: frozenset[str] = frozenset({"numa", "num_gqa", "tfs_z"})
 
 _INT64_MIN, _INT64_MAX = -(2**63), 2**63 - 1
+_INT32_MAX = 2**31 - 1
+_FLOAT32_MAX = 3.4028234663852886e38
+
+# The edge rule for options that size memory, threads or loops: after the type check a request
+# value is clamped into [low, high], never refused (Ollama clamps num_ctx < 4 to 4, caps
+# num_predict in the runner, and ignores num_thread/num_gpu values it cannot use).  Values with
+# a meaning of their own are mapped first: num_ctx 0 = automatic (kept), num_batch <= 0 = the
+# default 512 (Ollama then passes no -b), num_gpu < 0 = -1 (automatic), num_thread < 0 = 0
+# (automatic), num_predict < 0 = -1 (until a stop condition).  The upper bounds only stop values
+# no model can use (int32 is what llama.cpp takes; 512 is GGML_MAX_N_THREADS; 2**24 tokens is
+# above every trained context); the runner clamps num_ctx to the model's trained context and
+# num_batch to the context at load time, and the engine bounds num_predict by the context.
+MAX_NUM_CTX = 1 << 24
+RESOURCE_BOUNDS: dict[str, tuple[int, int]] = {
+    "num_ctx": (4, MAX_NUM_CTX),
+    "num_batch": (1, MAX_NUM_CTX),
+    "num_gpu": (-1, _INT32_MAX),
+    "main_gpu": (0, _INT32_MAX),
+    "num_thread": (0, 512),
+    "draft_num_predict": (0, _INT32_MAX),
+    "num_keep": (-1, MAX_NUM_CTX),
+    "num_predict": (-1, _INT32_MAX),
+    "repeat_last_n": (-1, MAX_NUM_CTX),
+    "top_k": (0, _INT32_MAX),
+}
+
+
+def clamp_resource(name: str, value: int) -> int:
+    """Apply the edge rule above to one integer option (others pass through)."""
+    bounds = RESOURCE_BOUNDS.get(name)
+    if bounds is None:
+        return value
+    if name == "num_ctx" and value == 0:
+        return 0  # automatic
+    if name == "num_batch" and value <= 0:
+        return int(DEFAULTS["num_batch"])  # type: ignore[call-overload]
+    if name == "repeat_last_n" and value < -1:
+        return 0  # llama.cpp treats any other negative window as "off"
+    low, high = bounds
+    return min(max(value, low), high)
+
 
 # Go's strconv.ParseBool, which is case-sensitive apart from these spellings.
 _BOOLS = {
@@ -220,16 +269,18 @@ def _coerce_json(name: str, kind: type, value: Any) -> object:
     """Check one request option value against its type, as Go's FromMap does after json decoding.
 
     JSON has one number type, so any number is accepted for an integer option (truncated
-    toward zero) and integers are accepted for float options.  Python's ``bool`` is an ``int``
-    subclass, which must not make ``true`` a valid integer.
+    toward zero, saturating at Go's int64 where Go's conversion would wrap) and integers are
+    accepted for float options.  Python's ``bool`` is an ``int`` subclass, which must not make
+    ``true`` a valid integer.  A float beyond float32's range would become +Inf in Go's
+    float32 field; here it is refused like a non-finite value.
     """
     is_number = isinstance(value, (int, float)) and not isinstance(value, bool)
     if kind is int:
         if is_number and math.isfinite(value):
-            return int(value)
+            return min(max(int(value), _INT64_MIN), _INT64_MAX)
         raise OptionError(f'option "{name}" must be of type integer')
     if kind is float:
-        if is_number and math.isfinite(value):
+        if is_number and math.isfinite(value) and abs(value) <= _FLOAT32_MAX:
             return float(value)
         raise OptionError(f'option "{name}" must be of type float32')
     if kind is bool:
@@ -250,10 +301,11 @@ def _coerce_json(name: str, kind: type, value: Any) -> object:
 def validate_request_options(options: Mapping[str, Any] | None) -> dict[str, object]:
     """Validate a request's ``options`` object (Ollama's ``Options.FromMap``).
 
-    Returns only the recognised, non-null keys with normalised Python values; the caller
-    merges them over the model's parameters.  Unknown keys are logged and dropped (that
-    includes deprecated and removed names, which old clients keep sending).  A ``null`` value
-    leaves the option unset, as in Ollama.
+    Returns only the recognised, non-null keys with normalised Python values, resource
+    options clamped by :func:`clamp_resource`; the caller merges them over the model's
+    parameters.  Unknown keys are logged and dropped (that includes deprecated and removed
+    names, which old clients keep sending).  A ``null`` value leaves the option unset, as in
+    Ollama.
     """
     if options is None:
         return {}
@@ -270,5 +322,58 @@ def validate_request_options(options: Mapping[str, Any] | None) -> dict[str, obj
             continue
         if value is None:
             continue
-        out[name] = _coerce_json(name, kind, value)
+        coerced = _coerce_json(name, kind, value)
+        out[name] = clamp_resource(name, coerced) if kind is int else coerced  # type: ignore[arg-type]
     return out
+
+
+# Deprecated names Modelfiles still carry; create keeps them (the sampler reads mirostat*).
+_DEPRECATED_TYPES: dict[str, type] = {
+    "mirostat": int,
+    "mirostat_tau": float,
+    "mirostat_eta": float,
+    **dict.fromkeys(
+        ("penalize_newline", "low_vram", "f16_kv", "logits_all", "vocab_only", "use_mlock"), bool
+    ),
+}
+
+
+def validate_parameters(params: Mapping[str, Any]) -> None:
+    """Check ``/api/create``'s ``parameters`` before anything is stored.
+
+    Names are checked as strictly as a Modelfile's PARAMETER lines (``unknown parameter 'x'``)
+    and values with FromMap's type rules, so a stored model never makes every later request
+    fail (a ``null`` value too: the merge at request time would put it over the default).
+    The values are stored as sent (digests stay Ollama's); clamping happens at request time.
+    """
+    if not isinstance(params, Mapping):
+        raise OptionError("parameters must be a JSON object")
+    for name, value in params.items():
+        kind = OPTION_TYPES.get(name) or _DEPRECATED_TYPES.get(name)
+        if kind is None:
+            raise OptionError(f"unknown parameter '{name}'")
+        _coerce_json(name, kind, value)
+
+
+def merge_options(model_params: Mapping[str, Any] | None, requested: Any) -> dict[str, object]:
+    """``DefaultOptions`` <- model parameters <- request options, each typed and clamped once.
+
+    Request options go through :func:`validate_request_options` (a wrong type raises
+    :class:`OptionError`, a 400).  Stored parameters were checked at create, but a model written
+    by an older llamita, or pulled, can still hold a bad value: that one is logged and left out,
+    so the model keeps answering (Ollama fails every request on it with a 500).  The deprecated
+    mirostat* names the sampler still reads are kept from the model.
+    """
+    merged = default_options()
+    for name, value in (model_params or {}).items():
+        kind = OPTION_TYPES.get(name) or _DEPRECATED_TYPES.get(name)
+        if kind is None:
+            continue
+        try:
+            coerced = _coerce_json(name, kind, value)
+        except OptionError as e:
+            logger.warning("ignoring the model's parameter %s: %s", name, e)
+            continue
+        merged[name] = clamp_resource(name, coerced) if kind is int else coerced  # type: ignore[arg-type]
+    merged.update(validate_request_options(requested))
+    return merged

@@ -10,6 +10,19 @@ soonest is evicted first.
 Compatibility (Ollama reloads on any runner-option difference, a top user complaint): a
 loaded model is reused when its context is at least the requested ``num_ctx`` and the GPU
 layer count, batch size, mmap and adapters match.
+
+Health: an engine whose thread died (``engine.healthy`` False) has already failed its
+requests; the next ``acquire`` takes it out of service and loads the model again, and the
+old engine is closed once its last holder releases it.  ``/api/ps`` and ``/metrics`` show it.
+
+Resource options are clamped here, where the context is sized, so that no request value can
+crash the process or allocate absurd memory: ``num_batch`` lies in [sequences, 8192] (below
+the sequence count llama.cpp aborts; a huge one allocates its batch arrays up front),
+``num_thread`` in [1, CPUs], ``num_gpu`` at most the layer count (+1 for the output layer);
+a value that is not a positive finite number means the default (the API edge clamps first,
+``options.RESOURCE_BOUNDS``; Modelfile parameters and direct callers come through here too).
+Recurrent and hybrid models run one request at a time, as in Ollama: their state cannot be
+shared between sequences, so parallel sequences would only multiply prefill work.
 """
 
 from __future__ import annotations
@@ -25,13 +38,18 @@ from typing import Any
 
 from . import config
 from .engine.core import Engine
+from .engine.embed import EMBED_MIN_TOKENS
 from .engine.llama import ContextOptions, LoadOptions, supports_gpu
-from .memory import estimate, free_vram, layers_that_fit
+from .ggufinfo import GGUFInfo
+from .memory import estimate, free_vram, has_recurrent_state, layers_that_fit
 from .model import Model
 
 log = logging.getLogger("llamita.runners")
 
 DEFAULT_NUM_CTX = 4096
+MAX_NUM_CTX = 1 << 17  # for a GGUF that does not say its training context
+DEFAULT_NUM_BATCH = 512
+MAX_BATCH = 8192
 FOREVER = math.inf
 
 EngineFactory = Callable[..., Engine]
@@ -52,31 +70,77 @@ class Runner:
     expires_at: float = 0.0  # wall clock
     loaded_at: float = field(default_factory=time.time)
     load_duration: float = 0.0  # seconds the load took (reported once, by the loading request)
+    retired: bool = False  # taken out of service (unhealthy); closed when the last holder leaves
+    num_batch: int = 0  # as requested (bounded); the context's n_batch may be cut to its n_ctx
     _timer: asyncio.TimerHandle | None = None
 
     @property
     def key(self) -> str:
         return str(self.model.model_path)
 
+    @property
+    def healthy(self) -> bool:
+        return bool(getattr(self.engine, "healthy", True))
 
-def load_options(model: Model, options: dict[str, Any]) -> tuple[LoadOptions, int, int, int, int]:
-    """(LoadOptions, num_ctx, num_batch, num_thread, gpu_layers) for a request's merged options."""
+    @property
+    def failure(self) -> str | None:
+        """Why the engine stopped, when it did."""
+        return None if self.healthy else str(getattr(self.engine, "failure", None) or "engine failed")
+
+    def sizes(self) -> tuple[int, int]:
+        """(size, size_vram) now: the load-time estimate plus a live embedding context."""
+        embedder = getattr(self.engine, "embedder", None)
+        embed_tokens = int(getattr(embedder, "n_ctx", 0) or 0)
+        if not embed_tokens:
+            return self.size, self.size_vram
+        return _sizes(self.model, self.context, self.gpu_layers, embed_tokens)
+
+
+@dataclass(frozen=True)
+class LoadPlan:
+    """What a request's options ask for, bounded: the reuse key and the context to create."""
+
+    load: LoadOptions
+    num_ctx: int
+    num_batch: int
+    num_thread: int
+    gpu_layers: int
+    parallel: int
+
+    @property
+    def n_seq_max(self) -> int:
+        return _n_seq_max(self.parallel)
+
+
+def _n_seq_max(parallel: int) -> int:
+    return min(parallel * 2, 256)  # spare sequences keep superseded editors' KV
+
+
+def load_options(model: Model, options: dict[str, Any]) -> LoadPlan:
+    """The bounded runner options for a request's merged options (see the module docstring)."""
     info = model.gguf
-    num_ctx = int(options.get("num_ctx") or 0) or config.context_length() or DEFAULT_NUM_CTX
-    if info is not None and info.context_length:
-        num_ctx = min(num_ctx, info.context_length)
-    num_ctx = max(num_ctx, 4)
-    num_batch = max(int(options.get("num_batch") or 512), 1)
-    num_thread = int(options.get("num_thread") or 0) or (os.cpu_count() or 1)
-    num_gpu = options.get("num_gpu")
-    num_gpu = -1 if num_gpu is None else int(num_gpu)
+    parallel = 1 if info is not None and has_recurrent_state(info) else config.num_parallel()
+    requested = _option_int(options, "num_ctx") or 0
+    num_ctx = requested if requested > 0 else config.context_length() or DEFAULT_NUM_CTX
+    limit = info.context_length if info is not None and info.context_length else MAX_NUM_CTX
+    num_ctx = max(min(num_ctx, limit), 4)
+    n_seq_max = _n_seq_max(parallel)
+    num_batch = _option_int(options, "num_batch") or 0
+    num_batch = num_batch if num_batch > 0 else DEFAULT_NUM_BATCH
+    num_batch = max(min(num_batch, MAX_BATCH), n_seq_max)  # and at most n_ctx: see ``_load``
+    cpus = os.cpu_count() or 1
+    num_thread = _option_int(options, "num_thread") or 0
+    num_thread = min(num_thread, cpus) if num_thread > 0 else cpus
+    num_gpu = _option_int(options, "num_gpu")
+    num_gpu = -1 if num_gpu is None or num_gpu < 0 else num_gpu
     gpu_layers = 0
     if num_gpu != 0 and supports_gpu():
         if num_gpu > 0:
-            gpu_layers = num_gpu
+            layers = info.block_count + 1 if info is not None and info.block_count else 1024
+            gpu_layers = min(num_gpu, layers)
         elif info is not None:
             free = free_vram()
-            est = estimate(info, num_ctx * config.num_parallel())
+            est = estimate(info, num_ctx * parallel, n_seq_max, _embed_tokens(info))
             gpu_layers = layers_that_fit(est, free) if free is not None else est.n_layers + 1
     use_mmap = options.get("use_mmap")
     load = LoadOptions(
@@ -84,7 +148,17 @@ def load_options(model: Model, options: dict[str, Any]) -> tuple[LoadOptions, in
         use_mmap=True if use_mmap is None else bool(use_mmap),
         lora_paths=tuple(str(p) for p in model.adapter_paths),
     )
-    return load, num_ctx, num_batch, num_thread, gpu_layers
+    return LoadPlan(load, num_ctx, num_batch, num_thread, gpu_layers, parallel)
+
+
+def _option_int(options: dict[str, Any], name: str) -> int | None:
+    """An integer option, or None when absent or not a finite number (JSON allows 1e400)."""
+    value = options.get(name)
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return None
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    return int(value)
 
 
 class Runners:
@@ -102,14 +176,18 @@ class Runners:
         task.add_done_callback(self._tasks.discard)
 
     async def acquire(self, model: Model, options: dict[str, Any], keep_alive: float | None) -> Runner:
-        load, num_ctx, num_batch, num_thread, gpu_layers = load_options(model, options)
+        plan = load_options(model, options)
         async with self._load_lock:
             runner = self.loaded.get(str(model.model_path))
-            if runner is not None and not self._compatible(runner, load, num_ctx, num_batch):
+            if runner is not None and not runner.healthy:
+                log.warning("%s: %s; loading the model again", runner.model.short_name, runner.failure)
+                await self._retire(runner)
+                runner = None
+            if runner is not None and not self._compatible(runner, plan):
                 await self._wait_idle_and_unload(runner)
                 runner = None
             if runner is None:
-                runner = await self._load(model, load, num_ctx, num_batch, num_thread, gpu_layers, keep_alive)
+                runner = await self._load(model, plan, keep_alive)
             runner.refcount += 1
             if keep_alive is not None:
                 runner.duration = _duration(keep_alive)
@@ -120,6 +198,9 @@ class Runners:
     def release(self, runner: Runner) -> None:
         runner.refcount -= 1
         if runner.refcount > 0:
+            return
+        if runner.retired:
+            self._spawn(self._close_engine(runner))
             return
         self._spawn(self._notify_idle())
         if runner.duration <= 0:
@@ -153,46 +234,41 @@ class Runners:
 
     # ---- internals ---------------------------------------------------------------------
     @staticmethod
-    def _compatible(runner: Runner, load: LoadOptions, num_ctx: int, num_batch: int) -> bool:
-        return runner.load == load and runner.num_ctx >= num_ctx and runner.context.n_batch == num_batch
+    def _compatible(runner: Runner, plan: LoadPlan) -> bool:
+        return (
+            runner.load == plan.load and runner.num_ctx >= plan.num_ctx and runner.num_batch == plan.num_batch
+        )
 
-    async def _load(
-        self,
-        model: Model,
-        load: LoadOptions,
-        num_ctx: int,
-        num_batch: int,
-        num_thread: int,
-        gpu_layers: int,
-        keep_alive: float | None,
-    ) -> Runner:
-        parallel = config.num_parallel()
-        await self._make_room(_sizes(model, num_ctx * parallel, 0)[0])
+    async def _load(self, model: Model, plan: LoadPlan, keep_alive: float | None) -> Runner:
         context = ContextOptions(
-            n_ctx=num_ctx * parallel,
-            n_ctx_seq=num_ctx,
-            n_batch=num_batch,
-            n_seq_max=min(parallel * 2, 256),  # spare sequences keep superseded editors' KV
-            n_threads=num_thread,
+            n_ctx=plan.num_ctx * plan.parallel,
+            n_ctx_seq=plan.num_ctx,
+            n_batch=max(min(plan.num_batch, plan.num_ctx * plan.parallel), plan.n_seq_max),
+            n_seq_max=plan.n_seq_max,
+            n_threads=plan.num_thread,
             flash_attn=_flash_attention(),
         )
+        await self._make_room(_sizes(model, context, 0)[0])
         assert model.model_path is not None
         started = time.monotonic()
         engine = await asyncio.to_thread(
-            self.factory, model.model_path, load, context, config.max_queue(), config.step_target()
+            self.factory, model.model_path, plan.load, context, config.max_queue(), config.step_target()
         )
         log.info(
             "loaded %s in %.2fs (ctx %d x %d, %d GPU layers)",
             model.short_name,
             time.monotonic() - started,
-            num_ctx,
-            parallel,
-            gpu_layers,
+            plan.num_ctx,
+            plan.parallel,
+            plan.gpu_layers,
         )
-        size, size_vram = _sizes(model, num_ctx * parallel, gpu_layers)
+        size, size_vram = _sizes(model, context, plan.gpu_layers)
         duration = _duration(keep_alive) if keep_alive is not None else config.keep_alive()
-        runner = Runner(model, engine, load, context, num_ctx, gpu_layers, size, size_vram, duration)
+        runner = Runner(
+            model, engine, plan.load, context, plan.num_ctx, plan.gpu_layers, size, size_vram, duration
+        )
         runner.load_duration = time.monotonic() - started
+        runner.num_batch = plan.num_batch
         self.loaded[runner.key] = runner
         return runner
 
@@ -229,6 +305,21 @@ class Runners:
             async with self._idle:
                 await self._idle.wait()
         await self._unload(runner)
+
+    async def _retire(self, runner: Runner) -> None:
+        """Take a failed runner out of service; close it now if idle, else at its last release."""
+        self._cancel_timer(runner)
+        if self.loaded.get(runner.key) is runner:
+            del self.loaded[runner.key]
+        runner.retired = True
+        if runner.refcount == 0:
+            await self._close_engine(runner)
+
+    async def _close_engine(self, runner: Runner) -> None:
+        await asyncio.to_thread(runner.engine.close)
+        log.info("closed the failed engine of %s", runner.model.short_name)
+        async with self._idle:
+            self._idle.notify_all()
 
     async def _unload_if_idle(self, runner: Runner) -> None:
         expired = runner.expires_at <= time.time()
@@ -276,9 +367,20 @@ def _flash_attention() -> bool | None:
     return None if not value else config.env_bool("OLLAMA_FLASH_ATTENTION")
 
 
-def _sizes(model: Model, n_ctx_total: int, gpu_layers: int) -> tuple[int, int]:
+def _sizes(
+    model: Model, context: ContextOptions, gpu_layers: int, embed_tokens: int | None = None
+) -> tuple[int, int]:
+    """(size, size_vram) of a model with ``context``; an embedding model counts a minimal
+    embedding context from the start, any model counts the live one (``embed_tokens``)."""
     info = model.gguf
     if info is None:
         return 0, 0
-    est = estimate(info, n_ctx_total)
+    tokens = _embed_tokens(info) if embed_tokens is None else embed_tokens
+    est = estimate(info, context.n_ctx, context.n_seq_max, tokens)
     return est.total, est.vram_for(gpu_layers) if gpu_layers else 0
+
+
+def _embed_tokens(info: GGUFInfo) -> int:
+    """Embedding models (a pooling type in the GGUF) will need an embedding context."""
+    pooling = info.kv.get(f"{info.architecture}.pooling_type")
+    return EMBED_MIN_TOKENS if isinstance(pooling, int) and pooling > 0 else 0

@@ -239,28 +239,36 @@ class Store:
         """A streaming writer for content whose digest is known only at the end."""
         return BlobWriter(self)
 
-    def write_blob(self, chunks: Iterable[bytes], expected: str | None = None) -> tuple[str, int]:
+    def write_blob(
+        self, chunks: Iterable[bytes], expected: str | None = None, added: list[str] | None = None
+    ) -> tuple[str, int]:
         """Stream content into the store; returns (digest, size).
 
         With ``expected`` the content must hash to it, otherwise nothing is stored and
-        :class:`DigestMismatch` is raised.
+        :class:`DigestMismatch` is raised.  ``added`` gets the digest when this call created
+        the blob, so an operation that fails later can take back exactly what it added.
         """
         writer = self.blob_writer()
         try:
             for chunk in chunks:
                 writer.write(chunk)
-            return writer.commit(expected)
+            digest, size = writer.commit(expected)
+            if added is not None and writer.created:
+                added.append(digest)
+            return digest, size
         finally:
             writer.abort()
 
-    def write_blob_bytes(self, data: bytes) -> Layer:
-        digest, size = self.write_blob([data])
+    def write_blob_bytes(self, data: bytes, added: list[str] | None = None) -> Layer:
+        digest, size = self.write_blob([data], added=added)
         return Layer("", digest, size)
 
-    def import_file(self, path: Path, expected: str | None = None) -> tuple[str, int]:
+    def import_file(
+        self, path: Path, expected: str | None = None, added: list[str] | None = None
+    ) -> tuple[str, int]:
         """Copy a local file into the blob store (verified against ``expected`` if given)."""
         with open(path, "rb") as f:
-            return self.write_blob(iter(lambda: f.read(_CHUNK), b""), expected)
+            return self.write_blob(iter(lambda: f.read(_CHUNK), b""), expected, added)
 
     def open_blob(self, digest: str) -> IO[bytes]:
         path = self.blob_path(digest)
@@ -406,6 +414,7 @@ class BlobWriter:
         self._store = store
         self._hash = hashlib.sha256()
         self.size = 0
+        self.created = False  # set by commit when the blob did not exist before
         fd, self._tmp = tempfile.mkstemp(prefix=_TMP_PREFIX, dir=store.blobs)
         self._file: IO[bytes] | None = os.fdopen(fd, "wb")
 
@@ -438,6 +447,7 @@ class BlobWriter:
                 os.chmod(self._tmp, 0o644)
                 os.replace(self._tmp, target)
                 fsync_dir(self._store.blobs)
+                self.created = True
         except OSError as e:
             self.abort()
             if e.errno == errno.ENOSPC:

@@ -154,6 +154,8 @@ def sampling_params(
         mirostat_tau=float(options.get("mirostat_tau", 5.0) or 5.0),
         mirostat_eta=float(options.get("mirostat_eta", 0.1) or 0.1),
         num_predict=int(options.get("num_predict", -1)),
+        num_keep=int(options.get("num_keep", 4)),
+        shift=body.get("shift", True) is not False,
         stop=[stop] if isinstance(stop, str) else list(stop),
         grammar=grammar,
         logprobs=bool(body.get("logprobs")),
@@ -770,20 +772,25 @@ async def embeddings(request: Request) -> Response:
 
 
 async def ps(request: Request) -> Response:
+    """Ollama's loaded-model list; beyond Ollama, ``healthy`` (and ``failure`` when false): an
+    engine that stopped is reloaded by the model's next request."""
     models = []
     for runner in runners_of(request).ps():
         name = runner.model.name
         expires = runner.expires_at if math.isfinite(runner.duration) else 253402300799.0
-        models.append(
-            {
-                "name": name.shortest,
-                "model": name.shortest,
-                "size": runner.size,
-                "digest": runner.model.manifest.digest,
-                "details": runner.model.details(),
-                "expires_at": rfc3339(min(expires, 253402300799.0)),
-                "size_vram": runner.size_vram,
-                "context_length": runner.num_ctx,
-            }
-        )
+        size, size_vram = runner.sizes()
+        entry = {
+            "name": name.shortest,
+            "model": name.shortest,
+            "size": size,
+            "digest": runner.model.manifest.digest,
+            "details": runner.model.details(),
+            "expires_at": rfc3339(min(expires, 253402300799.0)),
+            "size_vram": size_vram,
+            "context_length": runner.num_ctx,
+            "healthy": runner.healthy,
+        }
+        if not runner.healthy:
+            entry["failure"] = runner.failure
+        models.append(entry)
     return JSONResponse({"models": models})

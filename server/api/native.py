@@ -6,17 +6,16 @@ hold no logic of their own.  Blocking disk work runs in the thread pool.
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import ClientDisconnect, Request
 from starlette.responses import JSONResponse, PlainTextResponse, Response
 
-from .. import __version__
+from .. import __version__, godecode
 from .. import create as creator
 from ..model import ModelNotFound, load_model
-from ..names import InvalidName, parse_name, require_name
+from ..names import parse_name, require_name
 from ..show import rfc3339, show
 from ..store import InvalidDigest, Store, normalize_digest
 from .errors import APIError, error_response
@@ -31,20 +30,23 @@ def store_of(request: Request) -> Store:
 
 
 async def read_json(request: Request) -> dict[str, Any]:
-    """The JSON object body, with Ollama's errors for empty or malformed input."""
+    """The JSON object body, with Ollama's errors for empty or malformed input.
+
+    Decoded by :mod:`server.godecode` (Go's rules: no NaN/Infinity, numbers within float64, bounded
+    nesting, lone surrogates replaced), so every handler gets a value it can safely use.
+    """
     raw = await request.body()
     if not raw.strip():
         raise APIError("missing request body", 400)
     try:
-        body = json.loads(raw)
-    except json.JSONDecodeError as e:
-        raise APIError(f"invalid JSON body: {e.msg} at offset {e.pos}", 400) from e
-    except UnicodeDecodeError as e:
-        raise APIError("invalid JSON body: not UTF-8", 400) from e
+        body = godecode.decode(raw)
+    except godecode.BodyError as e:
+        raise APIError(f"invalid JSON body: {e}", 400) from e
     if body is None:
         return {}
     if not isinstance(body, dict):
-        raise APIError(f"json: cannot unmarshal {type(body).__name__} into request object", 400)
+        kind = godecode.go_kind(body)
+        raise APIError(f"json: cannot unmarshal {kind} into Go value of type api.Request", 400)
     return body
 
 
@@ -81,15 +83,35 @@ async def tags(request: Request) -> Response:
     return JSONResponse({"models": await run_in_threadpool(collect)})
 
 
+# Go's request structs (api/types.go), for the field-type check every handler makes first.
+SHOW_REQUEST = {
+    "model": "string",
+    "name": "string",
+    "system": "string",
+    "template": "string",
+    "verbose": "bool",
+    "options": "map[string]interface {}",
+}
+COPY_REQUEST = {"source": "string", "destination": "string"}
+DELETE_REQUEST = {"model": "string", "name": "string"}
+
+
+def typed_body(body: dict[str, Any], struct: str, fields: dict[str, str]) -> dict[str, Any]:
+    """``body`` after Go's field-type check: a field of the wrong JSON kind is a 400."""
+    try:
+        godecode.check_struct(body, struct, fields)
+    except godecode.FieldTypeError as e:
+        raise APIError(str(e), 400) from e
+    return body
+
+
 def _model_field(body: dict[str, Any]) -> str:
-    value = body.get("model") or body.get("name") or ""
-    if not isinstance(value, str):
-        raise APIError("model must be a string", 400)
-    return value
+    """``model``, else the deprecated ``name`` (both already checked to be strings)."""
+    return body.get("model") or body.get("name") or ""
 
 
 async def show_model(request: Request) -> Response:
-    body = await read_json(request)
+    body = typed_body(await read_json(request), "ShowRequest", SHOW_REQUEST)
     name_text = _model_field(body)
     if not name_text:
         raise APIError("model is required", 400)
@@ -107,12 +129,13 @@ async def show_model(request: Request) -> Response:
 async def create(request: Request) -> Response:
     body = await read_json(request)
     store = store_of(request)
-    creator.validate(store, body)
+    # Off the event loop: it parses the template and reads every manifest.
+    await run_in_threadpool(creator.validate, store, body)
     return await progress_response(creator.create(store, body), _wants_stream(body))
 
 
 async def copy(request: Request) -> Response:
-    body = await read_json(request)
+    body = typed_body(await read_json(request), "CopyRequest", COPY_REQUEST)
     source_text, dest_text = body.get("source") or "", body.get("destination") or ""
     source = require_name(source_text, f'source "{source_text}" is invalid')
     destination = require_name(dest_text, f'destination "{dest_text}" is invalid')
@@ -126,12 +149,9 @@ async def copy(request: Request) -> Response:
 async def delete(request: Request) -> Response:
     from .. import config
 
-    body = await read_json(request)
+    body = typed_body(await read_json(request), "DeleteRequest", DELETE_REQUEST)
     name_text = _model_field(body)
-    try:
-        name = require_name(name_text, f'name "{name_text}" is invalid')
-    except InvalidName:
-        raise
+    name = require_name(name_text, f'name "{name_text}" is invalid')
     store = store_of(request)
     if store.get(name) is None:
         raise ModelNotFound(name_text)

@@ -16,23 +16,32 @@ from ..names import require_name
 from ..registry.pull import pull as pull_model
 from ..registry.push import push as push_model
 from .errors import APIError
-from .native import read_json, store_of
+from .native import read_json, store_of, typed_body
 from .streaming import progress_response
 
+# PullRequest and PushRequest have the same fields (api/types.go).
+TRANSFER_REQUEST = {
+    "model": "string",
+    "name": "string",
+    "insecure": "bool",
+    "username": "string",
+    "password": "string",
+    "stream": "bool",
+}
 
-def _target(body: dict[str, object]) -> str:
+
+def _target(body: dict[str, object], struct: str) -> str:
+    typed_body(body, struct, TRANSFER_REQUEST)
     value = body.get("model") or body.get("name") or ""
-    if not isinstance(value, str):
-        raise APIError("model must be a string", 400)
     if not value:
         raise APIError("model is required", 400)
-    return value
+    return str(value)
 
 
 async def pull(request: Request) -> Response:
     body = await read_json(request)
     store = store_of(request)
-    name = existing_name(store, require_name(_target(body)))
+    name = existing_name(store, require_name(_target(body, "PullRequest")))
     events = pull_model(store, name, insecure=bool(body.get("insecure")))
     return await progress_response(events, body.get("stream") is not False)
 
@@ -40,7 +49,7 @@ async def pull(request: Request) -> Response:
 async def push(request: Request) -> Response:
     body = await read_json(request)
     store = store_of(request)
-    name = existing_name(store, require_name(_target(body)))
+    name = existing_name(store, require_name(_target(body, "PushRequest")))
     events = push_model(store, name, insecure=bool(body.get("insecure")))
     return await progress_response(events, body.get("stream") is not False)
 

@@ -14,10 +14,16 @@ evaluated.  Placement, for a request that has to wait for nothing:
    match, and with several editors typing no prompt would ever finish its prefill;
 3. if a *busy* slot shares a longer prefix than that, its prefix is copied into the chosen
    slot (``seq_cp`` shares cells in a unified cache, so this costs no compute).
+
+Recurrent and hybrid models (``can_copy=False``) keep one state per sequence, the state after
+its last token: it cannot be trimmed to a position, and llama.cpp's ``seq_cp`` hands over the
+donor's whole state whatever range is asked.  For them a slot is reused only when everything
+it holds is a prefix of the request, nothing is ever copied, and any other slot is cleared.
 """
 
 from __future__ import annotations
 
+import itertools
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -27,11 +33,13 @@ from .request import Request
 
 
 class KVOps(Protocol):
-    """The two cache operations placement needs (a llama.cpp ``Context`` in production)."""
+    """The cache operations placement and context shifts need (a llama.cpp ``Context`` in production)."""
 
     def seq_rm(self, seq: int, start: int, end: int = -1) -> bool: ...
 
     def seq_cp(self, src: int, dst: int, start: int, end: int) -> None: ...
+
+    def seq_add(self, seq: int, start: int, end: int, delta: int) -> None: ...
 
 
 def common_prefix(a: Sequence[int], b: Sequence[int]) -> int:
@@ -52,10 +60,11 @@ def common_prefix(a: Sequence[int], b: Sequence[int]) -> int:
 @dataclass(eq=False)
 class Slot:
     seq: int
-    tokens: list[int] = field(default_factory=list)  # exactly what the KV holds for ``seq``
+    tokens: list[int] = field(default_factory=list)  # what the KV holds for ``seq`` (see ``changed``)
     session: str | None = None
     request: Request | None = None
     last_used: float = 0.0
+    exact: int | None = None  # after an in-place context shift, only KV below this is exact
 
     @property
     def busy(self) -> bool:
@@ -70,8 +79,19 @@ class Placement:
 
 
 class SlotTable:
-    def __init__(self, n_slots: int) -> None:
+    def __init__(self, n_slots: int, can_copy: bool = True) -> None:
+        self.can_copy = can_copy  # False: recurrent state, only whole-state reuse (see above)
         self.slots = [Slot(seq) for seq in range(n_slots)]
+        self._cells: int | None = None  # ``cells_used``, kept up to date between placements
+
+    def changed(self) -> None:
+        """Slots' tokens changed other than by decoding: count the cells again when asked."""
+        self._cells = None
+
+    def grew(self, n: int) -> None:
+        """``n`` tokens were decoded: each went into a new cell of its own."""
+        if self._cells is not None:
+            self._cells += n
 
     def idle(self) -> list[Slot]:
         return [s for s in self.slots if not s.busy]
@@ -82,28 +102,31 @@ class SlotTable:
         if not idle:
             return None
         slot = self._choose(request, idle)
-        reused = common_prefix(slot.tokens, request.prompt)
+        reused = self._usable(slot, request)
         copied_from = None
         donor = max(
-            (s for s in self.slots if s is not slot),
+            (s for s in self.slots if s is not slot and self.can_copy),  # recurrent: never a donor
             key=lambda s: common_prefix(s.tokens, request.prompt),
             default=None,
         )
         if donor is not None:
             donor_lcp = common_prefix(donor.tokens, request.prompt)
+            if donor.exact is not None:  # a context shift moved the rest: not this prompt's KV
+                donor_lcp = min(donor_lcp, donor.exact)
             if donor_lcp > reused + 16:
                 kv.seq_rm(slot.seq, 0, -1)
                 kv.seq_cp(donor.seq, slot.seq, 0, donor_lcp)
                 slot.tokens = list(request.prompt[:donor_lcp])
                 reused, copied_from = donor_lcp, donor.seq
         # Always evaluate at least the last prompt token: its logits start the generation.
-        reused = min(reused, len(request.prompt) - 1)
+        reused = max(min(reused, len(request.prompt) - 1), 0)
         if reused < len(slot.tokens) and not kv.seq_rm(slot.seq, reused, -1):
             kv.seq_rm(slot.seq, 0, -1)  # memory that cannot be trimmed (recurrent models)
             reused = 0
         del slot.tokens[reused:]
+        self.changed()
         slot.request = request
-        slot.session = request.session or slot.session
+        slot.session = request.session  # the KV is now this request's, not a previous editor's
         slot.last_used = time.monotonic()
         return Placement(slot, reused, copied_from)
 
@@ -117,7 +140,7 @@ class SlotTable:
             # An editor must not evict another editor's KV while an unclaimed slot exists;
             # shared prefixes are still reused by copying (see ``place``).
             unclaimed = 1 if slot.session is None or slot.session == request.session else 0
-            lcp = common_prefix(slot.tokens, request.prompt)
+            lcp = self._usable(slot, request)
             gain = lcp - self._lost(slot, lcp)
             if request.session is not None:
                 return (unclaimed, gain, -slot.last_used)
@@ -125,15 +148,105 @@ class SlotTable:
 
         return max(idle, key=score)
 
+    def _usable(self, slot: Slot, request: Request) -> int:
+        """Prompt tokens the slot's state can serve: its prefix shared with the request, or for
+        recurrent state all of it when it is a prefix of the request and nothing otherwise."""
+        lcp = common_prefix(slot.tokens, request.prompt)
+        return lcp if self.can_copy or lcp == len(slot.tokens) else 0
+
     def _lost(self, slot: Slot, kept: int) -> int:
         """Tokens of ``slot`` that trimming it to ``kept`` would drop and no other slot holds."""
         if len(slot.tokens) <= kept:
             return 0
+        if not self.can_copy:
+            return len(slot.tokens)  # no other slot can lend a recurrent state back
         elsewhere = max(
             (common_prefix(slot.tokens, other.tokens) for other in self.slots if other is not slot),
             default=0,
         )
         return max(len(slot.tokens) - max(kept, elsewhere), 0)
+
+    def cells_used(self) -> int:
+        """Distinct KV cells the slots hold: prefixes shared through ``seq_cp`` count once.
+
+        Cells are shared only by copying a common prefix, so this is the number of distinct
+        prefixes over all slots (the nodes of a trie of their token lists): sorted, each list
+        adds what it does not share with its predecessor.  It is a lower bound when two slots
+        evaluated the same prefix separately; the engine evicts more if llama.cpp disagrees.
+        Computed after placements only (O(slots x tokens)); decoding just adds its tokens.
+        """
+        if self._cells is None:
+            lists = sorted(s.tokens for s in self.slots if s.tokens)
+            total = sum(len(t) for t in lists)
+            self._cells = total - sum(common_prefix(a, b) for a, b in itertools.pairwise(lists))
+        return self._cells
+
+    def make_room(self, kv: KVOps, n_tokens: int, n_cells: int) -> None:
+        """Drop idle slots' KV, least recently used first, until ``n_tokens`` more cells fit."""
+        if sum(len(s.tokens) for s in self.slots) + n_tokens <= n_cells:
+            return  # the cheap upper bound already fits
+        for slot in sorted((s for s in self.slots if not s.busy and s.tokens), key=lambda s: s.last_used):
+            if self.cells_used() + n_tokens <= n_cells:
+                break
+            self.evict(slot, kv)
+
+    def evict_one(self, kv: KVOps) -> bool:
+        """Drop the least recently used idle slot's KV; False when no idle slot holds any."""
+        idle = [s for s in self.slots if not s.busy and s.tokens]
+        if not idle:
+            return False
+        self.evict(min(idle, key=lambda s: s.last_used), kv)
+        return True
+
+    def evict(self, slot: Slot, kv: KVOps) -> None:
+        kv.seq_rm(slot.seq, 0, -1)
+        slot.tokens.clear()
+        slot.session = None
+        slot.exact = None
+        self.changed()
+
+    def shares_beyond(self, slot: Slot, pos: int) -> bool:
+        """Whether another slot may share ``slot``'s cells at positions >= ``pos``.
+
+        Shared cells only come from copying a common prefix and a trim unshares everything
+        after it, so a cell at position p is shared only if both token lists agree up to p.
+        """
+        return any(common_prefix(slot.tokens, o.tokens) > pos for o in self.slots if o is not slot)
+
+    def shift(self, slot: Slot, keep: int, discard: int, kv: KVOps, can_shift: bool) -> list[int]:
+        """Context shift: keep ``keep`` tokens, drop the next ``discard``, and move the rest down.
+
+        Returns the tokens to evaluate again (none when the KV was shifted in place).  In
+        place means ``seq_rm`` + ``seq_add`` of the tail, which is only right when no other
+        sequence shares the tail's cells: a unified cache has one position per cell, so moving
+        a shared cell would move another request's token too.  Otherwise, and for memory that
+        cannot shift (recurrent), the tail is dropped and re-evaluated at its new positions.
+        """
+        n = len(slot.tokens)
+        kept = slot.tokens[:keep] + slot.tokens[keep + discard :]
+        self.changed()
+        if can_shift and not self.shares_beyond(slot, keep + discard):
+            kv.seq_rm(slot.seq, keep, keep + discard)
+            kv.seq_add(slot.seq, keep + discard, n, -discard)
+            slot.tokens = kept
+            slot.exact = keep if slot.exact is None else min(slot.exact, keep)
+            return []
+        if kv.seq_rm(slot.seq, keep, -1):
+            del slot.tokens[keep:]
+            return kept[keep:]
+        kv.seq_rm(slot.seq, 0, -1)  # memory that cannot be trimmed (recurrent): start over
+        slot.tokens.clear()
+        return kept
+
+    def trim_inexact(self, slot: Slot, kv: KVOps) -> None:
+        """Keep only exactly evaluated KV for reuse (a shifted tail was computed in another context)."""
+        if slot.exact is not None and slot.exact < len(slot.tokens):
+            self.changed()
+            if not kv.seq_rm(slot.seq, slot.exact, -1):
+                kv.seq_rm(slot.seq, 0, -1)
+                slot.exact = 0
+            del slot.tokens[slot.exact :]
+        slot.exact = None
 
     def release(self, slot: Slot) -> None:
         slot.request = None

@@ -5,6 +5,12 @@ that produced logits → ``update``.  Aborts (client gone, request superseded by
 editor session) are drained at the top of every step, so abandoned work stops within one
 step and its sequence is free for the next request, keeping its KV for prefix reuse.
 
+One request can never harm another: whatever a request brings (sampling options, tokens,
+stop strings) fails only that request, and a failed ``llama_decode`` is retried on parts of
+the batch until the request behind it is found (:mod:`decoding`); the others go on with their
+KV intact.  Anything else that breaks the engine thread fails every request with a clear
+error and marks the engine unhealthy (``healthy``/``failure``), and the runner reloads it.
+
 asyncio code talks to the engine thread through ``submit``/``abort`` (thread-safe) and gets
 events back through ``loop.call_soon_threadsafe``; nothing outside ``engine/`` calls anything
 else in here.
@@ -17,15 +23,28 @@ import logging
 import threading
 import time
 from collections import deque
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncGenerator, Callable
 from concurrent.futures import Future
 from dataclasses import dataclass
 from pathlib import Path
 
+from .cache import Slot
+from .decoding import Decoder
+from .embed import Embedder, EmbeddingError
 from .llama import Context, ContextOptions, LoadOptions, Model
-from .request import Done, Event, FinishReason, Request, RequestStatus, SamplingParams, Token
-from .sampling import GrammarError, Sampler, TextStream, token_logprobs
-from .scheduler import QueueFull, Scheduler, SchedulerOutput
+from .request import (
+    CANCELED,
+    SUPERSEDED,
+    Done,
+    Event,
+    FinishReason,
+    Request,
+    RequestStatus,
+    SamplingParams,
+    Token,
+)
+from .sampling import Sampler, TextStream, text_tokens, token_logprobs
+from .scheduler import Chunk, QueueFull, Scheduler
 
 log = logging.getLogger("llamita.engine")
 
@@ -37,8 +56,11 @@ _FINISH = {
 }
 
 
-class EmbeddingError(ValueError):
-    """Raised for embedding input that cannot be processed (too long without truncation)."""
+class EngineFailed(RuntimeError):
+    """Raised by ``submit``/``generate`` once the engine thread has died (the runner reloads it)."""
+
+
+UNLOADED = "the model was unloaded while the request was running"
 
 
 @dataclass
@@ -72,7 +94,11 @@ class Engine:
         self.n_ctx_seq = context.n_ctx_seq
         # As many running requests as full-length sequences fit in the cells (OLLAMA_NUM_PARALLEL).
         parallel = max(1, context.n_ctx // max(context.n_ctx_seq, 1))
-        self.scheduler = Scheduler(context.n_seq_max, context.n_batch, max_queue, parallel)
+        self.scheduler = Scheduler(
+            context.n_seq_max, self.ctx.n_batch, max_queue, parallel, can_copy=self.model.can_copy_prefix
+        )
+        self.failure: str | None = None  # why the engine thread died (then it is not ``healthy``)
+        self._decoder = Decoder(self.ctx, self.scheduler.slots, self._decoded, self._fail)
         self.stats = EngineStats()
         self.step_target = step_target
         self.decode_share = decode_share
@@ -81,7 +107,7 @@ class Engine:
         self._inbox: deque[tuple[str, object]] = deque()
         self._samplers: dict[int, Sampler] = {}
         self._streams: dict[int, TextStream] = {}
-        self._embed_ctx: Context | None = None
+        self.embedder = Embedder(self.model, context, self.call, limit=context.n_ctx_seq)
         self._closing = False
         self._thread = threading.Thread(target=self._run, name=f"engine:{model_path.name}", daemon=True)
         self._thread.start()
@@ -89,6 +115,7 @@ class Engine:
     # ---- thread-safe API --------------------------------------------------------------
     def submit(self, request: Request) -> None:
         with self._cv:
+            self._check_alive()
             queued = sum(1 for kind, _ in self._inbox if kind == "add") + len(self.scheduler.waiting)
             if queued >= self.scheduler.max_queue:
                 raise QueueFull()
@@ -104,9 +131,33 @@ class Engine:
         """Run ``fn`` on the engine thread between steps (it owns the contexts)."""
         future: Future[object] = Future()
         with self._cv:
+            self._check_alive()
             self._inbox.append(("call", (fn, future)))
             self._cv.notify()
         return future
+
+    @property
+    def healthy(self) -> bool:
+        """False once the engine thread died (``failure`` says why): reload the model."""
+        return self.failure is None and self._thread.is_alive()
+
+    def _check_alive(self) -> None:
+        """Under ``_cv``: refuse work that nobody would ever answer."""
+        if self.failure is not None:
+            raise EngineFailed(self.failure)
+        if self._closing:
+            raise EngineFailed("the model was unloaded")
+
+    def validate(self, prompt: list[int]) -> None:
+        """Raise ``ValueError`` for a prompt this model cannot take (the API checks first)."""
+        if not prompt:
+            raise ValueError("the prompt is empty")
+        n_vocab = self.model.n_vocab
+        if not all(isinstance(t, int) and 0 <= t < n_vocab for t in prompt):
+            bad = next(t for t in prompt if not (isinstance(t, int) and 0 <= t < n_vocab))
+            raise ValueError(f"invalid token id {bad!r}: the vocabulary has ids 0 to {n_vocab - 1}")
+        if len(prompt) >= self.n_ctx_seq:
+            raise ValueError(f"the prompt ({len(prompt)} tokens) does not fit the context ({self.n_ctx_seq})")
 
     @property
     def active(self) -> int:
@@ -118,16 +169,30 @@ class Engine:
             self._closing = True
             self._cv.notify()
         self._thread.join(timeout=60)
-        if self._embed_ctx is not None:
-            self._embed_ctx.close()
+        if self._thread.is_alive():  # still inside llama.cpp: freeing now would be a use-after-free
+            log.error("engine thread still busy after 60 s; leaving its llama.cpp context allocated")
+            return
+        self.embedder.close()
         self.ctx.close()
         self.model.close()
 
     # ---- asyncio API ---------------------------------------------------------------------
-    async def generate(
+    def generate(
         self, prompt: list[int], params: SamplingParams, session: str | None = None
-    ) -> AsyncIterator[Event]:
-        """Submit a request and yield its events; closing the iterator aborts the request."""
+    ) -> AsyncGenerator[Event, None]:
+        """The events of a new request; closing the iterator aborts it.
+
+        Raises here, before anything is submitted: ``ValueError`` for a prompt the model cannot
+        take (empty, token ids outside the vocabulary), ``EngineFailed`` when the engine died.
+        """
+        self.validate(prompt)
+        with self._cv:
+            self._check_alive()
+        return self._events(list(prompt), params, session)
+
+    async def _events(
+        self, prompt: list[int], params: SamplingParams, session: str | None
+    ) -> AsyncGenerator[Event, None]:
         loop = asyncio.get_running_loop()
         queue: asyncio.Queue[Event] = asyncio.Queue()
 
@@ -150,49 +215,81 @@ class Engine:
                 self.abort(request.id)
 
     async def embed(self, inputs: list[list[int]]) -> list[list[float]]:
-        """Mean-pooled, un-normalised embeddings, computed on the engine thread between steps."""
-        future = self.call(lambda: self._embed(inputs))
-        return await asyncio.wrap_future(future)  # type: ignore[return-value]
+        """Pooled, un-normalised embeddings, computed on the engine thread between steps."""
+        return await self.embedder.embed(inputs)
 
     # ---- engine thread -----------------------------------------------------------------
     def _run(self) -> None:
-        while True:
-            with self._cv:
-                while not self._inbox and not self.scheduler.has_work and not self._closing:
-                    self._cv.wait()
-                if self._closing:
-                    break
-                items = list(self._inbox)
-                self._inbox.clear()
-            for kind, item in items:
-                self._handle(kind, item)
-            try:
+        try:
+            while True:
+                with self._cv:
+                    while not self._inbox and not self.scheduler.has_work and not self._closing:
+                        self._cv.wait()
+                    if self._closing:
+                        break
+                    items = list(self._inbox)
+                    self._inbox.clear()
+                for kind, item in items:
+                    self._handle(kind, item)
                 self.step()
-            except Exception as e:  # a broken step must not leave clients waiting forever
-                log.exception("engine step failed")
-                for request in [*self.scheduler.running]:
-                    self._finish(request, RequestStatus.FINISHED_ERROR, str(e))
-        for request in [*self.scheduler.running, *self.scheduler.waiting]:
-            self._finish(request, RequestStatus.FINISHED_ABORTED)
+        except BaseException as e:  # outside any one request: nothing in here can be trusted
+            log.exception("engine thread failed")
+            self._fail_all(f"the model runner failed ({type(e).__name__}: {e}); it is reloaded")
+            return
+        self._fail_all(UNLOADED, dead=False)
+
+    def _fail_all(self, message: str, dead: bool = True) -> None:
+        """Answer every request and call the engine still holds, so no client waits forever."""
+        with self._cv:
+            if dead:
+                self.failure = message
+            items = list(self._inbox)
+            self._inbox.clear()
+        added = [item for kind, item in items if kind == "add"]
+        for request in [*self.scheduler.running, *self.scheduler.waiting, *added]:
+            assert isinstance(request, Request)
+            self._finish_surely(request, RequestStatus.FINISHED_ERROR, message)
+        for kind, item in items:
+            if kind == "call":
+                _, future = item  # type: ignore[misc]
+                if future.set_running_or_notify_cancel():
+                    future.set_exception(EngineFailed(message))
+
+    def _finish_surely(self, request: Request, status: RequestStatus, error: str) -> None:
+        """``_finish``, and should the bookkeeping itself be what broke, at least the Done."""
+        try:
+            self._finish(request, status, error)
+        except Exception:
+            log.exception("could not finish request %d", request.id)
+            if not request.status.is_finished:
+                request.status = RequestStatus.FINISHED_ERROR
+                _emit(request, Done(FinishReason.ERROR, len(request.prompt), 0, 0, 0, 0, 0, [], error))
 
     def _handle(self, kind: str, item: object) -> None:
-        if kind == "add":
-            assert isinstance(item, Request)
-            if item.session is not None:
-                for old in self.scheduler.of_session(item.session):
-                    self._finish(old, RequestStatus.FINISHED_ABORTED)  # superseded by the same editor
-            self.scheduler.waiting.append(item)
-        elif kind == "abort":
-            for request in [*self.scheduler.running, *self.scheduler.waiting]:
-                if request.id == item:
-                    self._finish(request, RequestStatus.FINISHED_ABORTED)
-        elif kind == "call":
-            fn, future = item  # type: ignore[misc]
-            if future.set_running_or_notify_cancel():
-                try:
-                    future.set_result(fn())
-                except Exception as e:
-                    future.set_exception(e)
+        """One inbox item; a request whose handling fails is failed alone, the thread goes on."""
+        try:
+            if kind == "add":
+                assert isinstance(item, Request)
+                self.validate(item.prompt)  # defence in depth: ``submit`` takes any Request
+                if item.session is not None:
+                    for old in self.scheduler.of_session(item.session):
+                        self._finish_surely(old, RequestStatus.FINISHED_ABORTED, SUPERSEDED)
+                self.scheduler.waiting.append(item)
+            elif kind == "abort":
+                for request in [*self.scheduler.running, *self.scheduler.waiting]:
+                    if request.id == item:
+                        self._finish_surely(request, RequestStatus.FINISHED_ABORTED, CANCELED)
+            elif kind == "call":
+                fn, future = item  # type: ignore[misc]
+                if future.set_running_or_notify_cancel():
+                    try:
+                        future.set_result(fn())
+                    except Exception as e:
+                        future.set_exception(e)
+        except Exception as e:
+            assert isinstance(item, Request)  # an abort or a call cannot fail past this point
+            log.warning("request %d refused: %s", item.id, e)
+            self._finish_surely(item, RequestStatus.FINISHED_ERROR, str(e))
 
     def step(self) -> None:
         for request in self.scheduler.admit(self.ctx):
@@ -201,36 +298,20 @@ class Engine:
         if not output.chunks:
             return
         self._make_room(output.n_tokens)
-        logits_at = self._fill_batch(output)
-        started = time.monotonic()
-        rc = self.ctx.decode()
-        self._learn_cost(output.n_tokens, time.monotonic() - started)
         self.stats.steps += 1
-        if rc != 0:
-            self._decode_failed(output, rc)
-            return
-        self.scheduler.after_decode(output)
-        now = time.monotonic()
-        for request, index in logits_at:
-            if not request.status.is_finished:
-                self._sample(request, index, now)
+        seconds = self._decoder.decode(output.chunks)
+        if seconds is not None:
+            self._learn_cost(output.n_tokens, seconds)
 
     def _make_room(self, n_tokens: int) -> None:
         """Keep the unified KV within its cells: drop idle sequences' KV, least recent first.
 
         There are more sequences than parallel requests, so an editor's new request does not
         have to evict another editor's KV while its own previous request is still winding
-        down; the cell budget (``num_ctx`` x parallel) is what bounds memory.
+        down; the cell budget (``num_ctx`` x parallel) is what bounds memory.  Cells shared
+        by prefix copies count once.
         """
-        slots = self.scheduler.slots.slots
-        used = sum(len(s.tokens) for s in slots)
-        for slot in sorted((s for s in slots if not s.busy and s.tokens), key=lambda s: s.last_used):
-            if used + n_tokens <= self.ctx.n_ctx:
-                break
-            self.ctx.seq_rm(slot.seq, 0, -1)
-            used -= len(slot.tokens)
-            slot.tokens.clear()
-            slot.session = None
+        self.scheduler.slots.make_room(self.ctx, n_tokens, self.ctx.n_ctx)
 
     def _prefill_budget(self) -> int | None:
         """Prompt tokens that fit in one step of ``step_target`` seconds (all of n_batch on a GPU).
@@ -254,39 +335,42 @@ class Engine:
     def _start(self, request: Request) -> None:
         request.t_admitted = time.monotonic()
         self.stats.prompt_tokens_cached += request.n_cached
+        sampler = None
         try:
-            sampler = Sampler(self.model.vocab, request.params, self.model.n_vocab)
-        except GrammarError as e:
+            sampler = Sampler(self.model.vocab, request.params, self.model.n_vocab, self.n_ctx_seq)
+            sampler.accept_prompt(request.prompt)
+            stream = TextStream(request.params.stop)
+        except Exception as e:  # this request's options: fail it alone
+            if sampler is not None:
+                sampler.close()
             self._finish(request, RequestStatus.FINISHED_ERROR, str(e))
             return
-        sampler.accept_prompt(request.prompt[-max(request.params.repeat_last_n, 0) :])
         self._samplers[request.id] = sampler
-        self._streams[request.id] = TextStream(request.params.stop)
+        self._streams[request.id] = stream
 
-    def _fill_batch(self, output: SchedulerOutput) -> list[tuple[Request, int]]:
-        batch = self.ctx.batch
-        batch.clear()
-        logits_at = []
-        for chunk in output.chunks:
-            last = len(chunk.tokens) - 1
-            for i, token in enumerate(chunk.tokens):
-                index = batch.add(token, chunk.pos + i, chunk.seq, chunk.logits and i == last)
-            if chunk.logits:
-                logits_at.append((chunk.request, index))
-            if chunk.request.status == RequestStatus.PREFILLING:
-                self.stats.prompt_tokens_evaluated += len(chunk.tokens)
-        return logits_at
+    def _decoded(self, chunks: list[Chunk], logits_at: list[tuple[Request, int]]) -> None:
+        """``chunks`` are in the KV now: record them, then sample those that asked for logits."""
+        self.stats.prompt_tokens_evaluated += sum(
+            len(c.tokens) for c in chunks if c.request.status == RequestStatus.PREFILLING
+        )
+        self.scheduler.after_decode(chunks)
+        now = time.monotonic()
+        for request, index in logits_at:
+            if not request.status.is_finished:
+                self._sample(request, index, now)
 
-    def _decode_failed(self, output: SchedulerOutput, rc: int) -> None:
-        message = "the KV cache is full" if rc == 1 else f"llama_decode failed ({rc})"
-        for chunk in output.chunks:
-            slot = self.scheduler.slots.slot_of(chunk.request)
-            if slot is not None:  # the KV of a failed batch is not trustworthy
-                self.ctx.seq_rm(slot.seq, 0, -1)
-                slot.tokens.clear()
-            self._finish(chunk.request, RequestStatus.FINISHED_ERROR, message)
+    def _fail(self, request: Request, error: str) -> None:
+        self._finish(request, RequestStatus.FINISHED_ERROR, error)
 
+    # ---- sampling, stop handling, finishing --------------------------------------------------
     def _sample(self, request: Request, index: int, now: float) -> None:
+        try:
+            self._sample_one(request, index, now)
+        except Exception as e:  # this request's sampler, stop strings or client: fail it alone
+            log.exception("sampling failed for request %d", request.id)
+            self._finish(request, RequestStatus.FINISHED_ERROR, f"sampling failed: {e}")
+
+    def _sample_one(self, request: Request, index: int, now: float) -> None:
         token = self._samplers[request.id].sample(self.ctx.ptr, index)
         if not request.generated:
             request.t_first_token = now
@@ -307,42 +391,75 @@ class Engine:
                     lambda t: self.model.piece(t, special=True),
                 )
             )
+        # Control tokens are not text (special=False), as in llama-server, which current Ollama
+        # runs: a stop string naming one (e.g. "<|im_start|>") never matches, there as here.
         text = stream.push(self.model.piece(token))
         if text:
-            request.emit(Token(text, token, _take(request.logprobs)))
+            _emit(request, Token(text, token, _take(request.logprobs)))
         slot = self.scheduler.slots.slot_of(request)
-        limit = request.params.num_predict
+        # num_predict -1: no limit, but Ollama's runner caps it at 10 x num_ctx.
+        limit = request.params.num_predict if request.params.num_predict >= 0 else 10 * self.n_ctx_seq
         if stream.stopped:
             self._finish(request, RequestStatus.FINISHED_STOPPED)
-        elif (limit >= 0 and len(request.generated) >= limit) or (
-            slot is not None and len(slot.tokens) + 1 >= self.n_ctx_seq
-        ):
+        elif len(request.generated) >= limit:
             self._finish(request, RequestStatus.FINISHED_LENGTH)
         else:
             request.pending = token
             request.status = RequestStatus.DECODING
+            if slot is not None and len(slot.tokens) + 1 > self.n_ctx_seq:
+                self._shift(request, slot)
+
+    def _shift(self, request: Request, slot: Slot) -> None:
+        """The sequence is full: shift the context as Ollama does, or stop (``shift: false``).
+
+        Like llama-server under Ollama: keep ``num_keep`` tokens (plus BOS; -1 = the prompt),
+        drop half of the rest, and go on.
+        """
+        n = len(slot.tokens)
+        keep = len(request.prompt) if request.params.num_keep < 0 else request.params.num_keep
+        keep = max(0, min(keep + int(self.model.add_bos), self.n_ctx_seq - 4, n - 1))
+        discard = (n - keep) // 2
+        if not request.params.shift or discard <= 0:
+            self._finish(request, RequestStatus.FINISHED_LENGTH)
+            return
+        replay = self.scheduler.slots.shift(slot, keep, discard, self.ctx, self.ctx.can_shift)
+        if replay:  # evaluated again as a prompt-like chunk, then the pending token
+            assert request.pending is not None
+            request.replay = [*replay, request.pending]
+            request.pending = None
 
     def _finish(self, request: Request, status: RequestStatus, error: str = "") -> None:
         if request.status.is_finished:
             return
         stream = self._streams.pop(request.id, None)
-        if stream is not None and status != RequestStatus.FINISHED_ABORTED:
-            rest = stream.flush()
-            if rest:
-                request.emit(Token(rest, -1, _take(request.logprobs)))
         sampler = self._samplers.pop(request.id, None)
         if sampler is not None:
             sampler.close()
         slot = self.scheduler.slots.slot_of(request)
+        if slot is not None:
+            self.scheduler.slots.trim_inexact(slot, self.ctx)
         self.scheduler.finish(request, status)
         if status == RequestStatus.FINISHED_ABORTED:
             self.stats.aborted += 1
             if slot is not None and slot.tokens:
                 self.scheduler.adopt(slot, self.ctx)
+        context = [*request.prompt, *(t for t in request.generated if not self.model.is_eog(t))]
+        try:
+            if stream is not None and status != RequestStatus.FINISHED_ABORTED:
+                rest = stream.flush()
+                if rest:
+                    _emit(request, Token(rest, -1, _take(request.logprobs)))
+                if stream.stopped:  # Ollama: tokenize(prompt + the text returned)
+                    generated = [t for t in request.generated if not self.model.is_eog(t)]
+                    kept = text_tokens(generated, stream.text, self.model.piece, self.model.tokenize)
+                    context = [*request.prompt, *kept]
+        except Exception:  # the request's own stop strings: it still gets its Done
+            log.exception("finishing the text of request %d failed", request.id)
         now = time.monotonic()
         first = request.t_first_token or now
         admitted = request.t_admitted or now
-        request.emit(
+        _emit(
+            request,
             Done(
                 reason=_FINISH[status],
                 prompt_tokens=len(request.prompt),
@@ -351,41 +468,18 @@ class Engine:
                 prompt_eval_duration=int((first - admitted) * 1e9),
                 eval_count=len(request.generated),
                 eval_duration=int((now - first) * 1e9) if request.t_first_token else 0,
-                context=[*request.prompt, *(t for t in request.generated if not self.model.is_eog(t))],
+                context=context,
                 error=error,
-            )
+            ),
         )
 
-    # ---- embeddings (engine thread) --------------------------------------------------
-    def _embed(self, inputs: list[list[int]]) -> list[list[float]]:
-        if self._embed_ctx is None:
-            n_ctx = min(self.model.n_ctx_train or 2048, 8192)
-            self._embed_ctx = Context(
-                self.model,
-                ContextOptions(
-                    n_ctx=n_ctx,
-                    n_ctx_seq=n_ctx,
-                    n_batch=n_ctx,
-                    n_seq_max=1,
-                    n_threads=self.options.n_threads,
-                    embeddings=True,
-                ),
-            )
-        ctx = self._embed_ctx
-        vectors = []
-        for tokens in inputs:
-            if len(tokens) > ctx.n_ctx:
-                raise EmbeddingError("the input length exceeds the context length")
-            ctx.clear()
-            ctx.batch.clear()
-            for i, token in enumerate(tokens):
-                ctx.batch.add(token, i, 0, True)
-            if tokens and ctx.decode() != 0:
-                raise EmbeddingError("llama_decode failed while embedding")
-            vector = ctx.embeddings_seq(0) if tokens else None
-            vectors.append(list(vector) if vector else [])
-        ctx.clear()
-        return vectors
+
+def _emit(request: Request, event: Event) -> None:
+    """Hand an event to the request's client; a client that fails to take it harms no one else."""
+    try:
+        request.emit(event)
+    except Exception:
+        log.exception("could not deliver an event of request %d", request.id)
 
 
 def _take(items: list[dict[str, object]]) -> list[dict[str, object]]:
@@ -395,4 +489,4 @@ def _take(items: list[dict[str, object]]) -> list[dict[str, object]]:
     return taken
 
 
-__all__ = ["Engine", "EngineStats", "QueueFull"]
+__all__ = ["EmbeddingError", "Engine", "EngineFailed", "EngineStats", "QueueFull"]

@@ -67,6 +67,7 @@ class ContextOptions:
     n_threads: int = 0
     flash_attn: bool | None = None
     embeddings: bool = False
+    pooling: int = ll.LLAMA_POOLING_TYPE_UNSPECIFIED  # embeddings only; see ``Model.pooling``
 
 
 class Model:
@@ -97,6 +98,43 @@ class Model:
         self.bos = ll.llama_vocab_bos(self.vocab)
         self.size = int(ll.llama_model_size(self._ptr))
         self.n_layer = int(ll.llama_model_n_layer(self._ptr))
+        # Width of an embedding vector: models with a projection after the last block
+        # (``<arch>.embedding_length_out``) output something other than n_embd.
+        n_embd_out = getattr(ll, "llama_model_n_embd_out", None)
+        self.n_embd_out = int(n_embd_out(self._ptr)) if n_embd_out is not None else self.n_embd
+        self.n_embd_out = self.n_embd_out or self.n_embd
+        # Recurrent (Mamba, RWKV) and hybrid (Jamba, LFM2, Granite-H, Nemotron-H) memory keeps
+        # one state per sequence: llama.cpp cannot cut it at a position, and its seq_cp shares
+        # the donor's whole state whatever range is asked (llama-memory-recurrent.cpp), so no
+        # sequence may take a prefix of another's.
+        self.recurrent = bool(ll.llama_model_is_recurrent(self._ptr))
+        self.hybrid = bool(ll.llama_model_is_hybrid(self._ptr))
+        self.pooling = self._pooling()
+
+    @property
+    def can_copy_prefix(self) -> bool:
+        """Whether a sequence's state can be trimmed to, or shared up to, a token position."""
+        return not (self.recurrent or self.hybrid)
+
+    def meta(self, key: str) -> str | None:
+        """A GGUF metadata value as text, or None when the file does not have ``key``."""
+        buf = ctypes.create_string_buffer(256)
+        n = ll.llama_model_meta_val_str(self._ptr, key.encode(), buf, len(buf))
+        return buf.value.decode("utf-8", "replace") if n >= 0 else None
+
+    def _pooling(self) -> int:
+        """The pooling an embedding context uses, resolved as llama.cpp does for an unspecified
+        one: the GGUF's ``<arch>.pooling_type`` (CLS for BERT-style models, LAST for
+        Qwen3-Embedding...).  A model that has none (a chat LLM) would give per-token
+        embeddings; Ollama averages those, so it gets MEAN."""
+        arch = self.meta("general.architecture") or ""
+        value = self.meta(f"{arch}.pooling_type")
+        try:
+            pooling = int(value) if value is not None else ll.LLAMA_POOLING_TYPE_NONE
+        except ValueError:
+            pooling = ll.LLAMA_POOLING_TYPE_NONE
+        known = (ll.LLAMA_POOLING_TYPE_MEAN, ll.LLAMA_POOLING_TYPE_CLS, ll.LLAMA_POOLING_TYPE_LAST)
+        return pooling if pooling in known else ll.LLAMA_POOLING_TYPE_MEAN
 
     @property
     def ptr(self) -> ctypes.c_void_p:
@@ -155,9 +193,12 @@ class Context:
         self.options = options
         params = ll.llama_context_default_params()
         params.n_ctx = options.n_ctx
-        params.n_batch = options.n_batch
+        # Every sequence may decode one token per step, and llama.cpp aborts the process when
+        # n_batch < n_seq_max; more than n_ctx is never usable (and would be allocated).
+        n_batch = max(min(options.n_batch, options.n_ctx), options.n_seq_max, 1)
+        params.n_batch = n_batch
         # Pooled embeddings need a whole input in one micro-batch.
-        params.n_ubatch = options.n_batch if options.embeddings else min(options.n_batch, 512)
+        params.n_ubatch = n_batch if options.embeddings else min(n_batch, max(512, options.n_seq_max))
         params.n_seq_max = options.n_seq_max
         params.kv_unified = True
         threads = options.n_threads or os.cpu_count() or 1
@@ -165,7 +206,7 @@ class Context:
         params.n_threads_batch = threads
         params.embeddings = options.embeddings
         if options.embeddings:
-            params.pooling_type = ll.LLAMA_POOLING_TYPE_MEAN
+            params.pooling_type = options.pooling
         params.flash_attn_type = {
             None: ll.LLAMA_FLASH_ATTN_TYPE_AUTO,
             True: ll.LLAMA_FLASH_ATTN_TYPE_ENABLED,
@@ -181,7 +222,9 @@ class Context:
             ll.llama_set_adapters_lora(self._ptr, adapters, n, scales)
         self.memory = ll.llama_get_memory(self._ptr)
         self.n_ctx = ll.llama_n_ctx(self._ptr)
-        self.batch = Batch(options.n_batch, options.n_seq_max)
+        self.n_batch = n_batch
+        self.can_shift = bool(ll.llama_memory_can_shift(self.memory))
+        self.batch = Batch(n_batch, options.n_seq_max)
 
     @property
     def ptr(self) -> ctypes.c_void_p:
@@ -196,6 +239,9 @@ class Context:
     def seq_cp(self, src: int, dst: int, start: int, end: int) -> None:
         ll.llama_memory_seq_cp(self.memory, src, dst, start, end)
 
+    def seq_add(self, seq: int, start: int, end: int, delta: int) -> None:
+        ll.llama_memory_seq_add(self.memory, seq, start, end, delta)
+
     def seq_pos_max(self, seq: int) -> int:
         return int(ll.llama_memory_seq_pos_max(self.memory, seq))
 
@@ -206,7 +252,7 @@ class Context:
         ptr = ll.llama_get_embeddings_seq(self._ptr, seq)
         if not ptr:
             return None
-        return ptr[: self.model.n_embd]
+        return ptr[: self.model.n_embd_out]
 
     def close(self) -> None:
         self.batch.close()
@@ -233,6 +279,8 @@ class Batch:
         """Append a token; returns its index (for ``llama_sampler_sample``)."""
         b = self.raw
         i = b.n_tokens
+        if i >= self.capacity:  # writing past the malloc'd arrays would corrupt memory
+            raise IndexError(f"the batch is full ({self.capacity} tokens)")
         b.token[i] = token
         b.pos[i] = pos
         b.n_seq_id[i] = 1

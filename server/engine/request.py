@@ -54,6 +54,8 @@ class SamplingParams:
     num_predict: int = -1
     stop: list[str] = field(default_factory=list)
     grammar: str | None = None
+    num_keep: int = 4  # tokens kept at the start when the context shifts (-1: the whole prompt)
+    shift: bool = True  # at num_ctx, drop half the window and go on (Ollama); False: stop (length)
     ignore_eos: bool = False  # benchmarks only: generate exactly num_predict tokens
     logprobs: bool = False  # report each generated token's log probability
     top_logprobs: int = 0  # ... and that many most likely alternatives (0-20)
@@ -89,6 +91,9 @@ class Done:
 
 Event = Token | Done
 
+SUPERSEDED = "request superseded by a newer request from the same session"
+CANCELED = "request canceled"
+
 
 @dataclass(eq=False)
 class Request:
@@ -107,6 +112,7 @@ class Request:
     n_cached: int = 0  # of those, how many were reused rather than evaluated
     generated: list[int] = field(default_factory=list)
     pending: int | None = None  # sampled but not yet decoded
+    replay: list[int] = field(default_factory=list)  # to re-evaluate after a context shift, then decode
     logprobs: list[dict[str, object]] = field(default_factory=list)  # not yet sent with text
     t_admitted: float = 0.0
     t_first_token: float = 0.0

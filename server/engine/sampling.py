@@ -24,25 +24,46 @@ class GrammarError(ValueError):
 
 
 class Sampler:
-    """A llama.cpp sampler chain for one request (grammar first, then the usual order)."""
+    """A llama.cpp sampler chain for one request (grammar first, then the usual order).
 
-    def __init__(self, vocab: ctypes.c_void_p, params: SamplingParams, n_vocab: int) -> None:
+    Every ``init_*`` call is checked against llama.h of the pinned llama-cpp-python (0.3.36):
+    ``penalties(n_vocab, last_n, repeat, freq, present)``, ``mirostat(n_vocab, seed, tau, eta, m)``,
+    ``mirostat_v2(seed, tau, eta)``, ``top_p/min_p/typical(p, min_keep)``, ``top_k(k)``,
+    ``temp(t)``, ``dist(seed)``, ``grammar(vocab, text, root)``.  If any of them fails, the
+    half-built chain is freed before the error reaches the engine (which fails only this request).
+    """
+
+    def __init__(
+        self, vocab: ctypes.c_void_p, params: SamplingParams, n_vocab: int, n_ctx_seq: int = 0
+    ) -> None:
         chain_params = ll.llama_sampler_chain_default_params()
         chain_params.no_perf = True
         self._chain = ll.llama_sampler_chain_init(chain_params)
         self._penalties = None
+        # Ollama: repeat_last_n -1 = the context length, 0 = no penalties.
+        self._last_n = (n_ctx_seq or n_vocab) if params.repeat_last_n == -1 else max(params.repeat_last_n, 0)
+        try:
+            self._build(vocab, params, n_vocab)
+        except BaseException:
+            self.close()
+            raise
+
+    def _build(self, vocab: ctypes.c_void_p, params: SamplingParams, n_vocab: int) -> None:
         add = lambda s: ll.llama_sampler_chain_add(self._chain, s)  # noqa: E731
 
         if params.grammar:
             grammar = ll.llama_sampler_init_grammar(vocab, params.grammar.encode(), b"root")
             if not grammar:
-                self.close()
                 raise GrammarError("invalid grammar for format")
             add(grammar)
-        if params.repeat_penalty != 1.0 or params.frequency_penalty or params.presence_penalty:
-            last_n = n_vocab if params.repeat_last_n == -1 else max(params.repeat_last_n, 0)
+        penalised = params.repeat_penalty != 1.0 or params.frequency_penalty or params.presence_penalty
+        if penalised and self._last_n > 0:
             self._penalties = ll.llama_sampler_init_penalties(
-                last_n, params.repeat_penalty, params.frequency_penalty, params.presence_penalty
+                n_vocab,
+                self._last_n,
+                params.repeat_penalty,
+                params.frequency_penalty,
+                params.presence_penalty,
             )
             add(self._penalties)
         seed = params.seed if params.seed >= 0 else random.getrandbits(32)
@@ -66,10 +87,10 @@ class Sampler:
             add(ll.llama_sampler_init_temp(params.temperature))
             add(ll.llama_sampler_init_dist(seed))
 
-    def accept_prompt(self, tokens: list[int]) -> None:
-        """Let the repetition penalties see the prompt, as llama.cpp's server does."""
+    def accept_prompt(self, prompt: list[int]) -> None:
+        """Let the penalties see the prompt's last ``repeat_last_n`` tokens, as llama-server does."""
         if self._penalties is not None:
-            for token in tokens:
+            for token in prompt[-self._last_n :]:
                 ll.llama_sampler_accept(self._penalties, token)
 
     def sample(self, ctx: ctypes.c_void_p, index: int) -> int:
@@ -120,7 +141,12 @@ class TextStream:
         self._stops = [s for s in stops if s]
         self._held = ""
         self.stopped = False
-        self.text = ""  # everything emitted so far
+        self._emitted: list[str] = []
+
+    @property
+    def text(self) -> str:
+        """Everything emitted so far (joined on demand: appending to a str is quadratic)."""
+        return "".join(self._emitted)
 
     def push(self, data: bytes) -> str:
         """Feed one token's bytes; returns the text that is safe to emit now."""
@@ -148,7 +174,8 @@ class TextStream:
         return self._emit(rest)
 
     def _emit(self, text: str) -> str:
-        self.text += text
+        if text:
+            self._emitted.append(text)
         return text
 
     def _partial_stop_length(self, text: str) -> int:
@@ -160,3 +187,26 @@ class TextStream:
                     best = n
                     break
         return best
+
+
+def text_tokens(
+    tokens: list[int],
+    text: str,
+    piece: Callable[[int], bytes],
+    tokenize: Callable[..., list[int]],
+) -> list[int]:
+    """Tokens for ``text``, a prefix of what ``tokens`` spell (the text a stop string cut).
+
+    Tokens are kept while their bytes are the text's; the part of a token before the stop
+    string is tokenized again, and the stop string and anything after it are dropped.
+    """
+    data = text.encode("utf-8")
+    kept, at = [], 0
+    for token in tokens:
+        chunk = piece(token)
+        if at == len(data) or not data.startswith(chunk, at):
+            break
+        kept.append(token)
+        at += len(chunk)
+    rest = data[at:].decode("utf-8", "replace")
+    return kept + (tokenize(rest, add_bos=False, special=False) if rest else [])

@@ -1,12 +1,14 @@
 """Token scheduling for one loaded model: what goes into the next ``llama_decode``.
 
 Contract of ``schedule()``: every decoding request contributes exactly one token (its last
-sampled one), so generation never stalls behind a prompt; the rest of the batch (up to
-``n_batch`` tokens, and at most the step's prefill budget) is filled with pending prompt
-tokens, shortest remaining prompt first, so a one-keystroke FIM update is not stuck behind
-a long review prompt: on a CPU a 512-token chunk is seconds of work, so the engine sizes
-the budget to a target step time and long prompts are prefilled over several steps.  A request asks for
-logits only on its last prompt token and on each generated token.
+sampled one), so generation never stalls behind a prompt (should more requests decode than
+``n_batch`` holds, they take turns); the rest of the batch (up to ``n_batch`` tokens, and at
+most the step's prefill budget) is filled with pending prompt tokens (and tails that a
+context shift must evaluate again), shortest remaining prompt first, so a one-keystroke FIM
+update is not stuck behind a long review prompt: on a CPU a 512-token chunk is seconds of
+work, so the engine sizes the budget to a target step time and long prompts are prefilled
+over several steps.  A request asks for logits only on its last prompt token and on each
+generated token.
 
 Admission: waiting requests are bound to free sequences (see :mod:`cache`) in arrival
 order, at most ``max_running`` at a time: the KV cache holds ``max_running`` full-length
@@ -42,6 +44,11 @@ class Chunk:
     tokens: list[int]
     pos: int
     logits: bool
+    decode: bool = False  # a decoding request's one sampled token (not prompt or replay)
+
+    def cut(self, n: int) -> Chunk:
+        """The first ``n`` tokens only (logits only if the chunk still ends where it did)."""
+        return Chunk(self.request, self.seq, self.tokens[:n], self.pos, self.logits and n >= len(self.tokens))
 
 
 @dataclass
@@ -55,14 +62,20 @@ class SchedulerOutput:
 
 class Scheduler:
     def __init__(
-        self, n_slots: int, n_batch: int, max_queue: int = 512, max_running: int | None = None
+        self,
+        n_slots: int,
+        n_batch: int,
+        max_queue: int = 512,
+        max_running: int | None = None,
+        can_copy: bool = True,
     ) -> None:
-        self.slots = SlotTable(n_slots)
+        self.slots = SlotTable(n_slots, can_copy)
         self.n_batch = n_batch
         self.max_queue = max_queue
         self.max_running = n_slots if max_running is None else max(1, min(max_running, n_slots))
         self.waiting: deque[Request] = deque()
         self.running: list[Request] = []
+        self._turn = 0  # rotates decoders when more decode than fit in n_batch
 
     @property
     def has_work(self) -> bool:
@@ -90,44 +103,53 @@ class Scheduler:
     def schedule(self, prefill_budget: int | None = None) -> SchedulerOutput:
         """``prefill_budget`` caps prompt tokens this step (the engine sizes it to a step time)."""
         out = SchedulerOutput()
-        budget = self.n_batch
-        for request in self.running:
-            if request.status == RequestStatus.DECODING and request.pending is not None:
-                slot = self.slots.slot_of(request)
-                assert slot is not None
-                out.chunks.append(Chunk(request, slot.seq, [request.pending], len(slot.tokens), True))
-                budget -= 1
+        decoding = [r for r in self.running if r.pending is not None and not r.replay]
+        if len(decoding) > self.n_batch:  # never more than n_batch tokens: take turns, fairly
+            start = self._turn % len(decoding)
+            decoding = (decoding[start:] + decoding[:start])[: self.n_batch]
+            self._turn = start + self.n_batch
+        for request in decoding:
+            slot = self.slots.slot_of(request)
+            assert slot is not None and request.pending is not None
+            chunk = Chunk(request, slot.seq, [request.pending], len(slot.tokens), True, decode=True)
+            out.chunks.append(chunk)
+        budget = self.n_batch - len(decoding)
         if prefill_budget is not None:
             budget = min(budget, max(prefill_budget, 1))
+        # Prompt tokens, and the tail a context shift has to evaluate again, shortest first.
         prefilling = sorted(
-            (r for r in self.running if r.status == RequestStatus.PREFILLING),
-            key=lambda r: (r.remaining_prompt, r.arrival),
+            (r for r in self.running if r.status == RequestStatus.PREFILLING or r.replay),
+            key=lambda r: (len(_todo(r)) - _done(r), r.arrival),
         )
         for request in prefilling:
             if budget <= 0:
                 break
             slot = self.slots.slot_of(request)
             assert slot is not None
-            take = min(request.remaining_prompt, budget)
-            tokens = request.prompt[request.n_past : request.n_past + take]
-            out.chunks.append(
-                Chunk(request, slot.seq, tokens, request.n_past, request.n_past + take == len(request.prompt))
-            )
+            todo, done = _todo(request), _done(request)
+            take = min(len(todo) - done, budget)
+            if take <= 0:
+                continue
+            tokens = todo[done : done + take]
+            out.chunks.append(Chunk(request, slot.seq, tokens, len(slot.tokens), done + take == len(todo)))
             budget -= take
         return out
 
-    def after_decode(self, output: SchedulerOutput) -> None:
-        """Record what the KV now holds for each chunk (before sampling)."""
-        for chunk in output.chunks:
+    def after_decode(self, decoded: SchedulerOutput | list[Chunk]) -> None:
+        """Record what the KV now holds for each decoded chunk (before sampling)."""
+        for chunk in decoded.chunks if isinstance(decoded, SchedulerOutput) else decoded:
             slot = self.slots.slot_of(chunk.request)
             if slot is None:
                 continue
             slot.tokens.extend(chunk.tokens)
+            self.slots.grew(len(chunk.tokens))
             request = chunk.request
             if request.status == RequestStatus.PREFILLING:
                 request.n_past += len(chunk.tokens)
-            else:
+            elif chunk.decode:
                 request.pending = None
+            else:
+                del request.replay[: len(chunk.tokens)]
 
     def finish(self, request: Request, status: RequestStatus) -> None:
         """Take a request out (running or waiting); its sequence keeps its KV for reuse."""
@@ -145,8 +167,11 @@ class Scheduler:
 
         An editor's superseded request and its successor often run side by side for a step;
         whatever the old one evaluated beyond the new one's progress is copied into the new
-        one's sequence (``seq_cp`` shares cells) instead of being evaluated twice.
+        one's sequence (``seq_cp`` shares cells) instead of being evaluated twice.  Not for
+        recurrent memory: its ``seq_cp`` shares the donor's whole state, whatever the range.
         """
+        if not self.slots.can_copy:
+            return
         for request in self.running:
             if request.status != RequestStatus.PREFILLING:
                 continue
@@ -163,3 +188,12 @@ class Scheduler:
 
     def of_session(self, session: str) -> list[Request]:
         return [r for r in [*self.running, *self.waiting] if r.session == session]
+
+
+def _todo(request: Request) -> list[int]:
+    """What a request still has to get into the KV before it samples: its prompt, or a replay."""
+    return request.prompt if request.status == RequestStatus.PREFILLING else request.replay
+
+
+def _done(request: Request) -> int:
+    return request.n_past if request.status == RequestStatus.PREFILLING else 0

@@ -29,6 +29,7 @@ from .render import (
 
 __all__ = [
     "DEFAULT_TEMPLATE",
+    "MAX_TEMPLATE_SIZE",
     "Template",
     "TemplateError",
     "chat_messages",
@@ -89,13 +90,20 @@ def _response_action() -> ActionNode:
     return ActionNode(0, 0, pipe)
 
 
+MAX_TEMPLATE_SIZE = 64 << 10
+"""Longest template source accepted (characters).  Ollama's templates are a few KiB; parsing
+costs tens of microseconds per action here, so a request's template must not be megabytes."""
+
+
 def parse(src: str) -> Template:
     """Parse a model template the way Ollama's ``template.Parse`` does.
 
     A template that mentions neither ``.Messages`` nor ``.Response`` gets a trailing
     ``{{ .Response }}`` so legacy prompt-only templates can still replay assistant turns;
-    ``source`` keeps the text as written.
+    ``source`` keeps the text as written.  Sources over :data:`MAX_TEMPLATE_SIZE` are refused.
     """
+    if len(src) > MAX_TEMPLATE_SIZE:
+        raise TemplateError(f"template: {len(src)} characters is over the limit of {MAX_TEMPLATE_SIZE}")
     tmpl = Template(src, parse_trees(src, BUILTINS))
     names = tmpl.vars()
     if "messages" not in names and "response" not in names:

@@ -19,7 +19,7 @@ import dataclasses
 import inspect
 import math
 import re
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any
 
@@ -52,6 +52,15 @@ if TYPE_CHECKING:
     from .funcs import GoFunc
 
 MAX_TEMPLATE_DEPTH = 100
+# Bounds on one execution (Go has none; a request may carry its own template, so one request
+# must not be able to hold a worker for seconds or fill memory).  A step is a node walked or a
+# range iteration: the templates llamita derives and Ollama's in the golden tests take 5-12
+# steps per message (tools included), so even a 10,000-message chat stays far below.  The
+# output cap is twice the largest JSON body the server accepts, so no prompt a client can send
+# is refused by it; it also bounds strings built by functions (printf, slice, json) before
+# they are printed.
+MAX_STEPS = 500_000
+MAX_OUTPUT = 64 << 20
 _NO_FINAL: Any = object()  # "no piped-in value", distinct from a piped-in nil
 _NO_FIELDS = (str, bytes, bytearray, bool, int, float, complex, list, tuple)  # Go kinds without fields
 _SNAKE_RE = re.compile(r"(?<=[a-z0-9])(?=[A-Z])|(?<=[A-Z])(?=[A-Z][a-z])")
@@ -208,10 +217,20 @@ def lookup_key(m: Mapping[Any, Any], name: str) -> Any:
     return None
 
 
+class _Budget:
+    """Steps and output characters left to one execution, shared by its ``{{template}}`` calls."""
+
+    __slots__ = ("output", "steps")
+
+    def __init__(self) -> None:
+        self.steps = MAX_STEPS
+        self.output = MAX_OUTPUT
+
+
 class _State:
     """Execution state for one template invocation (a ``{{template}}`` call gets a fresh one)."""
 
-    __slots__ = ("depth", "funcs", "name", "node", "out", "src", "trees", "vars")
+    __slots__ = ("budget", "depth", "funcs", "name", "node", "out", "src", "trees", "vars")
 
     def __init__(
         self,
@@ -222,7 +241,9 @@ class _State:
         name: str,
         dot: Any,
         depth: int,
+        budget: _Budget,
     ) -> None:
+        self.budget = budget
         self.trees = trees
         self.funcs = funcs
         self.src = src
@@ -256,17 +277,36 @@ class _State:
                 return
         raise self.error(f"undefined variable: {name}")
 
+    # budget -----------------------------------------------------------------
+    def step(self, node: Node) -> None:
+        budget = self.budget
+        budget.steps -= 1
+        if budget.steps < 0:
+            self.node = node
+            raise self.error(f"exceeded the limit of {MAX_STEPS} execution steps")
+
+    def write(self, node: Node, text: str) -> None:
+        self.check_size(node, text)
+        self.budget.output -= len(text)
+        self.out.append(text)
+
+    def check_size(self, node: Node, text: str) -> None:
+        if len(text) > self.budget.output:
+            self.node = node
+            raise self.error(f"output exceeds the limit of {MAX_OUTPUT} characters")
+
     # statements -------------------------------------------------------------
     def walk(self, dot: Any, node: Node) -> None:
+        self.step(node)
         if isinstance(node, TextNode):
-            self.out.append(node.text)
+            self.write(node, node.text)
         elif isinstance(node, ListNode):
             for child in node.nodes:
                 self.walk(dot, child)
         elif isinstance(node, ActionNode):
             value = self.eval_pipeline(dot, node.pipe)
             if not node.pipe.decl:
-                self.out.append(self.printable(node, value))
+                self.write(node, self.printable(node, value))
         elif isinstance(node, (IfNode, WithNode)):
             self.walk_if_or_with(dot, node)
         elif isinstance(node, RangeNode):
@@ -298,17 +338,18 @@ class _State:
         finally:
             del self.vars[mark:]
 
-    def _range_pairs(self, value: Any, ndecl: int) -> list[tuple[Any, Any]]:
+    def _range_pairs(self, value: Any, ndecl: int) -> tuple[Iterable[tuple[Any, Any]], bool]:
+        """(index, element) pairs to range over, lazily for an integer, and whether any exist."""
         if value is None:
-            return []
+            return (), False
         if isinstance(value, Mapping):
-            return sorted_items(value)
+            return sorted_items(value), len(value) > 0
         if isinstance(value, (list, tuple, bytes, bytearray)):
-            return list(enumerate(value))
+            return enumerate(value), len(value) > 0
         if isinstance(value, int) and not isinstance(value, bool):
             if ndecl > 1:
                 raise self.error(f"can't use {value} to iterate over more than one variable")
-            return [(i, i) for i in range(value)]
+            return ((i, i) for i in range(value)), value > 0
         raise self.error(f"range can't iterate over {format_value(value, False)}")
 
     def walk_range(self, dot: Any, node: RangeNode) -> None:
@@ -317,9 +358,10 @@ class _State:
         try:
             value = self.eval_pipeline(dot, node.pipe)
             decl = node.pipe.decl
-            pairs = self._range_pairs(value, len(decl))
+            pairs, any_pairs = self._range_pairs(value, len(decl))
             inner = len(self.vars)
             for index, elem in pairs:
+                self.step(node)
                 if node.pipe.is_assign:
                     if len(decl) > 1:
                         self.set_var(decl[0].ident[0], index)
@@ -337,7 +379,7 @@ class _State:
                     pass
                 finally:
                     del self.vars[inner:]
-            if not pairs and node.else_list is not None:
+            if not any_pairs and node.else_list is not None:
                 self.walk(dot, node.else_list)
         except _Break:
             pass
@@ -352,7 +394,9 @@ class _State:
         if self.depth >= MAX_TEMPLATE_DEPTH:
             raise self.error(f"exceeded maximum template depth ({MAX_TEMPLATE_DEPTH})")
         new_dot = self.eval_pipeline(dot, node.pipe)
-        sub = _State(self.trees, self.funcs, self.src, self.out, node.name, new_dot, self.depth + 1)
+        sub = _State(
+            self.trees, self.funcs, self.src, self.out, node.name, new_dot, self.depth + 1, self.budget
+        )
         sub.walk(new_dot, tree)
 
     # expressions ------------------------------------------------------------
@@ -511,13 +555,16 @@ class _State:
             except ValueError:
                 pass  # no introspectable signature; let the call decide
         try:
-            return fn(*values)
+            result = fn(*values)
         except TemplateError:
             raise
         except Exception as exc:
             self.node = node
             detail = str(exc) if isinstance(exc, FuncError) else f"{type(exc).__name__}: {exc}"
             raise self.error(f"error calling {name}: {detail}") from exc
+        if isinstance(result, str):
+            self.check_size(node, result)  # strings that double in variables never get printed
+        return result
 
     def _and_or(self, dot: Any, want: bool, arg_nodes: list[Node], final: Any) -> Any:
         """Go 1.18+ short-circuits: return the first deciding argument, else the last one."""
@@ -537,7 +584,7 @@ def execute(
     if tree is None:
         raise TemplateError(f'template: no template {go_quote(name)} associated with template ""')
     out: list[str] = []
-    state = _State(trees, funcs, src, out, name, data, 0)
+    state = _State(trees, funcs, src, out, name, data, 0, _Budget())
     try:
         state.walk(data, tree)
     except RecursionError:

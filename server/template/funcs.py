@@ -161,6 +161,21 @@ def _format_text(arg: Any, verb: str, flags: str, prec: int | None) -> str | Non
     return None
 
 
+def _parse_num(fmt: str, i: int) -> tuple[int | None, int]:
+    """Go's ``parsenum``: a width or precision over 1e6 is "crazy long" and eats the format.
+
+    That is what keeps ``printf "%999999999d"`` from allocating a gigabyte (Go prints
+    ``%!(NOVERB)``).
+    """
+    num, start = 0, i
+    while i < len(fmt) and "0" <= fmt[i] <= "9":
+        if num > 1_000_000:
+            return None, len(fmt)
+        num = num * 10 + ord(fmt[i]) - 48
+        i += 1
+    return (num if i > start else None), i
+
+
 def sprintf(fmt: str, *args: Any) -> str:
     """``fmt.Sprintf`` for the common verbs (v s d q f e g x X o b c t T U %) with flags/width/precision."""
     if not isinstance(fmt, str):
@@ -178,18 +193,11 @@ def sprintf(fmt: str, *args: Any) -> str:
         while i < n and fmt[i] in "+-# 0":
             i += 1
         flags = fmt[start:i]
-        width = prec = None
-        start = i
-        while i < n and fmt[i].isdigit():
-            i += 1
-        if i > start:
-            width = int(fmt[start:i])
+        width, i = _parse_num(fmt, i)
+        prec = None
         if i < n and fmt[i] == ".":
-            i += 1
-            start = i
-            while i < n and fmt[i].isdigit():
-                i += 1
-            prec = int(fmt[start:i] or 0)
+            prec, i = _parse_num(fmt, i + 1)
+            prec = prec or 0
         if i >= n:
             out.append("%!(NOVERB)")
             break

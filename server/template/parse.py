@@ -8,11 +8,19 @@ which execution errors use for their ``at <...>`` context, as Go does.
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Collection, Iterator
 from dataclasses import dataclass, field
 from typing import ClassVar
 
 from .lexer import T, TemplateError, Token, go_quote, lex, parse_number, unquote
+
+# Deepest nesting of control structures (if/range/with, else-if chains, blocks) and of
+# parenthesized pipelines.  Go limits only expressions (10,000); here every consumer of the tree
+# (this parser, the executor, walk_identifiers) recurses per level and shares Python's
+# ~1,000-frame limit with the server, so a hostile template must fail with a TemplateError
+# instead.  Ollama's templates nest fewer than ten levels.
+MAX_NESTING = 100
 
 # --------------------------------------------------------------------------- nodes
 
@@ -250,6 +258,7 @@ class _Parser:
         self.vars: list[str] = ["$"]
         self.range_depth = 0
         self.action_line = 0
+        self.depth = 0  # current nesting, bounded by MAX_NESTING
 
     # token access -----------------------------------------------------------
     def next(self) -> Token:
@@ -297,6 +306,17 @@ class _Parser:
             raise self.unexpected(tok, context)
         return tok
 
+    @contextlib.contextmanager
+    def nested(self) -> Iterator[None]:
+        """One level deeper for the parse inside; past MAX_NESTING it is an error."""
+        self.depth += 1
+        try:
+            if self.depth > MAX_NESTING:
+                raise self.error(f"max nesting depth exceeded ({MAX_NESTING})")
+            yield
+        finally:
+            self.depth -= 1
+
     # structure --------------------------------------------------------------
     def parse(self) -> dict[str, ListNode]:
         root = ListNode(self.peek().pos)
@@ -326,7 +346,8 @@ class _Parser:
         """Parse a ``define``/``block`` body as its own tree with fresh variable scope."""
         saved = self.vars, self.range_depth
         self.vars, self.range_depth = ["$"], 0
-        root, end = self.item_list()
+        with self.nested():
+            root, end = self.item_list()
         if not isinstance(end, _EndNode):
             raise self.error(f"unexpected {end} in {context}")
         self.add_tree(name, root)
@@ -404,24 +425,26 @@ class _Parser:
     def parse_control(self, context: str) -> tuple[int, int, PipeNode, ListNode, ListNode | None]:
         nvars = len(self.vars)
         try:
-            pipe = self.pipeline(context, T.RIGHT_DELIM)
-            if context == "range":
-                self.range_depth += 1
-            body, nxt = self.item_list()
-            if context == "range":
-                self.range_depth -= 1
-            else_list = None
-            if isinstance(nxt, _ElseNode):
-                chained = {"if": (T.IF, self.if_control), "with": (T.WITH, self.with_control)}.get(context)
-                if chained is not None and self.peek().type is chained[0]:
-                    # {{if a}}x{{else if b}}y{{end}} is {{if a}}x{{else}}{{if b}}y{{end}}{{end}}
-                    self.next()
-                    else_list = ListNode(nxt.pos, [chained[1]()])
-                else:
-                    else_list, nxt = self.item_list()
-                    if not isinstance(nxt, _EndNode):
-                        raise self.error(f"expected end; found {nxt}")
-            return pipe.pos, pipe.line, pipe, body, else_list
+            with self.nested():
+                pipe = self.pipeline(context, T.RIGHT_DELIM)
+                if context == "range":
+                    self.range_depth += 1
+                body, nxt = self.item_list()
+                if context == "range":
+                    self.range_depth -= 1
+                else_list = None
+                if isinstance(nxt, _ElseNode):
+                    chains = {"if": (T.IF, self.if_control), "with": (T.WITH, self.with_control)}
+                    chained = chains.get(context)
+                    if chained is not None and self.peek().type is chained[0]:
+                        # {{if a}}x{{else if b}}y{{end}} is {{if a}}x{{else}}{{if b}}y{{end}}{{end}}
+                        self.next()
+                        else_list = ListNode(nxt.pos, [chained[1]()])
+                    else:
+                        else_list, nxt = self.item_list()
+                        if not isinstance(nxt, _EndNode):
+                            raise self.error(f"expected end; found {nxt}")
+                return pipe.pos, pipe.line, pipe, body, else_list
         finally:
             del self.vars[nvars:]
 
@@ -551,7 +574,8 @@ class _Parser:
             except ValueError as exc:
                 raise self.error(str(exc)) from None
         if typ is T.LEFT_PAREN:
-            return self.pipeline("parenthesized pipeline", T.RIGHT_PAREN)
+            with self.nested():
+                return self.pipeline("parenthesized pipeline", T.RIGHT_PAREN)
         if typ in (T.STRING, T.RAW_STRING):
             try:
                 return StringNode(tok.pos, tok.val, unquote(tok.val))

@@ -190,6 +190,48 @@ BAD = [
         400,
         "unsupported quantization type Q9_9",
     ),
+    # Fields of the wrong JSON type are Go's unmarshal errors, before anything is written.
+    *(
+        (f"type-{field}", {"model": "x", "from": "smollm2:135m", "system": "s", field: value}, 400, message)
+        for field, value, message in [
+            ("model", 5, "cannot unmarshal number into Go struct field CreateRequest.model of type string"),
+            ("from", ["a"], "cannot unmarshal array into Go struct field CreateRequest.from of type string"),
+            ("files", "x", "cannot unmarshal string into Go struct field CreateRequest.files"),
+            ("adapters", {"a": 5}, "cannot unmarshal number into Go struct field CreateRequest.adapters"),
+            ("template", {}, "cannot unmarshal object into Go struct field CreateRequest.template"),
+            (
+                "stream",
+                "no",
+                "cannot unmarshal string into Go struct field CreateRequest.stream of type bool",
+            ),
+            ("quantize", 8, "cannot unmarshal number into Go struct field CreateRequest.quantize"),
+            ("parameters", [], "cannot unmarshal array into Go struct field CreateRequest.parameters"),
+            ("messages", {}, "cannot unmarshal object into Go struct field CreateRequest.messages"),
+            ("messages", [5], "cannot unmarshal number into Go struct field CreateRequest.messages"),
+            ("messages", [{"role": 5}], "cannot unmarshal number into Go struct field Message.messages.role"),
+            ("license", 5, "license must be a string or a list of strings"),
+            ("license", ["MIT", 5], "license must be a string or a list of strings"),
+        ]
+    ),
+    # Parameters are checked as a Modelfile's would be, so no stored model fails every request.
+    *(
+        (
+            f"param-{name}",
+            {"model": "x", "from": "smollm2:135m", "system": "s", "parameters": params},
+            400,
+            msg,
+        )
+        for name, params, msg in [
+            ("top_k-string", {"top_k": "abc"}, 'option "top_k" must be of type integer'),
+            ("stop-number", {"stop": 5}, 'option "stop" must be of type array'),
+            ("stop-mixed", {"stop": ["a", 1]}, 'option "stop" must be of an array of strings'),
+            ("unknown", {"temprature": 0.5}, "unknown parameter 'temprature'"),
+            ("removed", {"tfs_z": 1.0}, "unknown parameter 'tfs_z'"),
+            ("null", {"top_p": None}, 'option "top_p" must be of type float32'),
+            ("float32-overflow", {"temperature": 1e39}, 'option "temperature" must be of type float32'),
+            ("bool-as-int", {"num_ctx": True}, 'option "num_ctx" must be of type integer'),
+        ]
+    ),
 ]
 
 
@@ -203,6 +245,68 @@ def test_bad_requests_change_nothing(
     assert info.value.status == status
     assert sorted(p.name for p in seeded_store.blobs.iterdir()) == before
     assert [m.name.shortest for m in seeded_store.iter_manifests()] == ["smollm2:135m"]
+
+
+def test_valid_parameters_are_stored_as_sent(seeded_store: Store) -> None:
+    """Deprecated names (the sampler reads mirostat*) and int-valued floats pass unchanged."""
+    params = {"mirostat": 2, "mirostat_tau": 4.5, "top_k": 20.0, "stop": ["x"], "use_mmap": False}
+    _run(seeded_store, {"model": "p", "from": "smollm2:135m", "parameters": params})
+    manifest = seeded_store.get(require_name("p"))
+    assert manifest is not None
+    layer = manifest.layer("params")
+    assert layer is not None
+    assert json.loads(seeded_store.read_blob(layer.digest)) == params
+
+
+def _store_listing(store: Store) -> tuple[list[str], list[str]]:
+    blobs = sorted(p.name for p in store.blobs.iterdir())
+    manifests = sorted(str(p.relative_to(store.manifests)) for p in store.manifests.rglob("*") if p.is_file())
+    return blobs, manifests
+
+
+def test_failure_after_layers_are_written_leaves_store_as_it_was(seeded_store: Store) -> None:
+    """The manifest cannot be written (a file sits where its directory should be): every
+    template, system, license, params, messages and config blob the create wrote is removed."""
+    blocker = seeded_store.manifests / "registry.ollama.ai" / "library" / "blocked"
+    blocker.write_bytes(b"not a directory")
+    before = _store_listing(seeded_store)
+    request = {
+        "model": "blocked",
+        "from": "smollm2:135m",
+        "template": "{{ .Prompt }} unique-template",
+        "system": "unique system",
+        "license": ["unique license"],
+        "parameters": {"top_k": 7},
+        "messages": [{"role": "user", "content": "unique message"}],
+    }
+    events = []
+    with pytest.raises(OSError):
+        for event in create(seeded_store, request):
+            events.append(event["status"])
+    assert events[-1] == "writing manifest"  # every layer had been written
+    assert _store_listing(seeded_store) == before
+
+
+def test_abandoned_create_leaves_store_as_it_was(seeded_store: Store) -> None:
+    """A client that goes away before the manifest is written (the generator is closed)."""
+    before = _store_listing(seeded_store)
+    stream = create(seeded_store, {"model": "gone", "from": "smollm2:135m", "system": "never stored"})
+    for event in stream:
+        if event["status"] == "writing manifest":
+            break
+    stream.close()
+    assert _store_listing(seeded_store) == before
+
+
+def test_failed_create_keeps_blobs_it_found(seeded_store: Store) -> None:
+    """Blobs that existed before the create (the base model's) are never removed."""
+    _run(seeded_store, {"model": "first", "from": "smollm2:135m", "system": "shared system"})
+    before = _store_listing(seeded_store)
+    blocker = seeded_store.manifests / "registry.ollama.ai" / "library" / "second"
+    blocker.write_bytes(b"")
+    with pytest.raises(OSError):
+        _run(seeded_store, {"model": "second", "from": "first", "system": "shared system"})
+    assert _store_listing(seeded_store)[0] == before[0]
 
 
 def test_not_gguf_is_rejected(seeded_store: Store, tmp_path: Path) -> None:

@@ -271,3 +271,95 @@ def test_validate_request_options_copies_lists() -> None:
     result = validate_request_options({"stop": stop})
     stop.append("b")
     assert result == {"stop": ["a"]}
+
+
+# --------------------------------------------------------------------------------------------
+# The edge rule: resource options are clamped, never refused (RESOURCE_BOUNDS)
+# --------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("given", "expected"),
+    [
+        # num_ctx: 0 = automatic; below 4 raised to 4 (Ollama's scheduler); absurd sizes bounded.
+        pytest.param({"num_ctx": 0}, 0, id="num_ctx-auto"),
+        pytest.param({"num_ctx": 1}, 4, id="num_ctx-tiny"),
+        pytest.param({"num_ctx": -5}, 4, id="num_ctx-negative"),
+        pytest.param({"num_ctx": 1e30}, options.MAX_NUM_CTX, id="num_ctx-huge-float"),
+        pytest.param({"num_ctx": 10**300}, options.MAX_NUM_CTX, id="num_ctx-huge-int"),
+        pytest.param({"num_ctx": -1e30}, 4, id="num_ctx-huge-negative"),
+        # num_batch: <= 0 is the default (Ollama passes no -b); huge ones bounded.
+        pytest.param({"num_batch": 0}, 512, id="num_batch-zero"),
+        pytest.param({"num_batch": -1}, 512, id="num_batch-negative"),
+        pytest.param({"num_batch": -1e30}, 512, id="num_batch-huge-negative"),
+        pytest.param({"num_batch": 1.5}, 1, id="num_batch-fraction"),
+        pytest.param({"num_batch": 2_000_000_000}, options.MAX_NUM_CTX, id="num_batch-huge"),
+        # num_gpu: any negative = automatic (-1).
+        pytest.param({"num_gpu": -7}, -1, id="num_gpu-negative"),
+        pytest.param({"num_gpu": 1e30}, 2**31 - 1, id="num_gpu-huge"),
+        # num_thread: negative = automatic (0); at most GGML_MAX_N_THREADS.
+        pytest.param({"num_thread": -3}, 0, id="num_thread-negative"),
+        pytest.param({"num_thread": 1e9}, 512, id="num_thread-huge"),
+        # num_predict: any negative = until a stop condition.
+        pytest.param({"num_predict": -2}, -1, id="num_predict-negative"),
+        pytest.param({"num_predict": 1e30}, 2**31 - 1, id="num_predict-huge"),
+        # repeat_last_n: -1 = num_ctx, other negatives = off; the window is bounded.
+        pytest.param({"repeat_last_n": -1}, -1, id="repeat_last_n-ctx"),
+        pytest.param({"repeat_last_n": -9}, 0, id="repeat_last_n-negative"),
+        pytest.param({"repeat_last_n": 2**40}, options.MAX_NUM_CTX, id="repeat_last_n-huge"),
+        pytest.param({"top_k": -5}, 0, id="top_k-negative"),
+        pytest.param({"seed": 10**30}, 2**63 - 1, id="seed-saturates-int64"),
+        pytest.param({"num_ctx": 8192}, 8192, id="in-range-unchanged"),
+    ],
+)
+def test_resource_options_are_clamped(given: dict[str, object], expected: int) -> None:
+    ((_name, value),) = validate_request_options(given).items()
+    assert (value, type(value)) == (expected, int)
+
+
+def test_float_options_beyond_float32_are_refused() -> None:
+    """Go would store +Inf in the float32 field; a sampler must never see it."""
+    with pytest.raises(OptionError, match='option "temperature" must be of type float32'):
+        validate_request_options({"temperature": 1e39})
+    assert validate_request_options({"temperature": 3.4e38}) == {"temperature": 3.4e38}
+
+
+def test_validate_parameters() -> None:
+    """create's parameters: FromMap's types, FormatParams' names, deprecated names kept."""
+    options.validate_parameters({"top_k": 1, "stop": ["a"], "mirostat": 1, "penalize_newline": True})
+    for params, message in [
+        ({"top_k": "abc"}, 'option "top_k" must be of type integer'),
+        ({"stop": 5}, 'option "stop" must be of type array'),
+        ({"nope": 1}, "unknown parameter 'nope'"),
+        ({"mirostat_eta": "x"}, 'option "mirostat_eta" must be of type float32'),
+        ({"temperature": float("nan")}, 'option "temperature" must be of type float32'),
+        ({"top_p": float("inf")}, 'option "top_p" must be of type float32'),
+    ]:
+        with pytest.raises(OptionError) as info:
+            options.validate_parameters(params)
+        assert str(info.value) == message
+    with pytest.raises(OptionError, match="parameters must be a JSON object"):
+        options.validate_parameters(["top_k"])  # type: ignore[arg-type]
+
+
+def test_merge_options_types_and_clamps_every_layer(caplog: pytest.LogCaptureFixture) -> None:
+    model = {
+        "num_thread": 100_000,  # a valid Modelfile int, clamped like a request value
+        "top_k": "abc",  # a bad stored value: left out, the model keeps answering
+        "mirostat": 2,  # deprecated, but the sampler reads it
+        "stop": ["<|im_end|>"],
+        "tfs_z": 1.0,  # removed: ignored
+    }
+    with caplog.at_level(logging.WARNING, logger="llamita.server.options"):
+        merged = options.merge_options(model, {"num_ctx": 1, "temperature": 0})
+    assert merged["num_thread"] == 512
+    assert merged["top_k"] == 40
+    assert merged["mirostat"] == 2
+    assert merged["stop"] == ["<|im_end|>"]
+    assert "tfs_z" not in merged
+    assert (merged["num_ctx"], merged["temperature"]) == (4, 0.0)
+    assert merged["num_batch"] == 512 and merged["seed"] == -1  # defaults fill the rest
+    assert any("top_k" in r.getMessage() for r in caplog.records)
+    with pytest.raises(OptionError, match='option "top_p" must be of type float32'):
+        options.merge_options(model, {"top_p": "x"})
+    assert options.merge_options(None, None) == options.default_options()

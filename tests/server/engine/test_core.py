@@ -133,6 +133,7 @@ def test_same_session_supersedes(engine: Engine) -> None:
 
     first_done, text, second_done = run(scenario())
     assert first_done.reason == FinishReason.ABORTED and first_done.eval_count < 400
+    assert first_done.error == "request superseded by a newer request from the same session"
     assert second_done.reason in (FinishReason.STOP, FinishReason.LENGTH) and text
 
 

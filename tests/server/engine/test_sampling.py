@@ -2,7 +2,7 @@ from __future__ import annotations
 
 import pytest
 
-from llamita.server.engine.sampling import TextStream
+from llamita.server.engine.sampling import TextStream, text_tokens
 
 
 def run(stops: list[str], pieces: list[bytes]) -> tuple[list[str], str, bool]:
@@ -31,3 +31,24 @@ def test_text_stream(stops, pieces, emitted, text, stopped) -> None:
     assert "".join(out) == text == full
     assert out == emitted
     assert was_stopped is stopped
+
+
+PIECES = {1: b"ab", 2: b"EN", 3: b"Dzz", 4: b"cd", 5: b"", 6: "é".encode()}
+
+
+def fake_tokenize(text: str, add_bos: bool, special: bool) -> list[int]:
+    return [100 + ord(c) for c in text]
+
+
+@pytest.mark.parametrize(
+    ("tokens", "text", "expected"),
+    [
+        ([1, 4], "abcd", [1, 4]),  # nothing was cut
+        ([1, 2, 3], "ab", [1]),  # the stop "END" spans two tokens: both go
+        ([1, 2, 3], "abE", [1, 100 + ord("E")]),  # a token cut inside: its kept part again
+        ([5, 1, 2], "ab", [5, 1]),  # a control token (no text) before the stop stays
+        ([6, 1], "é", [6]),
+    ],
+)
+def test_text_tokens(tokens: list[int], text: str, expected: list[int]) -> None:
+    assert text_tokens(tokens, text, PIECES.__getitem__, fake_tokenize) == expected

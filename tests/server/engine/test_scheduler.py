@@ -93,3 +93,48 @@ def test_adopt_takes_over_an_aborted_requests_progress() -> None:
     sched.adopt(donor, kv)
     assert new.n_past == 39 and new.n_cached == 39
     assert ("cp", donor.seq, sched.slots.slot_of(new).seq, 0, 39) in kv.ops
+
+
+def test_more_decoders_than_n_batch_take_turns() -> None:
+    sched, kv = Scheduler(n_slots=5, n_batch=2), FakeKV()
+    requests = [req(3) for _ in range(5)]
+    for r in requests:
+        sched.add_request(r)
+    sched.admit(kv)
+    for r in requests:
+        r.status, r.n_past, r.pending = RequestStatus.DECODING, 3, 7
+    seen: list[Request] = []
+    for _ in range(5):
+        out = sched.schedule()
+        assert out.n_tokens == 2 and all(c.decode for c in out.chunks)
+        seen += [c.request for c in out.chunks]
+    assert all(seen.count(r) == 2 for r in requests)  # everyone got the same share
+
+
+def test_a_replay_after_a_context_shift_is_scheduled_like_a_prompt() -> None:
+    sched, kv = Scheduler(n_slots=1, n_batch=4), FakeKV()
+    r = req(3)
+    sched.add_request(r)
+    sched.admit(kv)
+    r.status, r.n_past = RequestStatus.DECODING, 3
+    r.replay = [5, 6, 7, 8, 9, 42]  # the kept tail, then the sampled token
+    out = sched.schedule()
+    assert [(c.tokens, c.logits, c.decode) for c in out.chunks] == [([5, 6, 7, 8], False, False)]
+    sched.after_decode(out)
+    out = sched.schedule()
+    assert [(c.tokens, c.pos, c.logits) for c in out.chunks] == [([9, 42], 4, True)]
+    sched.after_decode(out)
+    assert r.replay == [] and sched.slots.slots[0].tokens == [5, 6, 7, 8, 9, 42]
+
+
+def test_decoded_tokens_are_counted_as_new_cells_without_a_recount() -> None:
+    sched, kv = Scheduler(n_slots=2, n_batch=64), FakeKV()
+    a, b = req(10), req(10)
+    for r in (a, b):
+        sched.add_request(r)
+    sched.admit(kv)
+    assert sched.slots.cells_used() == 0
+    sched.after_decode(sched.schedule())  # both prompts (the same tokens, evaluated twice)
+    assert sched.slots.cells_used() == 20
+    sched.slots.changed()  # a recount sees one prompt: a lower bound, llama.cpp has the last word
+    assert sched.slots.cells_used() == 10

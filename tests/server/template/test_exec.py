@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 
 from llamita.server.template import Template, TemplateError
-from llamita.server.template.exec import MAX_TEMPLATE_DEPTH, snake_case
+from llamita.server.template.exec import MAX_OUTPUT, MAX_STEPS, MAX_TEMPLATE_DEPTH, snake_case
 from llamita.server.template.funcs import BUILTINS
 from llamita.server.template.parse import parse_trees
 
@@ -387,6 +387,49 @@ def test_recursion_is_bounded() -> None:
     src = '{{ define "r" }}x{{ template "r" . }}{{ end }}{{ template "r" . }}'
     with pytest.raises(TemplateError, match=rf"exceeded maximum template depth \({MAX_TEMPLATE_DEPTH}\)"):
         run(src)
+
+
+@pytest.mark.parametrize(
+    "src",
+    [
+        pytest.param("{{ range 10000000 }}x{{ end }}", id="range-int"),
+        pytest.param("{{ range 100000000000000 }}{{ end }}", id="range-int-no-output"),
+        pytest.param("{{ range $i := 10000000 }}{{ if $i }}{{ end }}{{ end }}", id="range-var"),
+        pytest.param(
+            '{{ define "t" }}{{ if lt (len .) 40 }}{{ template "t" (print . "x") }}'
+            '{{ template "t" (print . "x") }}{{ end }}{{ end }}{{ template "t" "" }}',
+            id="exponential-recursion",
+        ),
+        pytest.param("{{ range 3000 }}{{ range 3000 }}{{ end }}{{ end }}", id="nested-range"),
+    ],
+)
+def test_execution_steps_are_bounded(src: str) -> None:
+    """A request template cannot hold a worker: it stops with an error after MAX_STEPS steps."""
+    with pytest.raises(TemplateError, match=f"exceeded the limit of {MAX_STEPS} execution steps"):
+        run(src)
+
+
+@pytest.mark.parametrize(
+    "src",
+    [
+        pytest.param("{{ range 10 }}{{ $.Big }}{{ end }}", id="printed"),
+        pytest.param(
+            '{{ $s := .Big }}{{ range 10 }}{{ $s = printf "%s%s" $s $s }}{{ end }}',
+            id="doubled-in-a-variable",
+        ),
+    ],
+)
+def test_output_size_is_bounded(src: str) -> None:
+    with pytest.raises(TemplateError, match=f"output exceeds the limit of {MAX_OUTPUT} characters"):
+        run(src, {"Big": "x" * (MAX_OUTPUT // 4)})
+
+
+def test_limits_leave_large_normal_templates_alone() -> None:
+    """A prompt as large as the body limit, and a 20,000-message chat, still render."""
+    assert len(run("{{ .Prompt }}", {"Prompt": "x" * (32 << 20)})) == 32 << 20
+    msgs = [{"Role": "user", "Content": "hi"}] * 20_000
+    src = "{{ range .Messages }}<|{{ .Role }}|>{{ if .Content }}{{ .Content }}{{ end }}\n{{ end }}"
+    assert run(src, {"Messages": msgs}).count("<|user|>") == 20_000
 
 
 def test_recursion_with_base_case() -> None:

@@ -55,6 +55,11 @@ def run(src: str, data: Any = None) -> str:
             id="floats-width-precision",
         ),
         pytest.param('{{ printf "%d %s" 1 }}', "1 %!s(MISSING)", id="missing-argument"),
+        # Go's parsenum gives up on widths/precisions over 1e6 (no gigabyte of padding).
+        pytest.param('{{ printf "%999999999d" 1 }}', "%!(NOVERB)%!(EXTRA int=1)", id="width-too-large"),
+        pytest.param(
+            '{{ printf "%.99999999f" 1.5 }}', "%!(NOVERB)%!(EXTRA float64=1.5)", id="prec-too-large"
+        ),
         pytest.param('{{ printf "%d" 1 "x" nil }}', "1%!(EXTRA string=x, <nil>)", id="extra-arguments"),
         pytest.param(
             '{{ printf "%z %v %d" 1 nil nil }}', "%!z(int=1) <nil> %!d(<nil>)", id="bad-verb-and-nil"

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import pytest
 
-from llamita.server.template import DEFAULT_TEMPLATE, TemplateError, parse
+from llamita.server.template import DEFAULT_TEMPLATE, MAX_TEMPLATE_SIZE, TemplateError, parse
 from llamita.server.template.funcs import BUILTINS
 from llamita.server.template.lexer import T, parse_number, unquote
 from llamita.server.template.parse import (
+    MAX_NESTING,
     ActionNode,
     ChainNode,
     FieldNode,
@@ -294,3 +297,29 @@ def test_parse_number(text: str, typ: T, value: int | float) -> None:
     got = parse_number(text, typ)
     assert got == value
     assert type(got) is type(value)
+
+
+NESTED: dict[str, Callable[[int], str]] = {
+    "if": lambda n: "{{ if 1 }}" * n + "x" + "{{ end }}" * n,
+    "with": lambda n: "{{ with 1 }}" * n + "x" + "{{ end }}" * n,
+    "range": lambda n: "{{ range 1 }}" * n + "x" + "{{ end }}" * n,
+    "block": lambda n: "".join(f'{{{{ block "b{i}" . }}}}' for i in range(n)) + "x" + "{{ end }}" * n,
+    "else-if-chain": lambda n: "{{ if 0 }}" + "{{ else if 0 }}" * (n - 1) + "x{{ end }}",
+    "parentheses": lambda n: "{{ " + "(" * n + "1" + ")" * n + " }}",
+}
+
+
+@pytest.mark.parametrize("nest", NESTED.values(), ids=NESTED.keys())
+def test_nesting_is_bounded(nest: Callable[[int], str]) -> None:
+    """Hostile nesting is a TemplateError, never a RecursionError (a 500 at the API)."""
+    assert parse(nest(MAX_NESTING)).execute({}) is not None
+    for depth in (MAX_NESTING + 1, 1000, 2000):
+        with pytest.raises(TemplateError, match=rf"max nesting depth exceeded \({MAX_NESTING}\)"):
+            parse(nest(depth))
+
+
+def test_template_size_is_bounded() -> None:
+    """Parsing costs microseconds per action, so a megabyte template is refused up front."""
+    assert parse("x" * MAX_TEMPLATE_SIZE)
+    with pytest.raises(TemplateError, match=f"over the limit of {MAX_TEMPLATE_SIZE}"):
+        parse("{{ .X }}" * (1 << 17))
