@@ -4,31 +4,21 @@ Ollama decodes a request into typed structs (``api.Message``, ``api.Tool``, ``ap
 so a field of the wrong JSON type is a 400 with Go's ``UnmarshalTypeError`` text before anything
 runs.  llamita keeps the body as plain JSON, and the template conversion, the tool-call parser
 and the engine assume those types, so they are checked here, once, with Go's messages.  Only
-types are checked, as Go's decoder does: unknown keys pass and nothing is required.
+types are checked, as Go's decoder does: unknown keys pass and nothing is required.  The body
+itself was decoded by :mod:`godecode` (Go's number, nesting and surrogate rules) in ``read_json``.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
+from .godecode import go_kind
+
 Json = dict[str, Any]
 
 
 class UnmarshalError(ValueError):
     """A value of the wrong JSON type for its Go field; the message is Go's."""
-
-
-def go_kind(value: Any) -> str:
-    """How Go's encoding/json names a JSON value's kind in an unmarshal error."""
-    if isinstance(value, bool):
-        return "bool"
-    if isinstance(value, int | float):
-        return "number"
-    if isinstance(value, str):
-        return "string"
-    if isinstance(value, list):
-        return "array"
-    return "object"
 
 
 def unmarshal_error(value: Any, struct: str, path: str, go_type: str) -> UnmarshalError:

@@ -23,13 +23,15 @@ import httpx
 import openai
 import pytest
 
+from llamita.server.engine.request import SUPERSEDED
+
 pytestmark = pytest.mark.model
 
 MODEL = "smollm2:135m"
 SESSION = "editor-1"
 HEADERS = {"X-Llamita-Session": SESSION}
-# Why the request stopped: the engine names a supersede; a client abort is "request canceled".
-CUT_SHORT = {"request canceled", "request superseded by a newer request from the same session"}
+# Why the request stopped, as the engine's Done names it.
+CUT_SHORT = {SUPERSEDED}
 # No end of answer before ~3000 numbers (a few thousand tokens): only the supersede stops it.
 ENDLESS = {"type": "array", "items": {"type": "integer"}, "minItems": 3000}
 LONG = {"temperature": 0, "num_predict": 3000}
