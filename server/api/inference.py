@@ -29,7 +29,7 @@ from ..engine.request import Done, FinishReason, SamplingParams, Token
 from ..engine.scheduler import QueueFull
 from ..model import Model, ModelNotFound, load_model
 from ..names import parse_name
-from ..options import DEFAULTS, OptionError, validate_request_options
+from ..options import OptionError, merge_options
 from ..prompt import PromptTooLong, chat_text, dedupe_bos, fit_tokens, generate_text
 from ..request_types import UnmarshalError, check_generate, check_messages, check_tools, unmarshal_error
 from ..runners import Runner, Runners
@@ -124,13 +124,11 @@ def parse_think(value: Any) -> bool | str | None:
 
 
 def merged_options(model: Model, requested: Any) -> dict[str, Any]:
-    """DefaultOptions ← model PARAMETERs ← request options (unknown keys ignored)."""
+    """DefaultOptions ← model PARAMETERs ← request options, typed and clamped (see ``merge_options``)."""
     try:
-        from_request = validate_request_options(requested)
+        return merge_options(model.options, requested)
     except OptionError as e:
         raise APIError(str(e), 400) from e
-    options = {**DEFAULTS, **model.options, **from_request}
-    return options
 
 
 def sampling_params(
