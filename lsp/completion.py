@@ -9,7 +9,9 @@ Order of work for one request, cheapest first:
    ``None`` instead of an error; the superseded HTTP call is closed, so the model server stops it;
 4. debounce (adaptive, skipped for explicit requests), then ``/api/show`` once per model to choose the
    native Suffix-template path or raw mode with a family template;
-5. ``/api/generate`` with ``X-Llamita-Session`` = this document's id, then the filters, then the cache.
+5. ``/api/generate`` with ``X-Llamita-Session`` = this document's id, then the filters, then the cache;
+   only an answer that finished (``done`` with a stop/length reason) is shown or cached: one the server
+   cut short (a 499 or a partial reply, e.g. superseded by this document's newer request) is no completion.
 
 Model-server failures never raise to the editor: they are reported once through :class:`Status` and
 the request answers ``None``; after a connection failure, requests are skipped for a few seconds.
@@ -36,6 +38,7 @@ from .status import Status
 from .syntax import Mode, decide
 
 RETRY_AFTER = 5.0
+CANCELED = 499  # Ollama's status for a request that was canceled (llamita: or superseded)
 
 
 @dataclass(frozen=True)
@@ -61,6 +64,11 @@ class Stats:
 def session_id(uri: str) -> str:
     """One KV-cache session per document and language-server process."""
     return f"llamita-lsp-{os.getpid()}-{hashlib.sha1(uri.encode()).hexdigest()[:12]}"
+
+
+def finished(answer: dict[str, object]) -> bool:
+    """Whether a non-streamed ``/api/generate`` answer is the model's complete answer."""
+    return answer.get("done") is True and answer.get("done_reason") in ("stop", "length")
 
 
 def _server_key(s: Settings) -> tuple[object, ...]:
@@ -185,6 +193,12 @@ class CompletionEngine:
             self.stats.model_calls += 1
             answer = await self.client.generate(body, session=session_id(request.uri))
             debouncer.record_latency(time.monotonic() - started)
+        except ResponseError as e:
+            if e.status == CANCELED:  # the server stopped it for a newer request: no completion
+                self.stats.superseded += 1
+                return None
+            self._report(e, model)
+            return None
         except ModelServerError as e:
             self._report(e, model)
             return None
@@ -192,6 +206,11 @@ class CompletionEngine:
             self.status.problem("template", f"llamita: FIM template: {e}")
             return None
         self.status.resolved("unreachable")
+        if not finished(answer):
+            # Cut short (superseded, aborted): neither shown nor cached, or the partial text
+            # would be offered at this position as if it were the model's whole answer.
+            self.stats.superseded += 1
+            return None
         suggestion = postprocess(
             str(answer.get("response") or ""), FilterContext(window.prefix, window.suffix, mode)
         )

@@ -61,18 +61,34 @@ def chat_text(
 ) -> str:
     """Render a chat, dropping the oldest turns until it fits ``num_ctx`` (Ollama's chatPrompt).
 
-    System messages and the last message are always kept.
+    System messages and the last message are always kept.  Ollama renders once per dropped
+    turn; dropping turns never makes the rendering longer, so a binary search for the first
+    kept message gives the same result in O(log M) renders (a long chat is not O(M²) work).
     """
     msgs = chat_messages(messages, model_system=model_system, model_messages=model_messages)
-    text = render_prompt(template, msgs, tools=tools, think=think)
-    if not truncate or len(tokenize(text)) <= num_ctx or len(msgs) <= 1:
-        return text
-    for start in range(1, len(msgs)):
-        kept = [m for m in msgs[:start] if m.get("role") == "system"] + list(msgs[start:])
-        text = render_prompt(template, kept, tools=tools, think=think)
-        if len(tokenize(text)) <= num_ctx:
-            return text
-    return text
+    renders: dict[int, str] = {}
+
+    def render(start: int) -> str:
+        """The chat from message ``start`` on, behind the system messages before it."""
+        if start not in renders:
+            kept = [m for m in msgs[:start] if m.get("role") == "system"] + list(msgs[start:])
+            renders[start] = render_prompt(template, kept, tools=tools, think=think)
+        return renders[start]
+
+    def fits(start: int) -> bool:
+        return len(tokenize(render(start))) <= num_ctx
+
+    if not truncate or len(msgs) <= 1 or fits(0):
+        return render(0)
+    # The smallest start in [1, last] that fits; the last message alone is kept even if it does not.
+    low, high = 1, len(msgs) - 1
+    while low < high:
+        middle = (low + high) // 2
+        if fits(middle):
+            high = middle
+        else:
+            low = middle + 1
+    return render(low)
 
 
 def fit_tokens(tokens: list[int], num_ctx: int, num_keep: int, truncate: bool) -> list[int]:

@@ -3,7 +3,9 @@
 ``run_generate``/``run_chat`` are async iterators of native response objects; they validate
 the request in Ollama's order and raise :class:`APIError` before the first object.  The
 NDJSON handlers here and the OpenAI layer both consume them (one inference path).
-A request carrying ``X-Llamita-Session`` supersedes that editor's previous request.
+A request carrying ``X-Llamita-Session`` supersedes that editor's previous request: the older one
+ends with a 499 (before its first byte) or a last ``{"error"}`` line, never as a short success.
+A generate prompt is rendered and tokenized in a worker thread (a chat, for now, on the loop).
 """
 
 from __future__ import annotations
@@ -12,6 +14,7 @@ import asyncio
 import contextlib
 import datetime as dt
 import json
+import logging
 import math
 import time
 from collections.abc import AsyncIterator
@@ -26,8 +29,9 @@ from ..engine.request import Done, FinishReason, SamplingParams, Token
 from ..engine.scheduler import QueueFull
 from ..model import Model, ModelNotFound, load_model
 from ..names import parse_name
-from ..options import DEFAULTS, OptionError, validate_request_options
+from ..options import OptionError, merge_options
 from ..prompt import PromptTooLong, chat_text, dedupe_bos, fit_tokens, generate_text
+from ..request_types import UnmarshalError, check_generate, check_messages, check_tools, unmarshal_error
 from ..runners import Runner, Runners
 from ..show import rfc3339
 from ..template import TemplateError
@@ -40,6 +44,10 @@ from .streaming import NDJSON
 
 SESSION_HEADER = "x-llamita-session"
 _THINK_LEVELS = ("low", "medium", "high", "max")
+CANCELED = "request canceled"
+EMPTY_PROMPT = "the rendered prompt is empty: the template produced no text to evaluate"
+
+log = logging.getLogger("llamita")
 
 
 def runners_of(request: Request) -> Runners:
@@ -77,10 +85,32 @@ def parse_format(value: Any) -> str | None:
         return JSON_GBNF
     if isinstance(value, dict):
         try:
-            return json_schema_to_gbnf(json.dumps(value))
+            grammar = json_schema_to_gbnf(json.dumps(value))
         except Exception as e:
             raise APIError(f'invalid format: {e}; expected "json" or a valid JSON Schema object', 400) from e
+        if not _grammar_compiles(grammar):
+            raise APIError(
+                f"invalid format: llama.cpp cannot compile the grammar of the schema {json.dumps(value)}; "
+                'expected "json" or a valid JSON Schema object',
+                400,
+            )
+        return grammar
     raise APIError(f'invalid format: {json.dumps(value)}; expected "json" or a valid JSON Schema object', 400)
+
+
+def _grammar_compiles(grammar: str) -> bool:
+    """Whether llama.cpp's grammar parser accepts ``grammar`` (``{"enum": []}`` gives one it rejects).
+
+    Schema grammars name no tokens, so no vocabulary is needed: the check runs before a model
+    is loaded, and the engine never sees a grammar that fails.
+    """
+    import llama_cpp as ll
+
+    sampler = ll.llama_sampler_init_grammar(None, grammar.encode(), b"root")
+    if not sampler:
+        return False
+    ll.llama_sampler_free(sampler)
+    return True
 
 
 def parse_think(value: Any) -> bool | str | None:
@@ -94,13 +124,11 @@ def parse_think(value: Any) -> bool | str | None:
 
 
 def merged_options(model: Model, requested: Any) -> dict[str, Any]:
-    """DefaultOptions ← model PARAMETERs ← request options (unknown keys ignored)."""
+    """DefaultOptions ← model PARAMETERs ← request options, typed and clamped (see ``merge_options``)."""
     try:
-        from_request = validate_request_options(requested)
+        return merge_options(model.options, requested)
     except OptionError as e:
         raise APIError(str(e), 400) from e
-    options = {**DEFAULTS, **model.options, **from_request}
-    return options
 
 
 def sampling_params(
@@ -176,8 +204,30 @@ def _thinking_parser(template: Any, think: bool | str | None, prompt_text: str) 
 
 
 def _check_images(model: Model, images: Any) -> None:
-    if images and "vision" not in model.capabilities:
+    """Images are refused: a text-only model cannot see them, and llamita has no multimodal
+    (projector) path yet, so a vision model would answer about an image it never saw."""
+    if not images:
+        return
+    if "vision" not in model.capabilities:
         raise APIError(f"{model.name} does not support vision (images were sent to a text-only model)", 400)
+    raise APIError(f"{model.name} has the vision capability, but llamita cannot give it images yet", 400)
+
+
+def _check_context_ids(context: list[int], n_vocab: int) -> None:
+    """Token ids the model does not have would fail the whole batch in ``llama_decode``."""
+    for token in context:
+        if not 0 <= token < n_vocab:
+            raise APIError(
+                f"invalid context: token {token} is not in the model's vocabulary (0 to {n_vocab - 1})", 400
+            )
+
+
+def _typed(check: Any, value: Any) -> Any:
+    """A :mod:`request_types` check, its failure as a 400."""
+    try:
+        return check(value)
+    except UnmarshalError as e:
+        raise APIError(str(e), 400) from e
 
 
 @dataclass
@@ -217,6 +267,15 @@ def _done_reason(done: Done) -> str:
     return "length" if done.reason == FinishReason.LENGTH else "stop"
 
 
+def _check_finished(done: Done) -> None:
+    """A request that did not finish is an error, never a truncated success: a superseded or
+    aborted one is a 499 (before the first byte) or a last ``{"error"}`` line (after it)."""
+    if done.reason == FinishReason.ERROR:
+        raise APIError(done.error or "generation failed", 500)
+    if done.reason == FinishReason.ABORTED:
+        raise APIError(done.error or CANCELED, 499)
+
+
 async def _events(
     request: Request,
     runner: Runner,
@@ -240,6 +299,7 @@ async def _events(
 # ---- /api/generate -----------------------------------------------------------------------
 async def run_generate(request: Request, body: dict[str, Any]) -> AsyncIterator[dict[str, Any]]:
     timing = _Timing(time.monotonic())
+    context = _typed(check_generate, body)
     top = body.get("top_logprobs")
     if top is not None and not (isinstance(top, int) and 0 <= top <= 20):
         raise APIError("top_logprobs must be between 0 and 20", 400)
@@ -247,15 +307,13 @@ async def run_generate(request: Request, body: dict[str, Any]) -> AsyncIterator[
     model = _model(request, name_text, 404, f"model '{name_text}' not found")
     keep_alive = parse_keep_alive(body.get("keep_alive"))
     prompt = body.get("prompt") or ""
-    if not isinstance(prompt, str):
-        raise APIError("prompt must be a string", 400)
     base = {"model": name_text, "created_at": ""}
     if not prompt and keep_alive == 0:
         await runners_of(request).expire(model)
         yield {**base, "created_at": now_rfc3339(), "response": "", "done": True, "done_reason": "unload"}
         return
     raw = bool(body.get("raw"))
-    if raw and (body.get("template") or body.get("system") or body.get("context")):
+    if raw and (body.get("template") or body.get("system") or context):
         raise APIError("raw mode does not support template, system, or context", 400)
     if "completion" not in model.capabilities:
         raise APIError(f'"{model.short_name}" does not support generate', 400)
@@ -269,12 +327,14 @@ async def run_generate(request: Request, body: dict[str, Any]) -> AsyncIterator[
     if grammar and body.get("think") is None:
         think = False  # a grammar leaves no room for a thinking block; Ollama's two-pass run is not done
     template = None if raw else _template(model, body.get("template"))
-    context = body.get("context") or []
+
+    def render() -> str:
+        if raw:
+            return prompt
+        return _render_generate(template, model, body, prompt, suffix, think, bool(context))
 
     if body.get("_debug_render_only"):
-        text = (
-            prompt if raw else _render_generate(template, model, body, prompt, suffix, think, bool(context))
-        )
+        text = await asyncio.to_thread(render)
         yield {
             **base,
             "created_at": now_rfc3339(),
@@ -290,12 +350,17 @@ async def run_generate(request: Request, body: dict[str, Any]) -> AsyncIterator[
             yield {**base, "created_at": now_rfc3339(), "response": "", "done": True, "done_reason": "load"}
             return
         engine = runner.engine
-        text = (
-            prompt if raw else _render_generate(template, model, body, prompt, suffix, think, bool(context))
-        )
-        tokens = dedupe_bos(engine.model.tokenize(text), engine.model.bos)
+        _check_context_ids(context, engine.model.n_vocab)
+
+        def prompt_tokens() -> tuple[str, list[int]]:
+            text = render()
+            return text, dedupe_bos(engine.model.tokenize(text), engine.model.bos)
+
+        text, tokens = await asyncio.to_thread(prompt_tokens)  # a long render must not stall the server
         if context and not raw:
-            tokens = [int(t) for t in context] + tokens[1 if engine.model.add_bos else 0 :]
+            tokens = list(context) + tokens[1 if engine.model.add_bos else 0 :]
+        if not tokens:
+            raise APIError(EMPTY_PROMPT, 400)
         tokens = _fit(tokens, runner.num_ctx, options, body)
         params = sampling_params(options, grammar, body)
         splitter = None if raw else _thinking_parser(template, think, text)
@@ -320,10 +385,7 @@ async def run_generate(request: Request, body: dict[str, Any]) -> AsyncIterator[
                 if part is not None:
                     yield part
                 continue
-            if event.reason == FinishReason.ERROR:
-                raise APIError(event.error or "generation failed", 500)
-            if event.reason == FinishReason.ABORTED:
-                return
+            _check_finished(event)
             if splitter is not None:
                 part = chunk(*splitter.flush())
                 if part is not None:
@@ -369,46 +431,16 @@ def _render_generate(
 
 
 # ---- /api/chat ---------------------------------------------------------------------------
-def _messages(body: dict[str, Any]) -> list[dict[str, Any]]:
-    messages = body.get("messages") or []
-    if not isinstance(messages, list):
-        raise APIError("messages must be a list", 400)
-    out = []
-    for m in messages:
-        if not isinstance(m, dict):
-            raise APIError("each message must be an object with role and content", 400)
-        for key in ("role", "content"):
-            value = m.get(key)
-            if value is not None and not isinstance(value, str):
-                raise APIError(
-                    f"json: cannot unmarshal {_go_kind(value)} into Go struct field"
-                    f" Message.messages.{key} of type string",
-                    400,
-                )
-        out.append({**m, "role": str(m.get("role") or "").lower(), "content": m.get("content") or ""})
-    return out
-
-
-def _go_kind(value: Any) -> str:
-    """How Go's encoding/json names a JSON value's type in an unmarshal error."""
-    if isinstance(value, bool):
-        return "bool"
-    if isinstance(value, int | float):
-        return "number"
-    if isinstance(value, list):
-        return "array"
-    return "object"
-
-
 async def run_chat(request: Request, body: dict[str, Any]) -> AsyncIterator[dict[str, Any]]:
     timing = _Timing(time.monotonic())
+    messages = _typed(check_messages, body.get("messages"))
+    tools = _typed(check_tools, body.get("tools")) or None
     top = body.get("top_logprobs")
     if top is not None and not (isinstance(top, int) and 0 <= top <= 20):
         raise APIError("top_logprobs must be between 0 and 20", 400)
     name_text = body.get("model") or ""
     model = _model(request, name_text, 400, "model is required")
     keep_alive = parse_keep_alive(body.get("keep_alive"))
-    messages = _messages(body)
     base = {"model": name_text, "created_at": ""}
     if not messages and keep_alive == 0:
         await runners_of(request).expire(model)
@@ -420,7 +452,6 @@ async def run_chat(request: Request, body: dict[str, Any]) -> AsyncIterator[dict
             "done_reason": "unload",
         }
         return
-    tools = body.get("tools") or None
     if tools and "tools" not in model.capabilities:
         raise APIError(f"{model.name} does not support tools", 400)
     if "completion" not in model.capabilities:
@@ -448,21 +479,32 @@ async def run_chat(request: Request, body: dict[str, Any]) -> AsyncIterator[dict
             }
             return
         num_ctx = runner.num_ctx if runner else int(options.get("num_ctx") or 4096)
-        tokenize = runner.engine.model.tokenize if runner else (lambda s: [0] * (len(s) // 4))
-        try:
-            text = chat_text(
-                template,
-                messages,
-                model_system=model.system,
-                model_messages=model.messages,
-                tools=tools,
-                think=think,
-                num_ctx=num_ctx,
-                tokenize=tokenize,
-                truncate=body.get("truncate", True) is not False,
-            )
-        except TemplateError as e:
-            raise APIError(f"template error: {e}", 400) from e
+        tokenized: dict[str, list[int]] = {}  # truncation tokenizes the kept chat: reused below
+
+        def tokenize(text: str) -> list[int]:
+            if text not in tokenized:
+                tokenized[text] = runner.engine.model.tokenize(text) if runner else [0] * (len(text) // 4)
+            return tokenized[text]
+
+        def render() -> str:
+            try:
+                return chat_text(
+                    template,
+                    messages,
+                    model_system=model.system,
+                    model_messages=model.messages,
+                    tools=tools,
+                    think=think,
+                    num_ctx=num_ctx,
+                    tokenize=tokenize,
+                    truncate=body.get("truncate", True) is not False,
+                )
+            except TemplateError as e:
+                raise APIError(f"template error: {e}", 400) from e
+
+        # On the event loop for now: in a worker thread, the LSP review test's chat hung in 4 of 5
+        # runs (cause not found yet); truncation is O(log M) renders, so a long chat costs ~0.2 s.
+        text = render()
         if runner is None:
             yield {
                 **base,
@@ -472,7 +514,10 @@ async def run_chat(request: Request, body: dict[str, Any]) -> AsyncIterator[dict
                 "_debug_info": {"rendered_template": text, "image_count": 0},
             }
             return
-        tokens = dedupe_bos(runner.engine.model.tokenize(text), runner.engine.model.bos)
+        model_bos = runner.engine.model.bos
+        tokens = dedupe_bos(tokenize(text), model_bos)
+        if not tokens:
+            raise APIError(EMPTY_PROMPT, 400)
         tokens = _fit(tokens, runner.num_ctx, options, body)
         params = sampling_params(options, grammar, body)
         # With tools, text that may be a tool call is held back until parsed (Ollama's tools.Parser).
@@ -494,10 +539,7 @@ async def run_chat(request: Request, body: dict[str, Any]) -> AsyncIterator[dict
                     yield _with_logprobs(chunk, logprobs)
                     logprobs = []
                 continue
-            if event.reason == FinishReason.ERROR:
-                raise APIError(event.error or "generation failed", 500)
-            if event.reason == FinishReason.ABORTED:
-                return
+            _check_finished(event)
             messages = deltas(*splitter.flush()) if splitter else []
             if tool_parser is not None:
                 messages += chat_messages(*tool_parser.flush())
@@ -530,14 +572,16 @@ def _normalise(vector: list[float]) -> list[float]:
 
 async def run_embed(request: Request, body: dict[str, Any], *, legacy: bool = False) -> dict[str, Any]:
     timing = _Timing(time.monotonic())
+    prompt = body.get("prompt")
+    if legacy and prompt is not None and not isinstance(prompt, str):
+        raise APIError(str(unmarshal_error(prompt, "EmbeddingRequest", "prompt", "string")), 400)
     name_text = body.get("model") or ""
     if legacy and not name_text:
         raise APIError("model is required", 400)
     model = _model(request, name_text, 404, f'model "{name_text}" not found, try pulling it first')
     keep_alive = parse_keep_alive(body.get("keep_alive"))
     if legacy:
-        raw_input = body.get("prompt") or ""
-        inputs = [raw_input] if raw_input else []
+        inputs = [prompt] if prompt else []
     else:
         raw_input = body.get("input")
         if isinstance(raw_input, str):
@@ -551,7 +595,8 @@ async def run_embed(request: Request, body: dict[str, Any], *, legacy: bool = Fa
     options = merged_options(model, body.get("options"))
     runner = await _acquire(request, model, options, keep_alive, timing)
     try:
-        tokenized = [runner.engine.model.tokenize(text, special=False) for text in inputs]
+        tokenize = runner.engine.model.tokenize
+        tokenized = await asyncio.to_thread(lambda: [tokenize(text, special=False) for text in inputs])
         truncate = body.get("truncate", True) is not False
         limit = runner.num_ctx
         if any(len(t) > limit for t in tokenized):
@@ -602,7 +647,7 @@ async def _wait_disconnect(request: Request) -> None:
             return
 
 
-async def _until_disconnect(request: Request, awaitable: Any) -> tuple[bool, Any]:
+async def until_disconnect(request: Request, awaitable: Any) -> tuple[bool, Any]:
     """Await ``awaitable`` unless the client goes away first: (finished, result)."""
     task = asyncio.ensure_future(awaitable)
     watcher = asyncio.ensure_future(_wait_disconnect(request))
@@ -613,9 +658,17 @@ async def _until_disconnect(request: Request, awaitable: Any) -> tuple[bool, Any
     if task in done:
         return True, task
     task.cancel()
-    with contextlib.suppress(asyncio.CancelledError, APIError, StopAsyncIteration):
+    with contextlib.suppress(asyncio.CancelledError, Exception):
         await task
     return False, None
+
+
+def _failure(e: Exception) -> tuple[str, int]:
+    """The message and status of a failed request; an unexpected exception is logged (a bug)."""
+    if isinstance(e, APIError):
+        return str(e), e.status
+    log.error("inference request failed", exc_info=e)
+    return str(e) or type(e).__name__, 500
 
 
 async def _stream_or_collect(
@@ -623,15 +676,15 @@ async def _stream_or_collect(
 ) -> Response:
     # Waiting for the first object can take a whole prefill: a client that leaves meanwhile
     # (an editor that typed on) must cancel the request, queued or running.
-    finished, first_task = await _until_disconnect(request, events.__anext__())
+    finished, first_task = await until_disconnect(request, events.__anext__())
     if not finished:
-        return error_response("request canceled", 499)
+        return error_response(CANCELED, 499)
     try:
         first = first_task.result()
     except StopAsyncIteration:
-        return error_response("request canceled", 499)
-    except APIError as e:
-        return error_response(str(e), e.status)
+        return error_response(CANCELED, 499)
+    except Exception as e:
+        return error_response(*_failure(e))
 
     if body.get("stream") is not False:
 
@@ -641,8 +694,8 @@ async def _stream_or_collect(
                 try:
                     async for chunk in events:
                         yield _line(chunk)
-                except APIError as e:
-                    yield _line({"error": str(e)})
+                except Exception as e:  # after the first line only the body can say it failed
+                    yield _line({"error": _failure(e)[0]})
 
         return StreamingResponse(lines(), media_type=NDJSON)
 
@@ -653,13 +706,13 @@ async def _stream_or_collect(
                 chunks.append(chunk)
         return _merge(chunks, merge)
 
-    finished, task = await _until_disconnect(request, collect())
+    finished, task = await until_disconnect(request, collect())
     if not finished:
-        return error_response("request canceled", 499)
+        return error_response(CANCELED, 499)
     try:
         return JSONResponse(task.result())
-    except APIError as e:
-        return error_response(str(e), e.status)
+    except Exception as e:
+        return error_response(*_failure(e))
 
 
 def _line(obj: dict[str, Any]) -> bytes:

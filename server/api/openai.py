@@ -5,7 +5,10 @@ from :mod:`.inference` (the code behind ``/api/chat``, ``/api/generate`` and ``/
 and translates the chunks back.  The pure translations live in :mod:`.openai_request` and
 :mod:`.openai_response` and are re-exported here.  Errors use the OpenAI shape so SDKs raise
 their typed exceptions: before the first byte as a status plus ``{"error": {...}}``, after it
-as a final ``data: {"error": {...}}`` event (the SDKs raise on it) with no ``[DONE]``.
+as a final ``data: {"error": {...}}`` event (the SDKs raise on it) with no ``[DONE]``.  A request
+superseded by a newer one of the same ``X-Llamita-Session`` (or aborted) is such an error, with
+status 499 and type ``canceled``: never a completion with ``finish_reason: null``.  A client that
+hangs up before the response starts stops the generation, as on the native routes.
 """
 
 from __future__ import annotations
@@ -149,6 +152,14 @@ async def _close(chunks: AsyncIterator[Json]) -> None:
         await aclose()
 
 
+async def _unless_gone(request: Request, awaitable: Awaitable[Any]) -> Any:
+    """``await awaitable``, cancelled when the client hangs up first (then generation stops too)."""
+    finished, task = await _inference().until_disconnect(request, awaitable)
+    if not finished:
+        raise APIError("request canceled", 499)
+    return task.result()
+
+
 async def _collect(first: Json, chunks: AsyncIterator[Json]) -> list[Json]:
     collected = [first]
     try:
@@ -182,12 +193,12 @@ async def chat_completions(request: Request) -> Response:
     body = await read_json(request)
     stream, include_usage = stream_settings(body)
     native_body = from_chat_request(body)
-    first, chunks = await _open(_inference().run_chat(request, native_body))
+    first, chunks = await _unless_gone(request, _open(_inference().run_chat(request, native_body)))
     completion_id = new_id("chatcmpl")
     if stream:
         state = ChatStream(completion_id, include_usage)
         return _event_stream(first, chunks, lambda chunk: to_chat_chunks(chunk, state))
-    merged = merge_chat(await _collect(first, chunks))
+    merged = merge_chat(await _unless_gone(request, _collect(first, chunks)))
     return JSONResponse(to_chat_completion(merged, completion_id))
 
 
@@ -196,12 +207,12 @@ async def completions(request: Request) -> Response:
     body = await read_json(request)
     stream, include_usage = stream_settings(body)
     native_body = from_completion_request(body)
-    first, chunks = await _open(_inference().run_generate(request, native_body))
+    first, chunks = await _unless_gone(request, _open(_inference().run_generate(request, native_body)))
     completion_id = new_id("cmpl")
     if stream:
         state = CompletionStream(completion_id, include_usage)
         return _event_stream(first, chunks, lambda chunk: to_completion_chunks(chunk, state))
-    merged = merge_generate(await _collect(first, chunks))
+    merged = merge_generate(await _unless_gone(request, _collect(first, chunks)))
     return JSONResponse(to_completion(merged, completion_id))
 
 

@@ -28,8 +28,11 @@ SYSTEM_FINGERPRINT = "fp_ollama"
 
 
 def openai_error(message: str, status: int) -> Json:
-    """The OpenAI error body; SDKs pick their exception class from the status and read ``message``."""
-    kind = {400: "invalid_request_error", 404: "not_found_error"}.get(status, "api_error")
+    """The OpenAI error body; SDKs pick their exception class from the status and read ``message``.
+
+    499 (superseded by a newer request of the same session, or aborted) has the type ``canceled``.
+    """
+    kind = {400: "invalid_request_error", 404: "not_found_error", 499: "canceled"}.get(status, "api_error")
     return {"error": {"message": message, "type": kind, "param": None, "code": None}}
 
 

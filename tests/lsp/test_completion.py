@@ -25,9 +25,13 @@ CURSOR = DOC.index("    \n") + 4
 
 
 class Scripted:
-    """A fake model server: ``/api/show`` from ``capabilities``, ``/api/generate`` from ``answers``."""
+    """A fake model server: ``/api/show`` from ``capabilities``, ``/api/generate`` from ``answers``.
 
-    def __init__(self, capabilities: list[str], answers: list[str], family: str = "llama") -> None:
+    An answer is the response text of a finished generation, a whole reply body (dict), or an
+    error status (int) with Ollama's error body.
+    """
+
+    def __init__(self, capabilities: list[str], answers: list[Any], family: str = "llama") -> None:
         self.capabilities = capabilities
         self.answers = answers
         self.family = family
@@ -45,9 +49,12 @@ class Scripted:
             )
         if self.gate is not None:
             await self.gate.wait()
-        return httpx.Response(
-            200, json={"response": self.answers.pop(0) if self.answers else "", "done": True}
-        )
+        answer = self.answers.pop(0) if self.answers else ""
+        if isinstance(answer, int):
+            return httpx.Response(answer, json={"error": "request canceled"})
+        if isinstance(answer, dict):
+            return httpx.Response(200, json=answer)
+        return httpx.Response(200, json={"response": answer, "done": True, "done_reason": "stop"})
 
     def generated(self) -> list[dict[str, Any]]:
         return [body for path, _, body in self.requests if path == "/api/generate"]
@@ -130,6 +137,26 @@ async def test_newer_request_supersedes_and_closes_the_older_call() -> None:
     fake.gate.set()
     assert await asyncio.wait_for(second, 2) == Suggestion("first answer")
     assert engine.stats.superseded == 1
+
+
+CUT_SHORT = [
+    # What llamita sent before issue 11 for a request superseded by the same session: 200 with
+    # the partial text and no done line (a stream without its done line reads the same).
+    pytest.param({"response": "return a", "done": False}, id="partial-200"),
+    pytest.param({"response": "return a", "done": True, "done_reason": "aborted"}, id="aborted-reason"),
+    pytest.param(499, id="499-canceled"),
+]
+
+
+@pytest.mark.parametrize("answer", CUT_SHORT)
+@pytest.mark.asyncio
+async def test_a_superseded_answer_is_neither_shown_nor_cached(answer: Any) -> None:
+    fake = Scripted(["insert"], [answer, "return a + b"])
+    engine, _, warnings = make_engine(fake)
+    assert await engine.complete(request()) is None
+    assert engine.stats.superseded == 1 and warnings == []  # a supersede is no problem to report
+    assert await engine.complete(request()) == Suggestion("return a + b")  # asked again, not cached
+    assert len(fake.generated()) == 2
 
 
 @pytest.mark.asyncio

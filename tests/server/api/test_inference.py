@@ -225,6 +225,140 @@ BAD = [
 ]
 
 
+CHAT_HI = [{"role": "user", "content": "hi"}]
+
+
+def _called_before(calls: object) -> list[dict]:
+    """A chat whose earlier assistant turn carries ``calls`` as its tool calls."""
+    return [{"role": "assistant", "content": "", "tool_calls": calls}, *CHAT_HI]
+
+
+def _tool(function: object) -> list[dict]:
+    return [{"type": "function", "function": function}]
+
+
+# Issue 11: each was a 500 (or silently accepted) and is a 400 before anything runs.
+BAD += [
+    (
+        "context-not-a-list",
+        "/api/generate",
+        {"model": MODEL, "prompt": "a", "context": "x"},
+        400,
+        "json: cannot unmarshal string into Go struct field GenerateRequest.context of type []int",
+    ),
+    (
+        "context-not-ints",
+        "/api/generate",
+        {"model": MODEL, "prompt": "a", "context": [1, 1.5]},
+        400,
+        "json: cannot unmarshal number 1.5 into Go struct field GenerateRequest.context of type int",
+    ),
+    (
+        "context-beyond-the-vocabulary",
+        "/api/generate",
+        {"model": MODEL, "prompt": "a", "context": [1, 99999999]},
+        400,
+        "invalid context: token 99999999 is not in the model's vocabulary (0 to 49151)",
+    ),
+    (
+        "context-negative-id",
+        "/api/generate",
+        {"model": MODEL, "prompt": "a", "context": [-1]},
+        400,
+        "invalid context: token -1 is not in the model's vocabulary",
+    ),
+    (
+        "prompt-not-a-string",
+        "/api/generate",
+        {"model": MODEL, "prompt": 5},
+        400,
+        "json: cannot unmarshal number into Go struct field GenerateRequest.prompt of type string",
+    ),
+    (
+        "schema-llama-cpp-rejects",
+        "/api/generate",
+        {"model": MODEL, "prompt": "a", "format": {"enum": []}},
+        400,
+        "invalid format: llama.cpp cannot compile the grammar of the schema",
+    ),
+    (
+        "chat-schema-llama-cpp-rejects",
+        "/api/chat",
+        {"model": MODEL, "messages": CHAT_HI, "format": {"anyOf": []}},
+        400,
+        "invalid format: llama.cpp cannot compile the grammar of the schema",
+    ),
+    (
+        "tools-not-a-list",
+        "/api/chat",
+        {"model": MODEL, "messages": CHAT_HI, "tools": "x"},
+        400,
+        "json: cannot unmarshal string into Go struct field ChatRequest.tools of type api.Tools",
+    ),
+    (
+        "tool-not-an-object",
+        "/api/chat",
+        {"model": MODEL, "messages": CHAT_HI, "tools": [1]},
+        400,
+        "json: cannot unmarshal number into Go struct field ChatRequest.tools of type api.Tool",
+    ),
+    (
+        "tool-properties-not-an-object",
+        "/api/chat",
+        {"model": MODEL, "messages": CHAT_HI, "tools": _tool({"name": "f", "parameters": {"properties": 5}})},
+        400,
+        "json: cannot unmarshal number into Go struct field ToolFunctionParameters.tools.function.parameters"
+        ".properties of type map[string]api.ToolProperty",
+    ),
+    (
+        "tool-required-not-a-list",
+        "/api/chat",
+        {"model": MODEL, "messages": CHAT_HI, "tools": _tool({"name": "f", "parameters": {"required": 5}})},
+        400,
+        "json: cannot unmarshal number into Go struct field ToolFunctionParameters.tools.function.parameters"
+        ".required of type []string",
+    ),
+    (
+        "tool-name-not-a-string",
+        "/api/chat",
+        {"model": MODEL, "messages": CHAT_HI, "tools": _tool({"name": 5})},
+        400,
+        "json: cannot unmarshal number into Go struct field ToolFunction.tools.function.name of type string",
+    ),
+    (
+        "tool-calls-not-a-list",
+        "/api/chat",
+        {"model": MODEL, "messages": _called_before("x")},
+        400,
+        "json: cannot unmarshal string into Go struct field Message.messages.tool_calls"
+        " of type []api.ToolCall",
+    ),
+    (
+        "tool-call-name-not-a-string",
+        "/api/chat",
+        {"model": MODEL, "messages": _called_before([{"function": {"name": 5, "arguments": {}}}])},
+        400,
+        "json: cannot unmarshal number into Go struct field ToolCallFunction.messages.tool_calls.function"
+        ".name of type string",
+    ),
+    (
+        "tool-call-arguments-not-an-object",
+        "/api/chat",
+        {"model": MODEL, "messages": _called_before([{"function": {"name": "f", "arguments": [1]}}])},
+        400,
+        "json: cannot unmarshal array into Go struct field ToolCallFunction.messages.tool_calls.function"
+        ".arguments of type api.ToolCallFunctionArguments",
+    ),
+    (
+        "legacy-embeddings-prompt-not-a-string",
+        "/api/embeddings",
+        {"model": MODEL, "prompt": 5},
+        400,
+        "json: cannot unmarshal number into Go struct field EmbeddingRequest.prompt of type string",
+    ),
+]
+
+
 @pytest.mark.parametrize(("path", "body", "status", "message"), [b[1:] for b in BAD], ids=[b[0] for b in BAD])
 def test_bad_requests(server, path: str, body: dict, status: int, message: str) -> None:
     r = httpx.post(server.url + path, json=body, timeout=60)

@@ -67,6 +67,7 @@ def native_call(
     [
         pytest.param(400, "invalid_request_error", id="400"),
         pytest.param(404, "not_found_error", id="404"),
+        pytest.param(499, "canceled", id="499-superseded-or-aborted"),
         pytest.param(500, "api_error", id="500"),
         pytest.param(503, "api_error", id="503"),
     ],
@@ -966,7 +967,13 @@ def test_in_band_native_error_mid_stream(client: TestClient, native: FakeNative)
 def test_error_after_first_chunk_without_stream(client: TestClient, native: FakeNative) -> None:
     native.script = [chat_chunk("partial"), APIError("request canceled", 499)]
     r = client.post("/v1/chat/completions", json={"model": "m", "messages": USER_HI})
-    assert r.status_code == 499 and r.json()["error"]["type"] == "api_error"
+    assert r.status_code == 499 and r.json()["error"]["type"] == "canceled"
+
+
+def test_cancel_mid_stream_is_a_canceled_event_without_done(client: TestClient, native: FakeNative) -> None:
+    native.script = [gen_chunk("a"), APIError("request canceled", 499)]
+    r = client.post("/v1/completions", json={"model": "m", "prompt": "x", "stream": True})
+    assert sse_events(r.text)[-1] == openai.openai_error("request canceled", 499)  # no [DONE]
 
 
 @pytest.mark.parametrize(

@@ -122,3 +122,39 @@ def test_completion_suffix_is_fill_in_the_middle(server, client: openai.OpenAI, 
     )
     reply = client.completions.create(**fim, max_tokens=4, temperature=0)
     assert 0 < reply.usage.completion_tokens <= 4
+
+
+NAMELESS = {"name": 5, "arguments": "{}"}
+MALFORMED = [
+    pytest.param(
+        {"tools": [{"type": "function", "function": {"name": "f", "parameters": {"properties": 5}}}]},
+        "json: cannot unmarshal number into Go struct field ToolFunctionParameters.tools.function.parameters"
+        ".properties of type map[string]api.ToolProperty",
+        id="tool-properties",
+    ),
+    pytest.param(
+        {"tools": [1]},
+        "json: cannot unmarshal number into Go struct field ChatRequest.tools of type api.Tool",
+        id="tool-not-an-object",
+    ),
+    pytest.param(
+        {"messages": [{"role": "assistant", "tool_calls": [{"id": "c1", "function": NAMELESS}]}, *USER]},
+        "json: cannot unmarshal number into Go struct field ToolCallFunction.messages.tool_calls.function"
+        ".name of type string",
+        id="tool-call-name",
+    ),
+    pytest.param(
+        {"response_format": {"type": "json_schema", "json_schema": {"name": "x", "schema": {"enum": []}}}},
+        "invalid format: llama.cpp cannot compile the grammar of the schema",
+        id="schema-llama-cpp-rejects",
+    ),
+]
+
+
+@pytest.mark.parametrize(("extra", "message"), MALFORMED)
+def test_malformed_requests_are_typed_400s(client: openai.OpenAI, extra: dict, message: str) -> None:
+    """Each was a 500 (a crash in the template or the engine) before issue 11."""
+    request = {"model": DEFAULT_MODEL, "messages": USER, "max_tokens": 2, **extra}
+    with pytest.raises(openai.BadRequestError) as info:
+        client.chat.completions.create(**request)
+    assert info.value.body["message"].startswith(message)
