@@ -26,6 +26,7 @@ from starlette.responses import JSONResponse, Response, StreamingResponse
 
 from ..config import parse_duration
 from ..engine.request import Done, FinishReason, SamplingParams, Token
+from ..engine.sampling import grammar_compiles
 from ..engine.scheduler import QueueFull
 from ..model import Model, ModelNotFound, load_model
 from ..names import parse_name
@@ -88,7 +89,7 @@ def parse_format(value: Any) -> str | None:
             grammar = json_schema_to_gbnf(json.dumps(value))
         except Exception as e:
             raise APIError(f'invalid format: {e}; expected "json" or a valid JSON Schema object', 400) from e
-        if not _grammar_compiles(grammar):
+        if not grammar_compiles(grammar):
             raise APIError(
                 f"invalid format: llama.cpp cannot compile the grammar of the schema {json.dumps(value)}; "
                 'expected "json" or a valid JSON Schema object',
@@ -96,21 +97,6 @@ def parse_format(value: Any) -> str | None:
             )
         return grammar
     raise APIError(f'invalid format: {json.dumps(value)}; expected "json" or a valid JSON Schema object', 400)
-
-
-def _grammar_compiles(grammar: str) -> bool:
-    """Whether llama.cpp's grammar parser accepts ``grammar`` (``{"enum": []}`` gives one it rejects).
-
-    Schema grammars name no tokens, so no vocabulary is needed: the check runs before a model
-    is loaded, and the engine never sees a grammar that fails.
-    """
-    import llama_cpp as ll
-
-    sampler = ll.llama_sampler_init_grammar(None, grammar.encode(), b"root")
-    if not sampler:
-        return False
-    ll.llama_sampler_free(sampler)
-    return True
 
 
 def parse_think(value: Any) -> bool | str | None:

@@ -340,6 +340,7 @@ class Engine:
             sampler = Sampler(self.model.vocab, request.params, self.model.n_vocab, self.n_ctx_seq)
             sampler.accept_prompt(request.prompt)
             stream = TextStream(request.params.stop)
+            request.stop_tokens = self.model.control_tokens(request.params.stop)
         except Exception as e:  # this request's options: fail it alone
             if sampler is not None:
                 sampler.close()
@@ -376,7 +377,7 @@ class Engine:
             request.t_first_token = now
         request.generated.append(token)
         self.stats.tokens_generated += 1
-        if self.model.is_eog(token) and not request.params.ignore_eos:
+        if (self.model.is_eog(token) and not request.params.ignore_eos) or token in request.stop_tokens:
             self._finish(request, RequestStatus.FINISHED_STOPPED)
             return
         stream = self._streams[request.id]
@@ -392,7 +393,8 @@ class Engine:
                 )
             )
         # Control tokens are not text (special=False), as in llama-server, which current Ollama
-        # runs: a stop string naming one (e.g. "<|im_start|>") never matches, there as here.
+        # runs; a stop string that names one (a Modelfile's "<|im_start|>") stops at that token
+        # above, as Ollama's own Go runner did, instead of never matching.
         text = stream.push(self.model.piece(token))
         if text:
             _emit(request, Token(text, token, _take(request.logprobs)))

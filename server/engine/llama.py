@@ -162,6 +162,15 @@ class Model:
             n = ll.llama_tokenize(self.vocab, data, len(data), buf, capacity, bos, special)
         return list(buf[:n])
 
+    def control_tokens(self, texts: list[str]) -> frozenset[int]:
+        """Ids of the control tokens whose text is one of ``texts`` (e.g. ``<|im_start|>``)."""
+        ids = set()
+        for text in texts:
+            tokens = self.tokenize(text, add_bos=False, special=True) if text else []
+            if len(tokens) == 1 and not self.piece(tokens[0]) and self.piece(tokens[0], special=True):
+                ids.add(tokens[0])
+        return frozenset(ids)
+
     def piece(self, token: int, special: bool = False) -> bytes:
         """The bytes of one token (control tokens render empty unless ``special``)."""
         buf = ctypes.create_string_buffer(64)

@@ -113,6 +113,7 @@ class Request:
     generated: list[int] = field(default_factory=list)
     pending: int | None = None  # sampled but not yet decoded
     replay: list[int] = field(default_factory=list)  # to re-evaluate after a context shift, then decode
+    stop_tokens: frozenset[int] = frozenset()  # control tokens named by a stop string
     logprobs: list[dict[str, object]] = field(default_factory=list)  # not yet sent with text
     t_admitted: float = 0.0
     t_first_token: float = 0.0

@@ -23,6 +23,19 @@ class GrammarError(ValueError):
     """Raised when llama.cpp rejects a grammar (e.g. one built from an invalid JSON schema)."""
 
 
+def grammar_compiles(grammar: str) -> bool:
+    """Whether llama.cpp's grammar parser accepts ``grammar`` (``{"enum": []}`` gives one it rejects).
+
+    Schema grammars name no tokens, so no vocabulary is needed: the API checks a ``format``
+    before a model is loaded, and the engine never sees a grammar that fails.
+    """
+    sampler = ll.llama_sampler_init_grammar(None, grammar.encode(), b"root")
+    if not sampler:
+        return False
+    ll.llama_sampler_free(sampler)
+    return True
+
+
 class Sampler:
     """A llama.cpp sampler chain for one request (grammar first, then the usual order).
 

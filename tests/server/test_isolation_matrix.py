@@ -285,12 +285,6 @@ def test_repeat_penalty_in_a_batch_of_8(url: str) -> None:
     assert [r.text for r in together] == [r.text for r in solo]
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="open question for the lead: issue 11 (item 4) asks that stop strings naming control tokens"
-    " work; the engine renders control tokens as no text, like llama-server (server/engine/core.py,"
-    " _sample_one), so they never match.  Drop this marker if that decision changes.",
-)
 def test_stop_naming_a_control_token_ends_generation(url: str) -> None:
     """After a finished user turn SmolLM2's next token is ``<|im_start|>`` (a control token that
     is not end-of-generation); a stop string naming it must end the answer there."""
