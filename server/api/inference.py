@@ -347,7 +347,7 @@ async def run_generate(request: Request, body: dict[str, Any]) -> AsyncIterator[
             tokens = list(context) + tokens[1 if engine.model.add_bos else 0 :]
         if not tokens:
             raise APIError(EMPTY_PROMPT, 400)
-        tokens = _fit(tokens, runner.num_ctx, options, body)
+        tokens = _fit(tokens, _context_limit(runner, options), options, body)
         params = sampling_params(options, grammar, body)
         splitter = None if raw else _thinking_parser(template, think, text)
         logprobs: list[dict[str, Any]] = []
@@ -464,7 +464,7 @@ async def run_chat(request: Request, body: dict[str, Any]) -> AsyncIterator[dict
                 "done_reason": "load",
             }
             return
-        num_ctx = runner.num_ctx if runner else int(options.get("num_ctx") or 4096)
+        num_ctx = _context_limit(runner, options) if runner else int(options.get("num_ctx") or 4096)
         tokenized: dict[str, list[int]] = {}  # truncation tokenizes the kept chat: reused below
 
         def tokenize(text: str) -> list[int]:
@@ -504,7 +504,7 @@ async def run_chat(request: Request, body: dict[str, Any]) -> AsyncIterator[dict
         tokens = dedupe_bos(tokenize(text), model_bos)
         if not tokens:
             raise APIError(EMPTY_PROMPT, 400)
-        tokens = _fit(tokens, runner.num_ctx, options, body)
+        tokens = _fit(tokens, _context_limit(runner, options), options, body)
         params = sampling_params(options, grammar, body)
         # With tools, text that may be a tool call is held back until parsed (Ollama's tools.Parser).
         tool_parser = ToolParser(template, tools) if tools else None
@@ -613,6 +613,17 @@ async def run_embed(request: Request, body: dict[str, Any], *, legacy: bool = Fa
         "load_duration": int(timing.load * 1e9),
         "prompt_eval_count": sum(len(t) for t in tokenized),
     }
+
+
+def _context_limit(runner: Runner, options: dict[str, Any]) -> int:
+    """The context a prompt is cut to: the request's ``num_ctx`` even on a larger loaded runner.
+
+    A loaded model with a larger context is reused instead of reloaded (unlike Ollama), but the
+    prompt is still fitted to what the request asked for, as Ollama's reload would have done:
+    a 300-turn chat at ``num_ctx`` 512 must not become a 2k-token prefill.
+    """
+    requested = int(options.get("num_ctx") or 0)
+    return min(runner.num_ctx, requested) if requested > 0 else runner.num_ctx
 
 
 def _fit(tokens: list[int], num_ctx: int, options: dict[str, Any], body: dict[str, Any]) -> list[int]:

@@ -449,3 +449,21 @@ def test_queue_full_gives_503s_and_no_crash(seeded_store, monkeypatch: pytest.Mo
         )
         assert ok.status_code == 200
         assert json.loads(ok.text)["done"]
+
+
+def test_a_smaller_num_ctx_on_a_larger_loaded_model_still_fits_the_prompt_to_it(server) -> None:
+    """The loaded 4096-token runner is reused for ``num_ctx`` 128, but the chat is cut to 128
+    tokens, as Ollama's reload at 128 would cut it (not a prefill of the whole history)."""
+    history = [
+        {"role": "user" if i % 2 == 0 else "assistant", "content": f"Tell me one more fact about {i}."}
+        for i in range(60)
+    ]
+    base = {"model": MODEL, "stream": False}
+    loaded = httpx.post(f"{server.url}/api/generate", json={**base, "prompt": ""}, timeout=300)
+    assert loaded.status_code == 200
+    body = {**base, "messages": history, "options": {"num_ctx": 128, "num_predict": 1, "temperature": 0}}
+    done = httpx.post(f"{server.url}/api/chat", json=body, timeout=300).json()
+    assert done["done"] is True, done
+    assert done.get("prompt_eval_count", 0) + done.get("prompt_cache_tokens", 0) <= 128
+    [runner] = httpx.get(f"{server.url}/api/ps", timeout=30).json()["models"]
+    assert runner["context_length"] == 4096  # reused, not reloaded
