@@ -5,7 +5,7 @@ the request in Ollama's order and raise :class:`APIError` before the first objec
 NDJSON handlers here and the OpenAI layer both consume them (one inference path).
 A request carrying ``X-Llamita-Session`` supersedes that editor's previous request: the older one
 ends with a 499 (before its first byte) or a last ``{"error"}`` line, never as a short success.
-A generate prompt is rendered and tokenized in a worker thread (a chat, for now, on the loop).
+Rendering and tokenizing run in a worker thread, so a long chat never stalls other clients.
 """
 
 from __future__ import annotations
@@ -488,9 +488,9 @@ async def run_chat(request: Request, body: dict[str, Any]) -> AsyncIterator[dict
             except TemplateError as e:
                 raise APIError(f"template error: {e}", 400) from e
 
-        # On the event loop for now: in a worker thread, the LSP review test's chat hung in 4 of 5
-        # runs (cause not found yet); truncation is O(log M) renders, so a long chat costs ~0.2 s.
-        text = render()
+        # Rendering and tokenizing a long chat takes a while: off the event loop, so every other
+        # request (and /api/version) is still served meanwhile.
+        text = await asyncio.to_thread(render)
         if runner is None:
             yield {
                 **base,
@@ -501,7 +501,7 @@ async def run_chat(request: Request, body: dict[str, Any]) -> AsyncIterator[dict
             }
             return
         model_bos = runner.engine.model.bos
-        tokens = dedupe_bos(tokenize(text), model_bos)
+        tokens = dedupe_bos(await asyncio.to_thread(tokenize, text), model_bos)
         if not tokens:
             raise APIError(EMPTY_PROMPT, 400)
         tokens = _fit(tokens, _context_limit(runner, options), options, body)
