@@ -134,15 +134,25 @@ def go_kind(value: Any) -> str:
     return "object"
 
 
-class FieldTypeError(ValueError):
-    """A field of the wrong JSON type; ``str()`` is Go's unmarshal message."""
+class UnmarshalError(ValueError):
+    """A JSON value Go's decoder refuses for its Go type; ``str()`` is Go's message."""
+
+
+class FieldTypeError(UnmarshalError):
+    """A struct field of the wrong JSON type (Go's ``cannot unmarshal X into Go struct field``).
+
+    A number that does not fit an integer field is quoted, as Go does (``number 1.5``).
+    """
 
     def __init__(self, value: Any, path: str, go_type: str) -> None:
         kind = go_kind(value)
+        if kind == "number" and go_type == "int":
+            kind = f"number {value}"
         super().__init__(f"json: cannot unmarshal {kind} into Go struct field {path} of type {go_type}")
 
 
-def _check_value(value: Any, go_type: str, path: str) -> None:
+def check_value(value: Any, go_type: str, path: str) -> None:
+    """Raise :class:`FieldTypeError` if ``value`` (at ``Struct.field``) is not a JSON ``go_type``."""
     if value is None or go_type == "interface {}":
         return
     if go_type == "string":
@@ -153,19 +163,19 @@ def _check_value(value: Any, go_type: str, path: str) -> None:
         if not isinstance(value, dict):
             raise FieldTypeError(value, path, go_type)
         for item in value.values():
-            _check_value(item, go_type.removeprefix("map[string]"), path)
+            check_value(item, go_type.removeprefix("map[string]"), path)
         return
     elif go_type.startswith("[]"):
         if not isinstance(value, list):
             raise FieldTypeError(value, path, go_type)
         for item in value:
-            _check_value(item, go_type[2:], path)
+            check_value(item, go_type[2:], path)
         return
     elif go_type == "api.Message":
         if not isinstance(value, dict):
             raise FieldTypeError(value, path, go_type)
         for key, item_type in MESSAGE_FIELDS.items():
-            _check_value(value.get(key), item_type, f"Message.{path.rsplit('.', 1)[-1]}.{key}")
+            check_value(value.get(key), item_type, f"Message.{path.rsplit('.', 1)[-1]}.{key}")
         return
     elif go_type == "api.ImageData":  # []byte: base64 text in JSON
         ok = isinstance(value, str)
@@ -181,4 +191,4 @@ def check_struct(body: dict[str, Any], struct: str, fields: dict[str, str]) -> N
     """Raise :class:`FieldTypeError` for the first field whose JSON kind Go would refuse."""
     for name, go_type in fields.items():
         if name in body:
-            _check_value(body[name], go_type, f"{struct}.{name}")
+            check_value(body[name], go_type, f"{struct}.{name}")

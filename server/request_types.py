@@ -12,25 +12,14 @@ from __future__ import annotations
 
 from typing import Any
 
-from .godecode import go_kind
+from .godecode import FieldTypeError, UnmarshalError, check_value, go_kind
 
 Json = dict[str, Any]
 
 
-class UnmarshalError(ValueError):
-    """A value of the wrong JSON type for its Go field; the message is Go's."""
-
-
 def unmarshal_error(value: Any, struct: str, path: str, go_type: str) -> UnmarshalError:
-    """Go's ``json: cannot unmarshal X into Go struct field Struct.path of type T``.
-
-    A number that does not fit an integer field is quoted, as Go does (``number 1.5``).
-    """
-    kind = go_kind(value)
-    if kind == "number" and go_type == "int":
-        kind = f"number {value}"
-    field = f"{struct}.{path}"
-    return UnmarshalError(f"json: cannot unmarshal {kind} into Go struct field {field} of type {go_type}")
+    """Go's ``json: cannot unmarshal X into Go struct field Struct.path of type T``."""
+    return FieldTypeError(value, f"{struct}.{path}", go_type)
 
 
 # ---- /api/generate -------------------------------------------------------------------------
@@ -101,23 +90,18 @@ def check_tools(tools: Any) -> list[Json]:
     return tools
 
 
+def _field(struct: str, path: str, key: str) -> str:
+    """``Struct.path.key`` as Go names a field in its error (no leading dot for a top-level key)."""
+    return f"{struct}." + f"{path}.{key}".lstrip(".")
+
+
 def _check_string(obj: Json, key: str, struct: str, path: str) -> None:
-    value = obj.get(key)
-    if value is not None and not isinstance(value, str):
-        raise unmarshal_error(value, struct, f"{path}.{key}".lstrip("."), "string")
+    check_value(obj.get(key), "string", _field(struct, path, key))
 
 
 def _check_strings(obj: Json, key: str, struct: str, path: str, item_type: str = "string") -> None:
     """A list of strings (``[]string``, or ``[]api.ImageData``: base64 text)."""
-    value = obj.get(key)
-    if value is None:
-        return
-    where = f"{path}.{key}".lstrip(".")
-    if not isinstance(value, list):
-        raise unmarshal_error(value, struct, where, f"[]{item_type}")
-    for item in value:
-        if not isinstance(item, str):
-            raise unmarshal_error(item, struct, where, item_type)
+    check_value(obj.get(key), f"[]{item_type}", _field(struct, path, key))
 
 
 def _check_parameters(params: Any) -> None:
