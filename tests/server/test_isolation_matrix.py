@@ -260,8 +260,13 @@ def test_options_never_touch_bystanders(
 
 
 def test_repeat_penalty_in_a_batch_of_8(url: str) -> None:
-    """Eight greedy requests with repeat_penalty 1.1, together, each equal to its solo run:
-    penalty state (the token history) is per request."""
+    """Eight requests with repeat_penalty 1.1 at once all finish (on 804f65d every one failed).
+
+    Bit-equality with the solo runs is not asserted here: which requests share a batch depends on
+    arrival timing, and on llama.cpp's CPU kernels a shared micro-batch shifts logits enough to
+    flip near-ties in free prose (seen in CI: 'global' vs 'Mediterranean').  That penalty state
+    is per request is asserted where the batch is fixed: the engine test
+    ``test_penalties_and_every_sampler_next_to_a_greedy_bystander`` gates all eight into one step."""
     topics = ["the sea", "a cat", "the moon", "bread", "rain", "a city", "music", "a forest"]
     bodies = [
         {
@@ -282,7 +287,7 @@ def test_repeat_penalty_in_a_batch_of_8(url: str) -> None:
     solo, together = asyncio.run(scenario())
     assert all(r.finished_normally for r in solo), [r.describe() for r in solo]
     assert all(r.finished_normally for r in together), [r.describe() for r in together]
-    assert [r.text for r in together] == [r.text for r in solo]
+    assert all(r.final and r.final.get("eval_count") for r in together), [r.describe() for r in together]
 
 
 def test_stop_naming_a_control_token_ends_generation(url: str) -> None:
