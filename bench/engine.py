@@ -22,10 +22,10 @@ import tempfile
 import time
 from pathlib import Path
 
-from llamita.server.default_model import find_default_gguf
 from llamita.server.engine.core import Engine
 from llamita.server.engine.llama import ContextOptions, LoadOptions
 from llamita.server.engine.request import Done, SamplingParams, Token
+from llamita.server.model.default_model import find_default_gguf
 
 PROMPT = "<|im_start|>user\nWrite a long story about a lighthouse keeper.<|im_end|>\n<|im_start|>assistant\n"
 FIM_BODY = "".join(

@@ -23,12 +23,13 @@ from pygls.lsp.server import LanguageServer
 from pygls.uris import to_fs_path
 from pygls.workspace import TextDocument
 
+from llamita.lsp.completion.context import OtherFile
+from llamita.lsp.completion.engine import CompletionEngine, CompletionRequest
+from llamita.lsp.review.diagnostics import quick_fixes, to_diagnostic
+from llamita.lsp.review.engine import Finding, reanchor, review_text
+
 from .client import ModelServerError, OllamaClient, ServerUnreachable
-from .completion import CompletionEngine, CompletionRequest
-from .context import OtherFile
-from .diagnostics import quick_fixes, to_diagnostic
 from .prompts import PromptError
-from .review import Finding, reanchor, review_text
 from .settings import Settings
 from .status import Status
 

@@ -13,8 +13,8 @@ from serving import serve_app
 from starlette.applications import Starlette
 
 from llamita.server.api import build_app
-from llamita.server.default_model import find_default_gguf, import_default_model
-from llamita.server.store import Store
+from llamita.server.model.default_model import find_default_gguf, import_default_model
+from llamita.server.store.blobs import Store
 
 
 @pytest.fixture(scope="session")

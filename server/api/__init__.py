@@ -11,14 +11,17 @@ from starlette.applications import Starlette
 from starlette.middleware import Middleware
 from starlette.routing import Route
 
-from .. import config
-from ..metrics import Metrics
-from ..runners import Runners
-from ..store import Store
-from . import errors, inference, native, openai, registry, telemetry
+from llamita.server import config
+from llamita.server.runtime.metrics import Metrics
+from llamita.server.runtime.runners import Runners
+from llamita.server.store.blobs import Store
+
+from . import errors, inference, native, telemetry
+from . import transfer as registry
 from .auth import AuthGuard, KeyRing
 from .limits import LimitGuard, Limits
 from .middleware import OriginGuard
+from .openai import routes as openai
 
 log = logging.getLogger("llamita")
 

@@ -30,7 +30,8 @@ from pathlib import Path
 
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from .. import config
+from llamita.server import config
+
 from . import errors
 
 log = logging.getLogger("llamita.auth")

@@ -5,11 +5,11 @@ from __future__ import annotations
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
-from ..create import CreateError
-from ..model import ModelNotFound
-from ..names import InvalidName
-from ..registry.errors import RegistryError
-from ..store import BlobNotFound, DigestMismatch, InvalidDigest, StoreError
+from llamita.server.model.create import CreateError
+from llamita.server.model.model import ModelNotFound
+from llamita.server.registry.errors import RegistryError
+from llamita.server.store.blobs import BlobNotFound, DigestMismatch, InvalidDigest, StoreError
+from llamita.server.store.names import InvalidName
 
 
 class APIError(Exception):

@@ -24,21 +24,28 @@ from typing import Any
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response, StreamingResponse
 
-from ..config import parse_duration
-from ..engine.request import Done, FinishReason, SamplingParams, Token
-from ..engine.sampling import grammar_compiles
-from ..engine.scheduler import QueueFull
-from ..model import Model, ModelNotFound, load_model
-from ..names import parse_name
-from ..options import OptionError, merge_options
-from ..prompt import PromptTooLong, chat_text, dedupe_bos, fit_tokens, generate_text
-from ..request_types import UnmarshalError, check_generate, check_messages, check_tools, unmarshal_error
-from ..runners import Runner, Runners
-from ..show import rfc3339
-from ..template import TemplateError
-from ..template import parse as parse_template
-from ..thinking import ThinkingParser, infer_tags
-from ..tools import ToolParser, chat_messages
+from llamita.server.config import parse_duration
+from llamita.server.engine.request import Done, FinishReason, SamplingParams, Token
+from llamita.server.engine.sampling import grammar_compiles
+from llamita.server.engine.scheduler import QueueFull
+from llamita.server.model.model import Model, ModelNotFound, load_model
+from llamita.server.model.show import rfc3339
+from llamita.server.options import OptionError, merge_options
+from llamita.server.prompt.fit import PromptTooLong, chat_text, dedupe_bos, fit_tokens, generate_text
+from llamita.server.prompt.thinking import ThinkingParser, infer_tags
+from llamita.server.prompt.tools import ToolParser, chat_messages
+from llamita.server.prompt.wire import (
+    UnmarshalError,
+    check_generate,
+    check_messages,
+    check_tools,
+    unmarshal_error,
+)
+from llamita.server.runtime.runners import Runner, Runners
+from llamita.server.store.names import parse_name
+from llamita.server.template import TemplateError
+from llamita.server.template import parse as parse_template
+
 from .errors import APIError, error_response
 from .native import read_json, store_of
 from .streaming import NDJSON
@@ -589,7 +596,7 @@ async def run_embed(request: Request, body: dict[str, Any], *, legacy: bool = Fa
             if not truncate:
                 raise APIError("the input length exceeds the context length", 400)
             tokenized = [t[:limit] for t in tokenized]
-        from ..engine.core import EmbeddingError
+        from llamita.server.engine.core import EmbeddingError
 
         try:
             vectors = await runner.engine.embed(tokenized)

@@ -27,7 +27,8 @@ from dataclasses import dataclass
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from .. import config
+from llamita.server import config
+
 from . import errors
 from .auth import IDENTITY
 

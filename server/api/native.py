@@ -12,12 +12,14 @@ from starlette.concurrency import run_in_threadpool
 from starlette.requests import ClientDisconnect, Request
 from starlette.responses import JSONResponse, PlainTextResponse, Response
 
-from .. import __version__, godecode
-from .. import create as creator
-from ..model import ModelNotFound, load_model
-from ..names import parse_name, require_name
-from ..show import rfc3339, show
-from ..store import InvalidDigest, Store, normalize_digest
+from llamita.server import __version__
+from llamita.server.gocompat import decode as godecode
+from llamita.server.model import create as creator
+from llamita.server.model.model import ModelNotFound, load_model
+from llamita.server.model.show import rfc3339, show
+from llamita.server.store.blobs import InvalidDigest, Store, normalize_digest
+from llamita.server.store.names import parse_name, require_name
+
 from .errors import APIError, error_response
 from .streaming import progress_response
 
@@ -147,7 +149,7 @@ async def copy(request: Request) -> Response:
 
 
 async def delete(request: Request) -> Response:
-    from .. import config
+    from llamita.server import config
 
     body = typed_body(await read_json(request), "DeleteRequest", DELETE_REQUEST)
     name_text = _model_field(body)

@@ -16,7 +16,7 @@ from starlette.responses import Response
 from starlette.routing import Match
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from ..metrics import CONTENT_TYPE, Metrics
+from llamita.server.runtime.metrics import CONTENT_TYPE, Metrics
 
 REPLICA_HEADER = b"x-llamita-replica"
 _METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})

@@ -6,9 +6,11 @@ import argparse
 import sys
 from collections.abc import Callable, Sequence
 
-from .. import __version__, config
-from ..client import Client, ResponseError, ServerUnreachable
-from . import commands, ps, registry, run
+from llamita.server import __version__, config
+from llamita.server.client import Client, ResponseError, ServerUnreachable
+
+from . import commands, ps, run
+from . import transfer as registry
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -63,8 +65,8 @@ def _parser() -> argparse.ArgumentParser:
 # Subcommands that belong to the editor-side tools: their modules parse their own arguments,
 # and the server package never imports them (``lsp/`` talks HTTP only).
 DELEGATED = {
-    "pr": ("llamita.lsp.pr_cli", "describe the current branch as a pull request"),
-    "review": ("llamita.lsp.review_cli", "review staged changes, a branch or files (pre-commit hook)"),
+    "pr": ("llamita.lsp.tools.pr", "describe the current branch as a pull request"),
+    "review": ("llamita.lsp.tools.review", "review staged changes, a branch or files (pre-commit hook)"),
     "lsp": ("llamita.lsp.__main__", "language server for editors (stdio; --tcp PORT for debugging)"),
 }
 

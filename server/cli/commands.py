@@ -10,8 +10,9 @@ from typing import Any
 
 from tqdm import tqdm
 
-from ..client import Client
-from ..modelfile import ModelfileError, parse, to_create_request
+from llamita.server.client import Client
+from llamita.server.model.modelfile import ModelfileError, parse, to_create_request
+
 from .fmt import human_bytes, human_time, parse_time, table
 
 

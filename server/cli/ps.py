@@ -8,7 +8,8 @@ import math
 from collections.abc import Iterator
 from typing import Any, Protocol
 
-from ..client import ResponseError
+from llamita.server.client import ResponseError
+
 from .commands import CommandError
 from .fmt import human_bytes, human_time, parse_time, table
 

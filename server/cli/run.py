@@ -22,14 +22,15 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol, TextIO
 
-from .. import config
-from ..client import ResponseError
-from ..gojson import format_float, marshal
-from ..names import parse_name
-from ..options import OptionError, format_params
+from llamita.server import config
+from llamita.server.client import ResponseError
+from llamita.server.gocompat.json import format_float, marshal
+from llamita.server.options import OptionError, format_params
+from llamita.server.store.names import parse_name
+
 from . import commands
 from .commands import CommandError
-from .registry import pull_model
+from .transfer import pull_model
 
 GREY = "\x1b[38;5;245m"
 BOLD = "\x1b[1m"

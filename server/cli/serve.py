@@ -10,11 +10,11 @@ from typing import Any
 
 import uvicorn
 
-from .. import config
-from ..api import build_app
-from ..api.auth import KeyRing, KeysFileError, exposure_warning
-from ..default_model import ensure_default_model
-from ..store import Store
+from llamita.server import config
+from llamita.server.api import build_app
+from llamita.server.api.auth import KeyRing, KeysFileError, exposure_warning
+from llamita.server.model.default_model import ensure_default_model
+from llamita.server.store.blobs import Store
 
 
 class TLSConfigError(ValueError):

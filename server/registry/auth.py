@@ -32,7 +32,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
-from .. import config
+from llamita.server import config
 
 AUTH_VARIABLE = "LLAMITA_REGISTRY_AUTH"
 

@@ -32,8 +32,9 @@ from urllib.parse import urljoin, urlsplit
 
 import httpx
 
-from .. import __version__
-from ..names import Name
+from llamita.server import __version__
+from llamita.server.store.names import Name
+
 from . import auth
 from .errors import InsecureProtocol, NotFound, RegistryError, RegistryUnavailable, Unauthorized
 from .parts import DEFAULT_PARTS, MAX_PART, MB, MIN_PART

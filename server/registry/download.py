@@ -33,7 +33,8 @@ from pathlib import Path
 
 import httpx
 
-from ..store import DiskFull, Store, fsync_dir, normalize_digest, sha256_file
+from llamita.server.store.blobs import DiskFull, Store, fsync_dir, normalize_digest, sha256_file
+
 from . import parts
 from .client import RegistryClient, is_transient
 from .errors import Cancelled, DigestMismatch, RegistryError, RegistryUnavailable

@@ -27,9 +27,10 @@ from typing import Any
 
 import httpx
 
-from .. import config
-from ..names import Name
-from ..store import InvalidDigest, Layer, Store, normalize_digest
+from llamita.server import config
+from llamita.server.store.blobs import InvalidDigest, Layer, Store, normalize_digest
+from llamita.server.store.names import Name
+
 from . import parts
 from .client import MANIFEST_MEDIA_TYPE, Policy, RegistryClient
 from .download import BlobDownload, downloads

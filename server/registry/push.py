@@ -27,8 +27,9 @@ from urllib.parse import urlencode, urljoin, urlsplit, urlunsplit
 
 import httpx
 
-from ..names import Name, parse_name
-from ..store import Layer, Store
+from llamita.server.store.blobs import Layer, Store
+from llamita.server.store.names import Name, parse_name
+
 from .client import Policy, RegistryClient, is_transient, repository
 from .errors import NotFound, RegistryError, RegistryUnavailable
 from .pull import TICK, Progress, progress

@@ -12,11 +12,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from .exec import execute
-from .funcs import BUILTINS
-from .lexer import TemplateError
-from .parse import ActionNode, CommandNode, FieldNode, ListNode, PipeNode, parse_trees, walk_identifiers
-from .render import (
+from llamita.server.prompt.render import (
     chat_messages,
     collate,
     generate_messages,
@@ -26,6 +22,11 @@ from .render import (
     tag_images,
     think_values,
 )
+
+from .exec import execute
+from .funcs import BUILTINS
+from .lexer import TemplateError
+from .parse import ActionNode, CommandNode, FieldNode, ListNode, PipeNode, parse_trees, walk_identifiers
 
 __all__ = [
     "DEFAULT_TEMPLATE",

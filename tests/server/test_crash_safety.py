@@ -17,8 +17,8 @@ from pathlib import Path
 import httpx
 import pytest
 
-from llamita.server.names import require_name
-from llamita.server.store import Store
+from llamita.server.store.blobs import Store
+from llamita.server.store.names import require_name
 
 pytestmark = [pytest.mark.model, pytest.mark.slow]
 

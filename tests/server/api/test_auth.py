@@ -14,7 +14,7 @@ from serving import serve_app
 from llamita.server.api import build_app
 from llamita.server.api.auth import KeyRing, KeysFileError, exposure_warning, key_id, parse_keys
 from llamita.server.client import Client, ResponseError
-from llamita.server.store import Store
+from llamita.server.store.blobs import Store
 
 KEY = "k-team-0123456789"
 DATA = b"blob bytes"

@@ -17,8 +17,8 @@ from prometheus_client.parser import text_string_to_metric_families
 from serving import free_port, serve_cli
 
 from ggufgen import write_tiny_gguf, write_tiny_lfm2_gguf, write_tiny_mamba_gguf
-from llamita.server.create import import_gguf
-from llamita.server.store import Store
+from llamita.server.model.create import import_gguf
+from llamita.server.store.blobs import Store
 
 pytestmark = pytest.mark.model
 

@@ -11,7 +11,7 @@ import httpx
 import ollama
 import pytest
 
-from llamita.server.default_model import DEFAULT_SYSTEM
+from llamita.server.model.default_model import DEFAULT_SYSTEM
 
 pytestmark = pytest.mark.model
 

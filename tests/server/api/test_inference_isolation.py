@@ -15,12 +15,12 @@ import ollama
 import pytest
 
 from llamita.server.api import inference
-from llamita.server.create import PROJECTOR
-from llamita.server.model import Model, load_model
-from llamita.server.names import parse_name
-from llamita.server.store import Layer
-from llamita.server.template import chat_messages, render_prompt
-from llamita.server.tools import ToolParser
+from llamita.server.model.create import PROJECTOR
+from llamita.server.model.model import Model, load_model
+from llamita.server.prompt.render import chat_messages, render_prompt
+from llamita.server.prompt.tools import ToolParser
+from llamita.server.store.blobs import Layer
+from llamita.server.store.names import parse_name
 
 pytestmark = pytest.mark.model
 

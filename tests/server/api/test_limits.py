@@ -16,7 +16,7 @@ from serving import serve_app
 
 from llamita.server.api import build_app
 from llamita.server.config import parse_size
-from llamita.server.store import Store
+from llamita.server.store.blobs import Store
 
 
 def start(store: Store, monkeypatch: pytest.MonkeyPatch, **env: str) -> AbstractContextManager[str]:

@@ -9,7 +9,7 @@ import httpx
 import ollama
 import pytest
 
-from llamita.server.names import require_name
+from llamita.server.store.names import require_name
 
 pytestmark = pytest.mark.model
 

@@ -19,9 +19,11 @@ from starlette.applications import Starlette
 from starlette.testclient import TestClient
 
 import llamita.server.api as api_package
-from llamita.server.api import openai, openai_request, openai_response
 from llamita.server.api.errors import APIError
-from llamita.server.names import Name, parse_name
+from llamita.server.api.openai import request as openai_request
+from llamita.server.api.openai import response as openai_response
+from llamita.server.api.openai import routes as openai
+from llamita.server.store.names import Name, parse_name
 
 CREATED_AT = "2024-06-01T12:00:00.123456789Z"
 CREATED = 1717243200

@@ -10,7 +10,7 @@ import ollama
 import openai
 import pytest
 
-from llamita.server.default_model import DEFAULT_MODEL
+from llamita.server.model.default_model import DEFAULT_MODEL
 
 pytestmark = pytest.mark.model
 

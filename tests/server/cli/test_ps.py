@@ -10,11 +10,12 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from test_run import MODEL, FakeClient, llamita, short_model
 
 from llamita.server.cli import ps as psmod
 from llamita.server.cli.commands import CommandError
 from llamita.server.client import ResponseError
+
+from .test_run import MODEL, FakeClient, llamita, short_model
 
 NOW = dt.datetime(2025, 6, 1, 12, 0, 0, tzinfo=dt.UTC)
 GB = 1000**3

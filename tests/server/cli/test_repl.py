@@ -15,11 +15,12 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from test_run import MODEL, SMOL_INFO, FakeClient, _chunks
 
 from llamita.server.cli import run as runmod
 from llamita.server.cli.run import Console, Repl, Session
 from llamita.server.client import ResponseError
+
+from .test_run import MODEL, SMOL_INFO, FakeClient, _chunks
 
 
 @dataclass

@@ -19,15 +19,7 @@ import pytest
 
 from llamita.server.engine.core import Engine, EngineFailed
 from llamita.server.engine.llama import ContextOptions, LoadOptions
-from llamita.server.engine.request import (
-    CANCELED,
-    Done,
-    Event,
-    FinishReason,
-    Request,
-    SamplingParams,
-    Token,
-)
+from llamita.server.engine.request import CANCELED, Done, Event, FinishReason, Request, SamplingParams, Token
 
 pytestmark = pytest.mark.model
 

@@ -1,10 +1,11 @@
 from __future__ import annotations
 
 import pytest
-from test_cache import FakeKV
 
 from llamita.server.engine.request import Request, RequestStatus, SamplingParams
 from llamita.server.engine.scheduler import QUEUE_FULL, QueueFull, Scheduler
+
+from .test_cache import FakeKV
 
 
 def req(n: int, session: str | None = None) -> Request:

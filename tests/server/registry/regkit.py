@@ -24,8 +24,8 @@ from pathlib import Path
 
 import httpx
 
-from llamita.server.names import Name, parse_name
-from llamita.server.store import CONFIG_MEDIA_TYPE, Layer, Store
+from llamita.server.store.blobs import CONFIG_MEDIA_TYPE, Layer, Store
+from llamita.server.store.names import Name, parse_name
 
 DOCKER_REGISTRY = shutil.which("docker-registry") or "/usr/bin/docker-registry"
 MODEL_MEDIA_TYPE = "application/vnd.ollama.image.model"

@@ -9,11 +9,11 @@ from urllib.parse import parse_qs, urlsplit
 
 import pytest
 
-from llamita.server.names import parse_name
 from llamita.server.registry.errors import Unauthorized
 from llamita.server.registry.pull import pull
 from llamita.server.registry.push import push
-from llamita.server.store import Store
+from llamita.server.store.blobs import Store
+from llamita.server.store.names import parse_name
 
 from .regkit import Action, Exchange, Registry, drain, synthetic_model
 

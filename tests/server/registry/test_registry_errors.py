@@ -7,12 +7,12 @@ import json
 import httpx
 import pytest
 
-from llamita.server.names import parse_name
 from llamita.server.registry.client import Policy
 from llamita.server.registry.errors import NotEnoughSpace, NotFound, RegistryUnavailable
 from llamita.server.registry.pull import pull
 from llamita.server.registry.push import push
-from llamita.server.store import Store
+from llamita.server.store.blobs import Store
+from llamita.server.store.names import parse_name
 
 from .regkit import Action, Registry, drain, free_port, store_files, synthetic_model
 

@@ -18,14 +18,14 @@ from pathlib import Path
 import httpx
 import pytest
 
-from llamita.server.names import Name, parse_name
 from llamita.server.registry import parts
 from llamita.server.registry.client import Policy
 from llamita.server.registry.download import downloads
 from llamita.server.registry.errors import DigestMismatch
 from llamita.server.registry.pull import pull
 from llamita.server.registry.push import push
-from llamita.server.store import Store
+from llamita.server.store.blobs import Store
+from llamita.server.store.names import Name, parse_name
 
 from .regkit import Action, Exchange, Registry, drain, store_files, synthetic_model
 
@@ -34,10 +34,10 @@ FAST = Policy(backoff=0.01, sync_interval=0.1)
 
 _PULL_SCRIPT = """
 import sys
-from llamita.server.names import parse_name
+from llamita.server.store.names import parse_name
 from llamita.server.registry.client import Policy
 from llamita.server.registry.pull import pull
-from llamita.server.store import Store
+from llamita.server.store.blobs import Store
 
 policy = Policy(min_part=4_000_000, parts=4, sync_interval=0.1)
 for event in pull(Store(sys.argv[1]), parse_name(sys.argv[2]), insecure=True, policy=policy):

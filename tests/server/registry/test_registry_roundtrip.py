@@ -10,8 +10,8 @@ import httpx
 import ollama
 import pytest
 
-from llamita.server.names import parse_name
-from llamita.server.store import Store
+from llamita.server.store.blobs import Store
+from llamita.server.store.names import parse_name
 
 from .regkit import Registry, store_files, synthetic_model
 

@@ -11,8 +11,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from llamita.server.cli.registry import ProgressView
-from llamita.server.names import parse_name
+from llamita.server.cli.transfer import ProgressView
 from llamita.server.registry import auth, parts
 from llamita.server.registry.client import (
     Policy,
@@ -24,7 +23,8 @@ from llamita.server.registry.client import (
 )
 from llamita.server.registry.errors import InsecureProtocol, RegistryError, Unauthorized
 from llamita.server.registry.pull import parse_manifest, progress
-from llamita.server.store import Store
+from llamita.server.store.blobs import Store
+from llamita.server.store.names import parse_name
 
 
 # ---- URLs -----------------------------------------------------------------------------------

@@ -14,17 +14,17 @@ from typing import Any
 
 import pytest
 
-from llamita.server.template import (
+from llamita.server.prompt.render import (
     chat_messages,
     collate,
     generate_messages,
     messages_from,
-    parse,
     render_generate,
     render_prompt,
     tag_images,
     think_values,
 )
+from llamita.server.template import parse
 
 TESTDATA = Path(__file__).parent / "testdata"
 

@@ -1,0 +1,115 @@
+"""From a generate/chat request to the prompt text and tokens the engine evaluates.
+
+Rendering follows Ollama (see :mod:`template.render`); token-level work (truncation to the
+context, BOS handling, the deprecated ``context``) needs the model's tokenizer and lives here.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from typing import Any
+
+from llamita.server.template import Template
+
+from .render import chat_messages, render_generate, render_prompt
+
+Tokenize = Callable[[str], list[int]]
+
+
+class PromptTooLong(ValueError):
+    """Raised when the prompt does not fit in the context and truncation is off."""
+
+    def __init__(self) -> None:
+        super().__init__(
+            "the prompt is longer than the context length currently available to the model; "
+            "use a shorter prompt or raise num_ctx"
+        )
+
+
+def generate_text(
+    template: Template,
+    *,
+    prompt: str,
+    suffix: str,
+    system: str,
+    model_system: str,
+    model_messages: Sequence[Any],
+    has_context: bool,
+    think: bool | str | None,
+) -> str:
+    """The rendered prompt of a non-raw ``/api/generate``."""
+    return render_generate(
+        template,
+        prompt,
+        suffix=suffix,
+        system=system,
+        model_system=model_system,
+        model_messages=[] if has_context else list(model_messages),
+        think=think,
+    )
+
+
+def chat_text(
+    template: Template,
+    messages: Sequence[dict[str, Any]],
+    *,
+    model_system: str,
+    model_messages: Sequence[Any],
+    tools: list[Any] | None,
+    think: bool | str | None,
+    num_ctx: int,
+    tokenize: Tokenize,
+    truncate: bool = True,
+) -> str:
+    """Render a chat, dropping the oldest turns until it fits ``num_ctx`` (Ollama's chatPrompt).
+
+    System messages and the last message are always kept.  Ollama renders once per dropped
+    turn; dropping turns never makes the rendering longer, so a binary search for the first
+    kept message gives the same result in O(log M) renders (a long chat is not O(M²) work).
+    """
+    msgs = chat_messages(messages, model_system=model_system, model_messages=model_messages)
+    renders: dict[int, str] = {}
+
+    def render(start: int) -> str:
+        """The chat from message ``start`` on, behind the system messages before it."""
+        if start not in renders:
+            kept = [m for m in msgs[:start] if m.get("role") == "system"] + list(msgs[start:])
+            renders[start] = render_prompt(template, kept, tools=tools, think=think)
+        return renders[start]
+
+    def fits(start: int) -> bool:
+        return len(tokenize(render(start))) <= num_ctx
+
+    if not truncate or len(msgs) <= 1 or fits(0):
+        return render(0)
+    # The smallest start in [1, last] that fits; the last message alone is kept even if it does not.
+    low, high = 1, len(msgs) - 1
+    while low < high:
+        middle = (low + high) // 2
+        if fits(middle):
+            high = middle
+        else:
+            low = middle + 1
+    return render(low)
+
+
+def fit_tokens(tokens: list[int], num_ctx: int, num_keep: int, truncate: bool) -> list[int]:
+    """Make a token prompt fit: keep ``num_keep`` leading tokens and the most recent rest.
+
+    Like llama-server's context shift as Ollama drives it: about half the window stays free
+    for the answer when the prompt was too long.
+    """
+    if len(tokens) < num_ctx:
+        return tokens
+    if not truncate:
+        raise PromptTooLong()
+    keep = max(0, min(num_keep, num_ctx // 2))
+    tail = max(num_ctx // 2 - keep, 1)
+    return tokens[:keep] + tokens[-tail:]
+
+
+def dedupe_bos(tokens: list[int], bos: int) -> list[int]:
+    """A template that writes the BOS text itself, on a vocab that also adds BOS: keep one."""
+    if len(tokens) >= 2 and tokens[0] == tokens[1] == bos:
+        return tokens[1:]
+    return tokens

@@ -1,0 +1,190 @@
+"""Prometheus metrics for one app: HTTP traffic, token throughput and latency, model state.
+
+Each ``build_app`` owns a :class:`Metrics` with its own ``CollectorRegistry`` (tests build
+many apps in one process; the global registry would refuse duplicate names).  Its sources:
+
+- the HTTP layer counts requests by route template and status, and in-flight requests
+  (``api/telemetry.py``);
+- the inference path reports each generation through a :class:`GenerationObserver`: time to
+  first token (from submission to the engine: queueing plus prompt evaluation) and the time
+  between tokens;
+- the engines' own monotonic counters (:class:`~llamita.server.engine.core.EngineStats`) are
+  folded into Prometheus counters as deltas, at the end of every generation and at every
+  scrape, so a model that is unloaded between two scrapes loses nothing;
+- loaded models, running/queued requests and KV-cache occupancy are read at scrape time.
+
+Metric names (all prefixed ``llamita_``)::
+
+    http_requests_total{method,route,status}        http_requests_in_flight
+    http_request_duration_seconds{route}             models_loaded
+    prompt_tokens_evaluated_total{model}             prompt_tokens_cached_total{model}
+    tokens_generated_total{model}                    requests_cancelled_total{model}
+    time_to_first_token_seconds{model}               inter_token_seconds{model}
+    requests_running{model}   requests_queued{model}  kv_cache_tokens{model}  kv_cache_capacity_tokens{model}
+    model_healthy{model}      (0 once a model's engine has stopped; its next request reloads it)
+"""
+
+from __future__ import annotations
+
+import time
+import weakref
+from collections.abc import Iterator
+from typing import TYPE_CHECKING, Any
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+from prometheus_client.core import GaugeMetricFamily, Metric
+from prometheus_client.registry import Collector
+
+if TYPE_CHECKING:
+    from llamita.server.engine.core import Engine
+
+    from .runners import Runners
+
+CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
+
+# FIM completions live in the 20 ms–2 s range; review prompts can take much longer.
+TTFT_BUCKETS = (0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0)
+TOKEN_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.02, 0.05, 0.1, 0.25, 0.5, 1.0)
+# EngineStats field → the counter it feeds.
+_FOLDED = ("prompt_tokens_evaluated", "prompt_tokens_cached", "tokens_generated", "aborted")
+
+
+class Metrics:
+    def __init__(self, runners: Runners) -> None:
+        self.runners = runners
+        self.registry = CollectorRegistry()
+        r = self.registry
+        self.requests = Counter(
+            "llamita_http_requests", "HTTP requests answered", ["method", "route", "status"], registry=r
+        )
+        self.in_flight = Gauge("llamita_http_requests_in_flight", "HTTP requests being served", registry=r)
+        self.duration = Histogram(
+            "llamita_http_request_duration_seconds",
+            "Time from request to the end of the response (streams included)",
+            ["route"],
+            registry=r,
+        )
+        self.evaluated = Counter(
+            "llamita_prompt_tokens_evaluated", "Prompt tokens run through the model", ["model"], registry=r
+        )
+        self.cached = Counter(
+            "llamita_prompt_tokens_cached", "Prompt tokens served from the KV cache", ["model"], registry=r
+        )
+        self.generated = Counter("llamita_tokens_generated", "Tokens sampled", ["model"], registry=r)
+        self.cancelled = Counter(
+            "llamita_requests_cancelled",
+            "Generations aborted (client gone, or superseded by the same editor session)",
+            ["model"],
+            registry=r,
+        )
+        self.ttft = Histogram(
+            "llamita_time_to_first_token_seconds",
+            "From submission to the engine to the first token",
+            ["model"],
+            buckets=TTFT_BUCKETS,
+            registry=r,
+        )
+        self.inter_token = Histogram(
+            "llamita_inter_token_seconds",
+            "Time between consecutive tokens of one generation",
+            ["model"],
+            buckets=TOKEN_BUCKETS,
+            registry=r,
+        )
+        r.register(_ModelState(runners))
+        self._seen: weakref.WeakKeyDictionary[Engine, dict[str, int]] = weakref.WeakKeyDictionary()
+        self._folded = dict(
+            zip(_FOLDED, (self.evaluated, self.cached, self.generated, self.cancelled), strict=True)
+        )
+
+    def observe(self, model: str) -> GenerationObserver:
+        return GenerationObserver(self, model)
+
+    def sync(self, model: str, engine: Engine) -> None:
+        """Add what ``engine`` counted since the last sync to the Prometheus counters."""
+        stats = getattr(engine, "stats", None)
+        if stats is None:
+            return
+        now = {field: int(getattr(stats, field)) for field in _FOLDED}
+        before = self._seen.get(engine, {})
+        self._seen[engine] = now
+        for field, counter in self._folded.items():
+            delta = now[field] - before.get(field, 0)
+            if delta > 0:
+                counter.labels(model).inc(delta)
+
+    def render(self) -> bytes:
+        for runner in list(self.runners.loaded.values()):
+            self.sync(runner.model.short_name, runner.engine)
+        return generate_latest(self.registry)
+
+
+class GenerationObserver:
+    """Timing of one generation; the inference path calls :meth:`event` for each engine event."""
+
+    def __init__(self, metrics: Metrics, model: str) -> None:
+        self.metrics = metrics
+        self.model = model
+        self.started = time.monotonic()
+        self.last: float | None = None
+
+    def token(self) -> None:
+        now = time.monotonic()
+        if self.last is None:
+            self.metrics.ttft.labels(self.model).observe(now - self.started)
+        else:
+            self.metrics.inter_token.labels(self.model).observe(now - self.last)
+        self.last = now
+
+    def finish(self, engine: Engine) -> None:
+        self.metrics.sync(self.model, engine)
+
+
+class _ModelState(Collector):
+    """Gauges read from the loaded engines at scrape time (the engine thread only appends)."""
+
+    def __init__(self, runners: Runners) -> None:
+        self.runners = runners
+
+    def describe(self) -> list[Metric]:
+        return []
+
+    def collect(self) -> Iterator[Metric]:
+        loaded = GaugeMetricFamily("llamita_models_loaded", "Models loaded in memory")
+        running = GaugeMetricFamily(
+            "llamita_requests_running", "Requests holding a sequence", labels=["model"]
+        )
+        queued = GaugeMetricFamily(
+            "llamita_requests_queued", "Requests waiting for a sequence", labels=["model"]
+        )
+        kv = GaugeMetricFamily(
+            "llamita_kv_cache_tokens", "Tokens held in the KV cache's sequences", labels=["model"]
+        )
+        capacity = GaugeMetricFamily(
+            "llamita_kv_cache_capacity_tokens", "KV cache size (n_ctx, all sequences)", labels=["model"]
+        )
+        healthy = GaugeMetricFamily(
+            "llamita_model_healthy",
+            "1 while the model's engine runs, 0 once it has stopped (reloaded on the next request)",
+            labels=["model"],
+        )
+        runners = list(self.runners.loaded.values())
+        loaded.add_metric([], len(runners))
+        for runner in runners:
+            name, engine = [runner.model.short_name], runner.engine
+            n_running, n_queued, n_kv, n_ctx = _engine_state(engine)
+            running.add_metric(name, n_running)
+            queued.add_metric(name, n_queued)
+            kv.add_metric(name, n_kv)
+            capacity.add_metric(name, n_ctx)
+            healthy.add_metric(name, 1 if getattr(engine, "healthy", True) else 0)
+        yield from (loaded, running, queued, kv, capacity, healthy)
+
+
+def _engine_state(engine: Any) -> tuple[int, int, int, int]:
+    """(running, queued, tokens in sequences, n_ctx); a read-only peek at the engine."""
+    scheduler = engine.scheduler
+    running = len(scheduler.running)
+    queued = max(engine.active - running, 0)
+    kv_tokens = sum(len(slot.tokens) for slot in scheduler.slots.slots)
+    return running, queued, kv_tokens, int(engine.ctx.n_ctx)

@@ -1,0 +1,387 @@
+"""Which models are loaded: Ollama's ``sched.go`` for llamita (one ``Engine`` per model).
+
+A request ``acquire``s a runner (loading it, or reusing a loaded one whose load options are
+compatible) and ``release``s it when done.  When no request holds a runner, it stays loaded
+for its keep-alive duration and is then unloaded; ``keep_alive`` 0 unloads at once, a
+negative value keeps it forever.  Loading happens one model at a time; when
+``OLLAMA_MAX_LOADED_MODELS`` is reached, or memory is short, the idle runner that expires
+soonest is evicted first.
+
+Compatibility (Ollama reloads on any runner-option difference, a top user complaint): a
+loaded model is reused when its context is at least the requested ``num_ctx`` and the GPU
+layer count, batch size, mmap and adapters match.
+
+Health: an engine whose thread died (``engine.healthy`` False) has already failed its
+requests; the next ``acquire`` takes it out of service and loads the model again, and the
+old engine is closed once its last holder releases it.  ``/api/ps`` and ``/metrics`` show it.
+
+Resource options are clamped here, where the context is sized, so that no request value can
+crash the process or allocate absurd memory: ``num_batch`` lies in [sequences, 8192] (below
+the sequence count llama.cpp aborts; a huge one allocates its batch arrays up front),
+``num_thread`` in [1, CPUs], ``num_gpu`` at most the layer count (+1 for the output layer);
+a value that is not a positive finite number means the default (the API edge clamps first,
+``options.RESOURCE_BOUNDS``; Modelfile parameters and direct callers come through here too).
+Recurrent and hybrid models run one request at a time, as in Ollama: their state cannot be
+shared between sequences, so parallel sequences would only multiply prefill work.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import math
+import os
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from llamita.server import config
+from llamita.server.engine.core import Engine
+from llamita.server.engine.embed import EMBED_MIN_TOKENS
+from llamita.server.engine.llama import ContextOptions, LoadOptions, supports_gpu
+from llamita.server.model.ggufinfo import GGUFInfo
+from llamita.server.model.model import Model
+
+from .memory import estimate, free_vram, has_recurrent_state, layers_that_fit
+
+log = logging.getLogger("llamita.runners")
+
+DEFAULT_NUM_CTX = 4096
+MAX_NUM_CTX = 1 << 17  # for a GGUF that does not say its training context
+DEFAULT_NUM_BATCH = 512
+MAX_BATCH = 8192
+FOREVER = math.inf
+
+EngineFactory = Callable[..., Engine]
+
+
+@dataclass
+class Runner:
+    model: Model
+    engine: Engine
+    load: LoadOptions
+    context: ContextOptions
+    num_ctx: int
+    gpu_layers: int
+    size: int
+    size_vram: int
+    duration: float  # keep-alive, seconds
+    refcount: int = 0
+    expires_at: float = 0.0  # wall clock
+    loaded_at: float = field(default_factory=time.time)
+    load_duration: float = 0.0  # seconds the load took (reported once, by the loading request)
+    retired: bool = False  # taken out of service (unhealthy); closed when the last holder leaves
+    num_batch: int = 0  # as requested (bounded); the context's n_batch may be cut to its n_ctx
+    _timer: asyncio.TimerHandle | None = None
+
+    @property
+    def key(self) -> str:
+        return str(self.model.model_path)
+
+    @property
+    def healthy(self) -> bool:
+        return bool(getattr(self.engine, "healthy", True))
+
+    @property
+    def failure(self) -> str | None:
+        """Why the engine stopped, when it did."""
+        return None if self.healthy else str(getattr(self.engine, "failure", None) or "engine failed")
+
+    def sizes(self) -> tuple[int, int]:
+        """(size, size_vram) now: the load-time estimate plus a live embedding context."""
+        embedder = getattr(self.engine, "embedder", None)
+        embed_tokens = int(getattr(embedder, "n_ctx", 0) or 0)
+        if not embed_tokens:
+            return self.size, self.size_vram
+        return _sizes(self.model, self.context, self.gpu_layers, embed_tokens)
+
+
+@dataclass(frozen=True)
+class LoadPlan:
+    """What a request's options ask for, bounded: the reuse key and the context to create."""
+
+    load: LoadOptions
+    num_ctx: int
+    num_batch: int
+    num_thread: int
+    gpu_layers: int
+    parallel: int
+
+    @property
+    def n_seq_max(self) -> int:
+        return _n_seq_max(self.parallel)
+
+
+def _n_seq_max(parallel: int) -> int:
+    return min(parallel * 2, 256)  # spare sequences keep superseded editors' KV
+
+
+def load_options(model: Model, options: dict[str, Any]) -> LoadPlan:
+    """The bounded runner options for a request's merged options (see the module docstring)."""
+    info = model.gguf
+    parallel = 1 if info is not None and has_recurrent_state(info) else config.num_parallel()
+    requested = _option_int(options, "num_ctx") or 0
+    num_ctx = requested if requested > 0 else config.context_length() or DEFAULT_NUM_CTX
+    limit = info.context_length if info is not None and info.context_length else MAX_NUM_CTX
+    num_ctx = max(min(num_ctx, limit), 4)
+    n_seq_max = _n_seq_max(parallel)
+    num_batch = _option_int(options, "num_batch") or 0
+    num_batch = num_batch if num_batch > 0 else DEFAULT_NUM_BATCH
+    num_batch = max(min(num_batch, MAX_BATCH), n_seq_max)  # and at most n_ctx: see ``_load``
+    cpus = os.cpu_count() or 1
+    num_thread = _option_int(options, "num_thread") or 0
+    num_thread = min(num_thread, cpus) if num_thread > 0 else cpus
+    num_gpu = _option_int(options, "num_gpu")
+    num_gpu = -1 if num_gpu is None or num_gpu < 0 else num_gpu
+    gpu_layers = 0
+    if num_gpu != 0 and supports_gpu():
+        if num_gpu > 0:
+            layers = info.block_count + 1 if info is not None and info.block_count else 1024
+            gpu_layers = min(num_gpu, layers)
+        elif info is not None:
+            free = free_vram()
+            est = estimate(info, num_ctx * parallel, n_seq_max, _embed_tokens(info))
+            gpu_layers = layers_that_fit(est, free) if free is not None else est.n_layers + 1
+    use_mmap = options.get("use_mmap")
+    load = LoadOptions(
+        n_gpu_layers=gpu_layers,
+        use_mmap=True if use_mmap is None else bool(use_mmap),
+        lora_paths=tuple(str(p) for p in model.adapter_paths),
+    )
+    return LoadPlan(load, num_ctx, num_batch, num_thread, gpu_layers, parallel)
+
+
+def _option_int(options: dict[str, Any], name: str) -> int | None:
+    """An integer option, or None when absent or not a finite number (JSON allows 1e400)."""
+    value = options.get(name)
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return None
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    return int(value)
+
+
+class Runners:
+    def __init__(self, factory: EngineFactory = Engine) -> None:
+        self.factory = factory
+        self.loaded: dict[str, Runner] = {}
+        self._load_lock = asyncio.Lock()
+        self._idle = asyncio.Condition()
+        self._tasks: set[asyncio.Task[None]] = set()
+
+    def _spawn(self, coro: Any) -> None:
+        """Fire-and-forget with a reference kept, so the task is not garbage-collected."""
+        task = asyncio.get_running_loop().create_task(coro)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def acquire(self, model: Model, options: dict[str, Any], keep_alive: float | None) -> Runner:
+        plan = load_options(model, options)
+        async with self._load_lock:
+            runner = self.loaded.get(str(model.model_path))
+            if runner is not None and not runner.healthy:
+                log.warning("%s: %s; loading the model again", runner.model.short_name, runner.failure)
+                await self._retire(runner)
+                runner = None
+            if runner is not None and not self._compatible(runner, plan):
+                await self._wait_idle_and_unload(runner)
+                runner = None
+            if runner is None:
+                runner = await self._load(model, plan, keep_alive)
+            runner.refcount += 1
+            if keep_alive is not None:
+                runner.duration = _duration(keep_alive)
+            self._cancel_timer(runner)
+            runner.expires_at = time.time() + min(runner.duration, 1e10)
+            return runner
+
+    def release(self, runner: Runner) -> None:
+        runner.refcount -= 1
+        if runner.refcount > 0:
+            return
+        if runner.retired:
+            self._spawn(self._close_engine(runner))
+            return
+        self._spawn(self._notify_idle())
+        if runner.duration <= 0:
+            runner.expires_at = time.time()
+            self._spawn(self._unload_if_idle(runner))
+            return
+        runner.expires_at = time.time() + min(runner.duration, 1e10)
+        if math.isfinite(runner.duration):
+            loop = asyncio.get_running_loop()
+            runner._timer = loop.call_later(
+                runner.duration, lambda: self._spawn(self._unload_if_idle(runner))
+            )
+
+    async def expire(self, model: Model) -> bool:
+        """keep_alive 0 with an empty prompt: unload once idle; True if it was loaded."""
+        runner = self.loaded.get(str(model.model_path))
+        if runner is None:
+            return False
+        runner.duration = 0
+        runner.expires_at = time.time()
+        if runner.refcount == 0:
+            await self._unload_if_idle(runner)
+        return True
+
+    def ps(self) -> list[Runner]:
+        return sorted(self.loaded.values(), key=lambda r: r.expires_at, reverse=True)
+
+    async def close(self) -> None:
+        for runner in list(self.loaded.values()):
+            await self._unload(runner)
+
+    # ---- internals ---------------------------------------------------------------------
+    @staticmethod
+    def _compatible(runner: Runner, plan: LoadPlan) -> bool:
+        return (
+            runner.load == plan.load and runner.num_ctx >= plan.num_ctx and runner.num_batch == plan.num_batch
+        )
+
+    async def _load(self, model: Model, plan: LoadPlan, keep_alive: float | None) -> Runner:
+        context = ContextOptions(
+            n_ctx=plan.num_ctx * plan.parallel,
+            n_ctx_seq=plan.num_ctx,
+            n_batch=max(min(plan.num_batch, plan.num_ctx * plan.parallel), plan.n_seq_max),
+            n_seq_max=plan.n_seq_max,
+            n_threads=plan.num_thread,
+            flash_attn=_flash_attention(),
+        )
+        await self._make_room(_sizes(model, context, 0)[0])
+        assert model.model_path is not None
+        started = time.monotonic()
+        engine = await asyncio.to_thread(
+            self.factory, model.model_path, plan.load, context, config.max_queue(), config.step_target()
+        )
+        log.info(
+            "loaded %s in %.2fs (ctx %d x %d, %d GPU layers)",
+            model.short_name,
+            time.monotonic() - started,
+            plan.num_ctx,
+            plan.parallel,
+            plan.gpu_layers,
+        )
+        size, size_vram = _sizes(model, context, plan.gpu_layers)
+        duration = _duration(keep_alive) if keep_alive is not None else config.keep_alive()
+        runner = Runner(
+            model, engine, plan.load, context, plan.num_ctx, plan.gpu_layers, size, size_vram, duration
+        )
+        runner.load_duration = time.monotonic() - started
+        runner.num_batch = plan.num_batch
+        self.loaded[runner.key] = runner
+        return runner
+
+    async def _make_room(self, needed: int) -> None:
+        """Evict idle runners (shortest keep-alive first) for the count limit and for memory.
+
+        Over the count limit with nothing idle, wait for a runner to go idle (Ollama does the
+        same).  Short of memory with nothing idle, load anyway and let llama.cpp decide: a
+        busy model is never unloaded under its users.
+        """
+        limit = config.max_loaded_models() or 3
+        while self.loaded:
+            over_count = len(self.loaded) >= limit
+            available = available_memory()
+            short = available is not None and needed * 1.1 > available
+            if not over_count and not short:
+                return
+            idle = [r for r in self.loaded.values() if r.refcount == 0]
+            if idle:
+                await self._unload(min(idle, key=lambda r: (r.duration, r.key)))
+            elif over_count:
+                async with self._idle:
+                    await self._idle.wait()
+            else:
+                log.warning(
+                    "%d MB free for a model needing %d MB; loading anyway",
+                    (available or 0) >> 20,
+                    needed >> 20,
+                )
+                return
+
+    async def _wait_idle_and_unload(self, runner: Runner) -> None:
+        while runner.refcount > 0:
+            async with self._idle:
+                await self._idle.wait()
+        await self._unload(runner)
+
+    async def _retire(self, runner: Runner) -> None:
+        """Take a failed runner out of service; close it now if idle, else at its last release."""
+        self._cancel_timer(runner)
+        if self.loaded.get(runner.key) is runner:
+            del self.loaded[runner.key]
+        runner.retired = True
+        if runner.refcount == 0:
+            await self._close_engine(runner)
+
+    async def _close_engine(self, runner: Runner) -> None:
+        await asyncio.to_thread(runner.engine.close)
+        log.info("closed the failed engine of %s", runner.model.short_name)
+        async with self._idle:
+            self._idle.notify_all()
+
+    async def _unload_if_idle(self, runner: Runner) -> None:
+        expired = runner.expires_at <= time.time()
+        if runner.refcount == 0 and self.loaded.get(runner.key) is runner and expired:
+            await self._unload(runner)
+
+    async def _unload(self, runner: Runner) -> None:
+        self._cancel_timer(runner)
+        if self.loaded.get(runner.key) is runner:
+            del self.loaded[runner.key]
+        await asyncio.to_thread(runner.engine.close)
+        log.info("unloaded %s", runner.model.short_name)
+        async with self._idle:
+            self._idle.notify_all()
+
+    @staticmethod
+    def _cancel_timer(runner: Runner) -> None:
+        if runner._timer is not None:
+            runner._timer.cancel()
+            runner._timer = None
+
+    async def _notify_idle(self) -> None:
+        async with self._idle:
+            self._idle.notify_all()
+
+
+def available_memory() -> int | None:
+    """Bytes of RAM the kernel says a new allocation can get (Linux), else None."""
+    try:
+        with open("/proc/meminfo") as f:
+            for line in f:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) * 1024
+    except OSError:
+        return None
+    return None
+
+
+def _duration(keep_alive: float) -> float:
+    return FOREVER if keep_alive < 0 else keep_alive
+
+
+def _flash_attention() -> bool | None:
+    value = config.var("OLLAMA_FLASH_ATTENTION")
+    return None if not value else config.env_bool("OLLAMA_FLASH_ATTENTION")
+
+
+def _sizes(
+    model: Model, context: ContextOptions, gpu_layers: int, embed_tokens: int | None = None
+) -> tuple[int, int]:
+    """(size, size_vram) of a model with ``context``; an embedding model counts a minimal
+    embedding context from the start, any model counts the live one (``embed_tokens``)."""
+    info = model.gguf
+    if info is None:
+        return 0, 0
+    tokens = _embed_tokens(info) if embed_tokens is None else embed_tokens
+    est = estimate(info, context.n_ctx, context.n_seq_max, tokens)
+    return est.total, est.vram_for(gpu_layers) if gpu_layers else 0
+
+
+def _embed_tokens(info: GGUFInfo) -> int:
+    """Embedding models (a pooling type in the GGUF) will need an embedding context."""
+    pooling = info.kv.get(f"{info.architecture}.pooling_type")
+    return EMBED_MIN_TOKENS if isinstance(pooling, int) and pooling > 0 else 0

@@ -1,0 +1,225 @@
+"""Model-level scheduling with a fake engine factory (no llama.cpp): keep-alive, reuse, eviction."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+from typing import ClassVar
+
+import pytest
+
+from llamita.server.model.model import load_model
+from llamita.server.runtime.runners import Runners
+from llamita.server.store.blobs import Store
+from llamita.server.store.names import require_name
+
+
+class FakeEngine:
+    made: ClassVar[list[FakeEngine]] = []
+
+    def __init__(self, path, load, context, max_queue, step_target) -> None:
+        self.path, self.load, self.context = path, load, context
+        self.closed = False
+        FakeEngine.made.append(self)
+
+    def close(self) -> None:
+        self.closed = True
+
+
+@pytest.fixture
+def models(store: Store, tmp_path):
+    """Three models over three different GGUFs (runners are keyed by the model file, as in Ollama)."""
+    from ggufgen import write_tiny_gguf
+    from llamita.server.model.create import import_gguf
+
+    for seed, name in enumerate(("a", "b", "c")):
+        import_gguf(store, name, write_tiny_gguf(tmp_path / f"{name}.gguf", seed=seed))
+    FakeEngine.made = []
+    return {n: load_model(store, require_name(n)) for n in ("a", "b", "c")}
+
+
+def run(coro):
+    return asyncio.run(coro)
+
+
+def test_reuse_and_reload_by_context(models) -> None:
+    async def scenario():
+        runners = Runners(FakeEngine)
+        r1 = await runners.acquire(models["a"], {"num_ctx": 256}, None)
+        runners.release(r1)
+        r2 = await runners.acquire(models["a"], {"num_ctx": 128}, None)  # smaller: reuse
+        runners.release(r2)
+        r3 = await runners.acquire(
+            models["a"], {"num_ctx": 512}, None
+        )  # larger (the trained maximum): reload
+        runners.release(r3)
+        await runners.close()
+        return r1, r2, r3
+
+    r1, r2, r3 = run(scenario())
+    assert r1 is r2 and r3 is not r1
+    assert len(FakeEngine.made) == 2 and FakeEngine.made[0].closed
+
+
+def test_keep_alive_zero_unloads_and_negative_is_forever(models) -> None:
+    async def scenario():
+        runners = Runners(FakeEngine)
+        r = await runners.acquire(models["a"], {}, 0)
+        runners.release(r)
+        await asyncio.sleep(0.05)
+        gone = "a" not in {x.model.name.model for x in runners.ps()}
+        forever = await runners.acquire(models["b"], {}, -1)
+        runners.release(forever)
+        await asyncio.sleep(0.05)
+        kept = [x.model.name.model for x in runners.ps()]
+        short = await runners.acquire(models["c"], {}, 0.1)
+        runners.release(short)
+        await asyncio.sleep(0.3)
+        after = [x.model.name.model for x in runners.ps()]
+        await runners.close()
+        return gone, kept, after, forever.expires_at
+
+    gone, kept, after, expires = run(scenario())
+    assert gone and kept == ["b"] and after == ["b"]
+    assert expires > 1e9
+
+
+def test_max_loaded_evicts_idle_first(models, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("OLLAMA_MAX_LOADED_MODELS", "2")
+
+    async def scenario():
+        runners = Runners(FakeEngine)
+        a = await runners.acquire(models["a"], {}, 60)
+        b = await runners.acquire(models["b"], {}, 60)
+        runners.release(b)  # b idle, a busy
+        c = await runners.acquire(models["c"], {}, 60)
+        loaded = sorted(x.model.name.model for x in runners.ps())
+        runners.release(a)
+        runners.release(c)
+        await runners.close()
+        return loaded
+
+    assert run(scenario()) == ["a", "c"]
+
+
+def test_expire_unloads_an_idle_model(models) -> None:
+    async def scenario():
+        runners = Runners(FakeEngine)
+        r = await runners.acquire(models["a"], {}, None)
+        runners.release(r)
+        was_loaded = await runners.expire(models["a"])
+        return was_loaded, runners.ps(), await runners.expire(models["b"])
+
+    was_loaded, left, other = run(scenario())
+    assert was_loaded and left == [] and not other
+
+
+def test_an_unhealthy_engine_is_replaced_and_closed_after_its_last_holder(models) -> None:
+    async def scenario():
+        runners = Runners(FakeEngine)
+        held = await runners.acquire(models["a"], {}, 60)
+        held.engine.healthy, held.engine.failure = False, "the engine thread died: boom"
+        shown = [(r.healthy, r.failure) for r in runners.ps()]
+        fresh = await runners.acquire(models["a"], {}, 60)  # does not wait for ``held``
+        closed_while_held = held.engine.closed
+        runners.release(held)
+        await asyncio.gather(*runners._tasks)
+        runners.release(fresh)
+        await runners.close()
+        return held, fresh, shown, closed_while_held
+
+    held, fresh, shown, closed_while_held = run(scenario())
+    assert shown == [(False, "the engine thread died: boom")]
+    assert fresh is not held and fresh.healthy
+    assert not closed_while_held and held.engine.closed
+    assert len(FakeEngine.made) == 2
+
+
+def test_an_idle_unhealthy_engine_is_closed_at_once(models) -> None:
+    async def scenario():
+        runners = Runners(FakeEngine)
+        r = await runners.acquire(models["a"], {}, 60)
+        runners.release(r)
+        r.engine.healthy = False
+        again = await runners.acquire(models["a"], {}, 60)
+        runners.release(again)
+        await runners.close()
+        return r, again
+
+    r, again = run(scenario())
+    assert r.engine.closed and again is not r
+
+
+@pytest.mark.parametrize(
+    ("options", "check"),
+    [
+        ({"num_batch": 1}, lambda c, n: c.n_batch == c.n_seq_max),  # llama.cpp aborted below n_seq_max
+        ({"num_batch": -7}, lambda c, n: c.n_batch == 512),
+        ({"num_batch": 1.5}, lambda c, n: c.n_batch == c.n_seq_max),
+        ({"num_batch": -1e30}, lambda c, n: c.n_batch == 512),
+        ({"num_batch": 2_000_000}, lambda c, n: c.n_seq_max <= c.n_batch <= min(8192, c.n_ctx)),
+        ({"num_batch": float("inf")}, lambda c, n: c.n_batch == 512),
+        ({"num_ctx": -1}, lambda c, n: n == 512),  # the tiny model's trained context caps the default
+        ({"num_ctx": 10**40}, lambda c, n: n == 512),
+        ({"num_ctx": 1}, lambda c, n: n == 4),
+        ({"num_thread": 10**9}, lambda c, n: 1 <= c.n_threads <= (os.cpu_count() or 1)),
+        ({"num_thread": -3}, lambda c, n: c.n_threads == (os.cpu_count() or 1)),
+    ],
+)
+def test_resource_options_are_bounded(models, options, check) -> None:
+    async def scenario():
+        runners = Runners(FakeEngine)
+        r = await runners.acquire(models["a"], options, 0)
+        runners.release(r)
+        await runners.close()
+        return r
+
+    r = run(scenario())
+    assert check(r.context, r.num_ctx), r.context
+
+
+def test_num_gpu_is_at_most_the_layer_count(models) -> None:
+    from llamita.server.runtime.runners import load_options
+
+    plan = load_options(models["a"], {"num_gpu": 10**6})
+    assert plan.load.n_gpu_layers <= 3  # 2 blocks + the output layer (0 on a CPU-only build)
+
+
+def test_recurrent_models_run_one_request_at_a_time(store: Store, tmp_path, monkeypatch) -> None:
+    from ggufgen import write_tiny_lfm2_gguf, write_tiny_mamba_gguf
+    from llamita.server.model.create import import_gguf
+
+    monkeypatch.setenv("OLLAMA_NUM_PARALLEL", "4")
+    import_gguf(store, "mamba", write_tiny_mamba_gguf(tmp_path / "m.gguf"))
+    import_gguf(store, "lfm2", write_tiny_lfm2_gguf(tmp_path / "l.gguf"))
+
+    async def scenario(name: str):
+        runners = Runners(FakeEngine)
+        r = await runners.acquire(load_model(store, require_name(name)), {"num_batch": 1}, 0)
+        runners.release(r)
+        await runners.close()
+        return r
+
+    for name in ("mamba", "lfm2"):  # lfm2's per-layer head_count_kv used to fail the estimate
+        r = run(scenario(name))
+        assert r.context.n_ctx == r.num_ctx and r.context.n_seq_max == 2 and r.context.n_batch == 2
+        assert r.size > 0
+
+
+def test_a_smaller_context_reuses_the_runner_whatever_its_batch_was_cut_to(models) -> None:
+    """num_batch is cut to the context's cells, but reuse compares what was asked for."""
+
+    async def scenario():
+        runners = Runners(FakeEngine)
+        big = await runners.acquire(models["a"], {"num_ctx": 512}, None)
+        runners.release(big)
+        small = await runners.acquire(models["a"], {"num_ctx": 16}, None)  # 16 x 4 < 512 cells
+        runners.release(small)
+        tiny = await runners.acquire(models["b"], {"num_ctx": 16, "num_batch": 4096}, None)
+        runners.release(tiny)
+        await runners.close()
+        return big, small, tiny
+
+    big, small, tiny = run(scenario())
+    assert small is big and len(FakeEngine.made) == 2
+    assert tiny.context.n_batch == tiny.context.n_ctx == 64  # never more than the cells
