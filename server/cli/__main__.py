@@ -5,12 +5,30 @@ from __future__ import annotations
 import argparse
 import sys
 from collections.abc import Callable, Sequence
+from typing import Any
 
 from llamita.server import __version__, config
 from llamita.server.client import Client, ResponseError, ServerUnreachable
 
 from . import commands, ps, run
 from . import transfer as registry
+
+
+class CobraParser(argparse.ArgumentParser):
+    """A subcommand parser that lets flags and positionals mix, as Cobra does for every Ollama
+    command (``run m hello --verbose world``); plain argparse would bind the empty prompt at
+    ``m`` and reject the words after a flag."""
+
+    _intermixing = False
+
+    def parse_known_args(self, args: Any = None, namespace: Any = None) -> Any:
+        if self._intermixing:  # parse_known_intermixed_args calls back into this method
+            return super().parse_known_args(args, namespace)
+        self._intermixing = True
+        try:
+            return self.parse_known_intermixed_args(args, namespace)
+        finally:
+            self._intermixing = False
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -21,7 +39,7 @@ def _parser() -> argparse.ArgumentParser:
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument("-v", "--version", action="store_true", help="show version information")
-    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=CobraParser)
 
     sub.add_parser(
         "serve",

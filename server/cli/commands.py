@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import argparse
 import hashlib
-import sys
 from pathlib import Path
 from typing import Any
 
@@ -14,6 +13,7 @@ from llamita.server.client import Client
 from llamita.server.model.modelfile import ModelfileError, parse, to_create_request
 
 from .fmt import human_bytes, human_time, parse_time, table
+from .progress import byte_bar
 
 
 class CommandError(Exception):
@@ -29,18 +29,8 @@ def _sha256(path: Path, bar: tqdm) -> str:
     return "sha256:" + h.hexdigest()
 
 
-def _bar(desc: str, total: int) -> tqdm:
-    return tqdm(
-        total=total,
-        desc=desc,
-        unit="B",
-        unit_scale=True,
-        unit_divisor=1000,
-        disable=None,
-        leave=True,
-        file=sys.stderr,
-        dynamic_ncols=True,
-    )
+def _bar(desc: str, total: int) -> tqdm[Any]:
+    return byte_bar(desc, total, disable=None)
 
 
 def create(client: Client, args: argparse.Namespace) -> int:

@@ -19,6 +19,7 @@ from typing import Any, Protocol, TextIO
 from tqdm import tqdm
 
 from .fmt import human_bytes
+from .progress import byte_bar
 
 BAR_FORMAT = "{desc}: {percentage:3.0f}% ▕{bar}▏ {n_fmt}B/{total_fmt}B {rate_fmt} {remaining}"
 
@@ -58,18 +59,7 @@ class ProgressView:
             self._finish_layer()
             self._digest, self.status = digest, label
             if self.tty:
-                self._bar = tqdm(
-                    total=total,
-                    initial=completed,
-                    desc=label,
-                    unit="B",
-                    unit_scale=True,
-                    unit_divisor=1000,
-                    bar_format=BAR_FORMAT,
-                    file=self.stream,
-                    dynamic_ncols=True,
-                    leave=True,
-                )
+                self._bar = byte_bar(label, total, initial=completed, file=self.stream, bar_format=BAR_FORMAT)
         if self._bar is not None:
             self._bar.update(completed - self._bar.n)
         self._plain = (label, completed, total)

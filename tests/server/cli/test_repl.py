@@ -16,11 +16,13 @@ from typing import Any
 
 import pytest
 
-from llamita.server.cli import run as runmod
-from llamita.server.cli.run import Console, Repl, Session
+from llamita.server.cli import term
+from llamita.server.cli.repl import Repl
+from llamita.server.cli.session import Session
+from llamita.server.cli.term import Console
 from llamita.server.client import ResponseError
 
-from .test_run import MODEL, SMOL_INFO, FakeClient, _chunks
+from .fakes import MODEL, SMOL_INFO, FakeClient, chunks
 
 
 @dataclass
@@ -184,7 +186,7 @@ def test_noformat_and_nothink_undo() -> None:
 
 def test_conversation_is_kept_across_turns() -> None:
     client = FakeClient()
-    client.replies += [_chunks("First answer."), _chunks("Second answer.")]
+    client.replies += [chunks("First answer."), chunks("Second answer.")]
     t = drive("hello", "and then?", client=client)
     assert t.out == "First answer.\n\nSecond answer.\n\n\n"
     second = t.client.bodies("chat")[1]["messages"]
@@ -197,7 +199,7 @@ def test_conversation_is_kept_across_turns() -> None:
 
 def test_thinking_is_kept_in_the_history() -> None:
     client = FakeClient()
-    client.replies.append(_chunks("42", thinking="compute"))
+    client.replies.append(chunks("42", thinking="compute"))
     t = drive("q", client=client)
     assert t.repl.session.messages[-1] == {"role": "assistant", "content": "42", "thinking": "compute"}
     assert t.out.startswith("Thinking...\ncompute\n...done thinking.\n\n42\n\n")
@@ -256,7 +258,7 @@ def test_ctrl_c_at_the_prompt_hints_and_clears() -> None:
 
 def test_verbose_prints_stats_after_each_answer() -> None:
     client = FakeClient()
-    client.replies.append(_chunks("ok", eval_count=10, eval_duration=2_000_000_000))
+    client.replies.append(chunks("ok", eval_count=10, eval_duration=2_000_000_000))
     t = drive("/set verbose", "hi", client=client)
     assert t.err == (
         "eval count:           10 token(s)\neval duration:        2s\neval rate:            5.00 tokens/s\n"
@@ -265,7 +267,7 @@ def test_verbose_prints_stats_after_each_answer() -> None:
 
 def test_think_errors_are_shown_and_the_session_goes_on() -> None:
     client = FakeClient()
-    client.replies += [ResponseError('"smollm2:135m" does not support thinking', 400), _chunks("fine")]
+    client.replies += [ResponseError('"smollm2:135m" does not support thinking', 400), chunks("fine")]
     t = drive("/set think", "q1", "q2", client=client)
     assert 'error: "smollm2:135m" does not support thinking\n' in t.out
     assert t.out.endswith("fine\n\n\n")
@@ -349,22 +351,10 @@ def test_save_invalid_name() -> None:
     assert t.out == "error: The model name 'bad/na/me/x' is invalid\n\n"
 
 
-# ----------------------------------------------------------------------------- stream input
-
-
-def test_stream_input_reads_a_text_stream() -> None:
-    echo = io.StringIO()
-    read = runmod.stream_input(io.StringIO("one\r\ntwo\n"), echo)
-    assert [read(">>> "), read("... ")] == ["one", "two"]
-    with pytest.raises(EOFError):
-        read(">>> ")
-    assert echo.getvalue() == ">>> ... >>> "
-
-
 def test_repl_over_a_text_stream() -> None:
     client = FakeClient()
     console = Console(out=io.StringIO(), err=io.StringIO(), tty=False)
-    read = runmod.stream_input(io.StringIO("/set parameter seed 7\nhi\n/bye\n"))
+    read = term.stream_input(io.StringIO("/set parameter seed 7\nhi\n/bye\n"))
     assert Repl(client, Session(model=MODEL), console, read).loop() == 0
     assert client.bodies("chat")[0]["options"] == {"seed": 7}
 
