@@ -6,14 +6,14 @@ environment.  Like Ollama, values are trimmed of spaces and of ``'`` / ``"`` quo
 
 from __future__ import annotations
 
-import ipaddress
 import logging
 import os
 import re
-from dataclasses import dataclass
 from pathlib import Path
 
-DEFAULT_PORT = 11434
+from llamita.server.gocompat.net import HostURL, parse_host
+from llamita.server.gocompat.time import parse_duration
+
 FOREVER = float("inf")
 
 _BOOL_TRUE = {"1", "t", "T", "TRUE", "true", "True"}
@@ -57,82 +57,6 @@ def env_uint(key: str, default: int) -> int:
     return n if n >= 0 else default
 
 
-@dataclass(frozen=True)
-class HostURL:
-    """Where the server listens and where clients connect (``OLLAMA_HOST``)."""
-
-    scheme: str
-    host: str
-    port: int
-    path: str = ""
-
-    @property
-    def netloc(self) -> str:
-        return f"[{self.host}]:{self.port}" if ":" in self.host else f"{self.host}:{self.port}"
-
-    @property
-    def url(self) -> str:
-        base = f"{self.scheme}://{self.netloc}"
-        return f"{base}/{self.path}" if self.path else base
-
-    @property
-    def connectable(self) -> HostURL:
-        """0.0.0.0 / :: are listen-only addresses; clients use loopback instead."""
-        try:
-            ip = ipaddress.ip_address(self.host)
-        except ValueError:
-            return self
-        if ip.is_unspecified:
-            return HostURL(self.scheme, "127.0.0.1" if ip.version == 4 else "::1", self.port, self.path)
-        return self
-
-
-def _split_host_port(hostport: str) -> tuple[str, str] | None:
-    """Go's net.SplitHostPort: requires a port; IPv6 hosts must be bracketed."""
-    if hostport.startswith("["):
-        m = re.fullmatch(r"\[([^\]]*)\]:([^:]*)", hostport)
-        return (m.group(1), m.group(2)) if m else None
-    if hostport.count(":") != 1:
-        return None
-    host, port = hostport.split(":")
-    return host, port
-
-
-def parse_host(value: str) -> HostURL:
-    """Ollama's ``envconfig.Host`` parsing of ``[scheme://]host[:port][/path]``."""
-    s = value.strip()
-    default_port = str(DEFAULT_PORT)
-    if "://" in s:
-        scheme, hostport = s.split("://", 1)
-        if scheme == "http":
-            default_port = "80"
-        elif scheme == "https":
-            default_port = "443"
-    else:
-        scheme, hostport = "http", s
-        if s == "ollama.com":
-            scheme, hostport = "https", "ollama.com:443"
-    hostport, _, path = hostport.partition("/")
-    split = _split_host_port(hostport)
-    if split is None:
-        host, port = "127.0.0.1", default_port
-        bare = hostport.strip("[]")
-        try:
-            host = str(ipaddress.ip_address(bare))
-        except ValueError:
-            if hostport:
-                host = hostport
-    else:
-        host, port = split
-    try:
-        port_n = int(port)
-        if not 0 <= port_n <= 65535:
-            raise ValueError
-    except ValueError:
-        port_n = int(default_port)
-    return HostURL(scheme, host, port_n, path)
-
-
 def host() -> HostURL:
     return parse_host(var("OLLAMA_HOST"))
 
@@ -151,42 +75,6 @@ def allowed_origins() -> list[str]:
         origins += [f"http://{origin}", f"https://{origin}", f"http://{origin}:*", f"https://{origin}:*"]
     origins += ["app://*", "file://*", "tauri://*", "vscode-webview://*", "vscode-file://*"]
     return origins
-
-
-_DURATION_UNITS = {
-    "ns": 1e-9,
-    "us": 1e-6,
-    "µs": 1e-6,
-    "μs": 1e-6,
-    "ms": 1e-3,
-    "s": 1.0,
-    "m": 60.0,
-    "h": 3600.0,
-}
-_DURATION_PART = re.compile(r"(\d+(?:\.\d*)?|\.\d+)(ns|us|µs|μs|ms|s|m|h)")
-
-
-def parse_duration(text: str) -> float:
-    """Go's time.ParseDuration, in seconds ("1h30m", "300ms", "-1s"); ValueError otherwise."""
-    s = text
-    sign = 1.0
-    if s and s[0] in "+-":
-        sign = -1.0 if s[0] == "-" else 1.0
-        s = s[1:]
-    if s == "0":
-        return 0.0
-    if not s:
-        raise ValueError(f'time: invalid duration "{text}"')
-    total, pos = 0.0, 0
-    while pos < len(s):
-        m = _DURATION_PART.match(s, pos)
-        if not m:
-            if re.fullmatch(r"[\d.]+", s[pos:]):
-                raise ValueError(f'time: missing unit in duration "{text}"')
-            raise ValueError(f'time: invalid duration "{text}"')
-        total += float(m.group(1)) * _DURATION_UNITS[m.group(2)]
-        pos = m.end()
-    return sign * total
 
 
 def keep_alive() -> float:

@@ -24,12 +24,11 @@ from typing import Any
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response, StreamingResponse
 
-from llamita.server.config import parse_duration
 from llamita.server.engine.request import Done, FinishReason, SamplingParams, Token
 from llamita.server.engine.sampling import grammar_compiles
 from llamita.server.engine.scheduler import QueueFull
+from llamita.server.gocompat.time import parse_duration, rfc3339
 from llamita.server.model.model import Model, ModelNotFound, load_model
-from llamita.server.model.show import rfc3339
 from llamita.server.options import OptionError, merge_options
 from llamita.server.prompt.fit import PromptTooLong, chat_text, dedupe_bos, fit_tokens, generate_text
 from llamita.server.prompt.thinking import ThinkingParser, infer_tags

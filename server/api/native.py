@@ -14,9 +14,10 @@ from starlette.responses import JSONResponse, PlainTextResponse, Response
 
 from llamita.server import __version__
 from llamita.server.gocompat import decode as godecode
+from llamita.server.gocompat.time import rfc3339
 from llamita.server.model import create as creator
 from llamita.server.model.model import ModelNotFound, load_model
-from llamita.server.model.show import rfc3339, show
+from llamita.server.model.show import show
 from llamita.server.store.blobs import InvalidDigest, Store, normalize_digest
 from llamita.server.store.names import parse_name, require_name
 

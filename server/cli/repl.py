@@ -10,6 +10,7 @@ import argparse
 import contextlib
 import enum
 from collections.abc import Callable
+from dataclasses import dataclass, field
 
 from llamita.server.client import ResponseError
 from llamita.server.gocompat.fmt import param_value, quote
@@ -99,6 +100,7 @@ def _cut_suffix(text: str, suffix: str) -> tuple[str, bool]:
     return text, False
 
 
+@dataclass(eq=False)
 class Repl:
     """Ollama's generateInteractive, reading lines from ``input_fn(prompt)``.
 
@@ -107,24 +109,15 @@ class Repl:
     is called by ``/set history`` and ``/set nohistory``.
     """
 
-    def __init__(
-        self,
-        client: RunClient,
-        session: Session,
-        console: Console,
-        input_fn: Callable[[str], str],
-        history: Callable[[bool], None] | None = None,
-        think_explicit: bool = False,
-    ) -> None:
-        self.client = client
-        self.session = session
-        self.console = console
-        self.input_fn = input_fn
-        self.history = history
-        self.think_explicit = think_explicit
-        self.buffer = ""
-        self.multiline = Multiline.NONE
-        self.use_alt = False
+    client: RunClient
+    session: Session
+    console: Console
+    input_fn: Callable[[str], str]
+    history: Callable[[bool], None] | None = None
+    think_explicit: bool = False
+    buffer: str = field(default="", init=False)  # the message being typed
+    multiline: Multiline = field(default=Multiline.NONE, init=False)
+    use_alt: bool = field(default=False, init=False)  # "... " prompt inside a multi-line message
 
     def loop(self) -> int:
         while True:

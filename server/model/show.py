@@ -2,37 +2,14 @@
 
 from __future__ import annotations
 
-import datetime as dt
-import json
 from typing import Any
 
-from llamita.server.gocompat.json import format_float
+from llamita.server.gocompat.fmt import param_literal, param_value
+from llamita.server.gocompat.time import rfc3339
 
 from .ggufinfo import model_info
 from .model import Model
 from .modelfile import Command, Modelfile
-
-
-def go_value(value: Any) -> str:
-    """Go's ``%#v`` for the JSON-decoded values a params layer holds."""
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, str):
-        return json.dumps(value, ensure_ascii=False)
-    if isinstance(value, int):
-        return str(value)
-    if isinstance(value, float):
-        return format_float(value)
-    return str(value)
-
-
-def go_plain(value: Any) -> str:
-    """Go's ``%v`` (used when writing PARAMETER lines)."""
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, float):
-        return format_float(value)
-    return str(value)
 
 
 def _each(options: dict[str, Any]) -> list[tuple[str, Any]]:
@@ -45,7 +22,7 @@ def _each(options: dict[str, Any]) -> list[tuple[str, Any]]:
 
 
 def parameters_text(options: dict[str, Any]) -> str:
-    return "\n".join(f"{key:<30} {go_value(value)}" for key, value in _each(options))
+    return "\n".join(f"{key:<30} {param_literal(value)}" for key, value in _each(options))
 
 
 def modelfile_text(model: Model) -> str:
@@ -61,7 +38,7 @@ def modelfile_text(model: Model) -> str:
     for key in ("renderer", "parser"):
         if model.config.get(key):
             commands.append(Command(key, model.config[key]))
-    commands += [Command(key, go_plain(value)) for key, value in _each(model.options)]
+    commands += [Command(key, param_value(value)) for key, value in _each(model.options)]
     commands += [Command("license", text) for text in model.licenses]
     commands += [Command("message", f"{m.get('role')}: {m.get('content')}") for m in model.messages]
     header = (
@@ -70,17 +47,6 @@ def modelfile_text(model: Model) -> str:
         f"# FROM {model.short_name}\n\n"
     )
     return header + str(Modelfile(commands))
-
-
-def rfc3339(timestamp: float) -> str:
-    """Go's RFC3339Nano with the local offset, as Ollama prints ``modified_at``."""
-    moment = dt.datetime.fromtimestamp(timestamp).astimezone()
-    text = moment.isoformat(timespec="microseconds")
-    head, _, rest = text.partition(".")
-    frac, tz = rest[:6].rstrip("0"), rest[6:]
-    if tz in ("+00:00", "-00:00"):
-        tz = "Z"
-    return f"{head}.{frac}{tz}" if frac else f"{head}{tz}"
 
 
 def show(model: Model, *, verbose: bool = False, system: str = "") -> dict[str, Any]:

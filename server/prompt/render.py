@@ -32,7 +32,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from llamita.server.template.funcs import go_json
+from llamita.server.gocompat.json import marshal as go_json
 from llamita.server.template.parse import ActionNode, BranchNode, FieldNode, ListNode, Node, PipeNode
 
 if TYPE_CHECKING:

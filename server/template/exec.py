@@ -15,13 +15,12 @@ is in Go.
 
 from __future__ import annotations
 
-import dataclasses
 import inspect
-import math
 import re
 from collections.abc import Iterable, Mapping
-from decimal import Decimal
-from typing import TYPE_CHECKING, Any
+from typing import Any
+
+from llamita.server.gocompat.fmt import format_value, go_type_name, sorted_items
 
 from .lexer import TemplateError, go_quote
 from .parse import (
@@ -47,9 +46,7 @@ from .parse import (
     VariableNode,
     WithNode,
 )
-
-if TYPE_CHECKING:
-    from .funcs import GoFunc
+from .values import FuncError, GoFunc, is_true
 
 MAX_TEMPLATE_DEPTH = 100
 # Bounds on one execution (Go has none; a request may carry its own template, so one request
@@ -65,135 +62,6 @@ _NO_FINAL: Any = object()  # "no piped-in value", distinct from a piped-in nil
 _NO_FIELDS = (str, bytes, bytearray, bool, int, float, complex, list, tuple)  # Go kinds without fields
 _SNAKE_RE = re.compile(r"(?<=[a-z0-9])(?=[A-Z])|(?<=[A-Z])(?=[A-Z][a-z])")
 _INT64 = 1 << 63
-
-
-# --------------------------------------------------------------------------- Go values
-
-
-class FuncError(Exception):
-    """An error returned by a template function; execution reports ``error calling <name>: ...``."""
-
-
-_BUILTIN_SCALARS = (str, bool, int, float, complex, bytes, bytearray, list, tuple, dict)
-
-
-def is_stringer(v: Any) -> bool:
-    """True for objects whose class provides its own ``__str__`` (Go's ``fmt.Stringer``)."""
-    cls = type(v)
-    return cls not in _BUILTIN_SCALARS and cls.__str__ is not object.__str__
-
-
-def is_true(v: Any) -> bool:
-    """Go template truth: false, 0, nil and empty strings/slices/maps are false; structs are true."""
-    if v is None:
-        return False
-    if isinstance(v, (bool, int, float, complex)):
-        return v != 0
-    if hasattr(v, "__len__"):
-        return len(v) > 0
-    return True
-
-
-def go_type_name(v: Any) -> str:
-    """The Go type name ``%T`` and error messages would show for a Python stand-in value."""
-    names = {
-        str: "string",
-        bool: "bool",
-        int: "int",
-        float: "float64",
-        complex: "complex128",
-        bytes: "[]uint8",
-        bytearray: "[]uint8",
-        list: "[]interface {}",
-        tuple: "[]interface {}",
-        dict: "map[string]interface {}",
-    }
-    if v is None:
-        return "<nil>"
-    if callable(v) and not dataclasses.is_dataclass(v):
-        return "func"
-    return names.get(type(v), type(v).__name__)
-
-
-def _shortest_digits(f: float) -> tuple[str, int]:
-    """Shortest round-trip digits of ``|f|`` and the decimal point position (``0.DIGITS × 10**dp``)."""
-    if f == 0:
-        return "0", 1
-    _, digits, exp = Decimal(repr(abs(f))).normalize().as_tuple()
-    text = "".join(map(str, digits))
-    return text, len(text) + int(exp)
-
-
-def format_float(f: float, mode: str = "g") -> str:
-    """Go's ``strconv.FormatFloat(f, mode, -1, 64)`` for ``mode`` in e, f, g (``g`` is what %v uses)."""
-    if math.isnan(f):
-        return "NaN"
-    if math.isinf(f):
-        return "+Inf" if f > 0 else "-Inf"
-    sign = "-" if math.copysign(1.0, f) < 0 else ""
-    digits, dp = _shortest_digits(f)
-    if mode == "g":
-        mode = "e" if dp - 1 < -4 or dp - 1 >= 6 else "f"
-    if mode == "e":
-        mantissa = digits[0] + ("." + digits[1:] if len(digits) > 1 else "")
-        exp = dp - 1
-        return f"{sign}{mantissa}e{'-' if exp < 0 else '+'}{abs(exp):02d}"
-    if dp <= 0:
-        return f"{sign}0.{'0' * -dp}{digits}"
-    if dp >= len(digits):
-        return sign + digits + "0" * (dp - len(digits))
-    return f"{sign}{digits[:dp]}.{digits[dp:]}"
-
-
-def _sort_key(k: Any) -> tuple[int, Any]:
-    if isinstance(k, bool):
-        return 0, k
-    if isinstance(k, (int, float)):
-        return 1, k
-    if isinstance(k, str):
-        return 2, k
-    return 3, str(k)
-
-
-def sorted_items(m: Mapping[Any, Any]) -> list[tuple[Any, Any]]:
-    """Map entries in Go's ``fmtsort`` order, used by range, printing and JSON."""
-    return sorted(m.items(), key=lambda kv: _sort_key(kv[0]))
-
-
-def format_value(v: Any, top: bool = True) -> str:
-    """Render ``v`` like Go's ``fmt`` ``%v``; a nil at the top of an action prints ``<no value>``."""
-    if v is None:
-        return "<no value>" if top else "<nil>"
-    cls = type(v)
-    if cls is str:
-        return v
-    if cls is bool:
-        return "true" if v else "false"
-    if cls is int:
-        return str(v)
-    if cls is float:
-        return format_float(v)
-    if is_stringer(v) or isinstance(v, str):
-        return str(v)
-    if isinstance(v, bool):
-        return "true" if v else "false"
-    if isinstance(v, int):
-        return str(int(v))
-    if isinstance(v, float):
-        return format_float(float(v))
-    if isinstance(v, (bytes, bytearray)):
-        return "[" + " ".join(str(b) for b in v) + "]"
-    if isinstance(v, Mapping):
-        return (
-            "map["
-            + " ".join(f"{format_value(k, False)}:{format_value(x, False)}" for k, x in sorted_items(v))
-            + "]"
-        )
-    if isinstance(v, (list, tuple)):
-        return "[" + " ".join(format_value(x, False) for x in v) + "]"
-    if dataclasses.is_dataclass(v):
-        return "{" + " ".join(format_value(getattr(v, f.name), False) for f in dataclasses.fields(v)) + "}"
-    return str(v)
 
 
 class _Break(Exception):

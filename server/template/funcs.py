@@ -1,296 +1,30 @@
 """The template function map: Go's builtins plus the functions Ollama registers.
 
-Go's ``fmt`` verbs and ``encoding/json`` are reproduced here because models see their output:
-``printf``/``print`` follow ``fmt.Sprintf``/``fmt.Sprint``, and ``json`` is ``json.Marshal`` with
-HTML escaping, sorted map keys, struct fields in declaration order (dataclass fields, with
-``metadata["json"]`` tags such as ``"name,omitempty"``). ``go_nil = True`` on a list/dict marks a
-nil slice/map (JSON ``null``); ``go_ordered = True`` on a dict keeps insertion order (Ollama's
-ordered maps).
+Models see what these print, so they follow Go: ``print``/``printf``/``println`` are
+:mod:`llamita.server.gocompat.fmt`'s ``fmt.Sprint`` family and ``json`` is
+:mod:`llamita.server.gocompat.json`'s ``json.Marshal`` (the encoder blobs are named with).
 """
 
 from __future__ import annotations
 
-import base64
-import dataclasses
 import datetime as _dt
-import json as _json
-import math
 import urllib.parse
-from collections.abc import Callable, Mapping
-from typing import Any, NamedTuple
+from collections.abc import Mapping
+from typing import Any
 
-from .exec import FuncError, format_float, format_value, go_type_name, is_stringer, is_true, sorted_items
-from .lexer import go_quote
+from llamita.server.gocompat.fmt import format_value, go_type_name, sprint, sprintf, sprintln
+from llamita.server.gocompat.json import marshal
 
-# --------------------------------------------------------------------------- fmt.Sprint family
+from .values import FuncError, GoFunc, is_true
 
-
-def sprint(*args: Any) -> str:
-    """``fmt.Sprint``: a space goes between operands when neither side is a string."""
-    out: list[str] = []
-    prev_string = False
-    for i, arg in enumerate(args):
-        is_string = isinstance(arg, str)
-        if i and not is_string and not prev_string:
-            out.append(" ")
-        out.append(format_value(arg, False))
-        prev_string = is_string
-    return "".join(out)
+# --------------------------------------------------------------------------- fmt
 
 
-def sprintln(*args: Any) -> str:
-    return " ".join(format_value(a, False) for a in args) + "\n"
-
-
-def _pad(text: str, width: int | None, flags: str, numeric: bool) -> str:
-    if width is None or len(text) >= width:
-        return text
-    if "-" in flags:
-        return text.ljust(width)
-    if "0" in flags and numeric:
-        sign = text[0] if text[:1] in ("-", "+", " ") else ""
-        return sign + text[len(sign) :].rjust(width - len(sign), "0")
-    if "0" in flags and not numeric:
-        return text.rjust(width, "0")
-    return text.rjust(width)
-
-
-def _signed(text: str, negative: bool, flags: str) -> str:
-    if negative:
-        return "-" + text
-    if "+" in flags:
-        return "+" + text
-    return (" " + text) if " " in flags else text
-
-
-def _format_int(v: int, verb: str, flags: str, prec: int | None) -> str | None:
-    n = abs(v)
-    if verb in "dv":
-        digits = str(n)
-    elif verb in "xX":
-        digits = format(n, "x" if verb == "x" else "X")
-        if "#" in flags:
-            digits = ("0x" if verb == "x" else "0X") + digits
-    elif verb == "o":
-        digits = ("0" if "#" in flags else "") + format(n, "o")
-    elif verb == "O":
-        digits = "0o" + format(n, "o")
-    elif verb == "b":
-        digits = format(n, "b")
-    elif verb == "c":
-        return chr(v) if 0 <= v <= 0x10FFFF else "\ufffd"
-    elif verb == "q":
-        return "'" + go_quote(chr(v))[1:-1].replace("'", "\\'").replace('\\"', '"') + "'"
-    elif verb == "U":
-        return f"U+{v:04X}"
-    else:
-        return None
-    if prec is not None and verb in "dv":
-        digits = digits.rjust(prec, "0")
-    return _signed(digits, v < 0, flags)
-
-
-def _format_float_verb(v: float, verb: str, flags: str, prec: int | None) -> str | None:
-    if math.isnan(v) or math.isinf(v):
-        return format_float(v)  # Go prints NaN/+Inf/-Inf whatever the verb
-    negative = math.copysign(1.0, v) < 0
-    a = abs(v)
-    if verb in "fF":
-        text = f"{a:.{6 if prec is None else prec}f}"
-    elif verb in "eE":
-        text = f"{a:.{6 if prec is None else prec}e}"
-    elif verb in "gGv":
-        text = format_float(a) if prec is None else f"{a:.{prec}g}"
-    else:
-        return None
-    if verb in "EG":
-        text = text.upper()
-    return _signed(text, negative, flags)
-
-
-def _format_verb(
-    arg: Any, verb: str, flags: str, width: int | None, prec: int | None, nested: bool = False
-) -> str:
-    """Format one operand; containers apply the verb to each element, as Go's fmt does."""
-    numeric = False
-    text: str | None
-    if arg is None:
-        text = "<nil>" if nested or verb in "vT" else f"%!{verb}(<nil>)"
-    elif verb == "T":
-        text = go_type_name(arg)
-    elif isinstance(arg, bool):
-        text = ("true" if arg else "false") if verb in "tv" else None
-    elif isinstance(arg, int):
-        text = _format_int(arg, verb, flags, prec)
-        numeric = True
-    elif isinstance(arg, float):
-        text = _format_float_verb(arg, verb, flags, prec)
-        numeric = True
-    elif isinstance(arg, (str, bytes, bytearray)) or (verb in "sqv" and is_stringer(arg)):
-        text = _format_text(arg, verb, flags, prec)
-    elif isinstance(arg, (list, tuple)):
-        text = "[" + " ".join(_format_verb(x, verb, flags, None, prec, True) for x in arg) + "]"
-    elif isinstance(arg, Mapping):
-        pairs = (
-            _format_verb(k, verb, flags, None, prec, True)
-            + ":"
-            + _format_verb(x, verb, flags, None, prec, True)
-            for k, x in sorted_items(arg)
-        )
-        text = "map[" + " ".join(pairs) + "]"
-    elif verb in "vs":
-        text = format_value(arg, False)
-    else:
-        text = None
-    if text is None:
-        text = f"%!{verb}({go_type_name(arg)}={format_value(arg, False)})"
-    return _pad(text, width, flags, numeric)
-
-
-def _format_text(arg: Any, verb: str, flags: str, prec: int | None) -> str | None:
-    if verb == "v" and isinstance(arg, (bytes, bytearray)):
-        return format_value(arg, False)
-    s = arg.decode("utf-8", "replace") if isinstance(arg, (bytes, bytearray)) else str(arg)
-    if verb in "sv":
-        return s if prec is None else s[:prec]
-    if verb == "q":
-        return go_quote(s if prec is None else s[:prec])
-    if verb in "xX":
-        sep = " " if " " in flags else ""
-        return sep.join(format(b, "02x" if verb == "x" else "02X") for b in s.encode())
-    return None
-
-
-def _parse_num(fmt: str, i: int) -> tuple[int | None, int]:
-    """Go's ``parsenum``: a width or precision over 1e6 is "crazy long" and eats the format.
-
-    That is what keeps ``printf "%999999999d"`` from allocating a gigabyte (Go prints
-    ``%!(NOVERB)``).
-    """
-    num, start = 0, i
-    while i < len(fmt) and "0" <= fmt[i] <= "9":
-        if num > 1_000_000:
-            return None, len(fmt)
-        num = num * 10 + ord(fmt[i]) - 48
-        i += 1
-    return (num if i > start else None), i
-
-
-def sprintf(fmt: str, *args: Any) -> str:
-    """``fmt.Sprintf`` for the common verbs (v s d q f e g x X o b c t T U %) with flags/width/precision."""
+def go_printf(fmt: Any, *args: Any) -> str:
+    """``printf``: ``fmt.Sprintf``, whose format must be a string."""
     if not isinstance(fmt, str):
         raise FuncError(f"wrong type for value; expected string; got {go_type_name(fmt)}")
-    out: list[str] = []
-    argi, i, n = 0, 0, len(fmt)
-    while i < n:
-        j = fmt.find("%", i)
-        if j < 0:
-            out.append(fmt[i:])
-            break
-        out.append(fmt[i:j])
-        i = j + 1
-        start = i
-        while i < n and fmt[i] in "+-# 0":
-            i += 1
-        flags = fmt[start:i]
-        width, i = _parse_num(fmt, i)
-        prec = None
-        if i < n and fmt[i] == ".":
-            prec, i = _parse_num(fmt, i + 1)
-            prec = prec or 0
-        if i >= n:
-            out.append("%!(NOVERB)")
-            break
-        verb = fmt[i]
-        i += 1
-        if verb == "%":
-            out.append("%")
-        elif argi >= len(args):
-            out.append(f"%!{verb}(MISSING)")
-        else:
-            out.append(_format_verb(args[argi], verb, flags, width, prec))
-            argi += 1
-    if argi < len(args):
-        extra = ", ".join(
-            "<nil>" if a is None else f"{go_type_name(a)}={format_value(a, False)}" for a in args[argi:]
-        )
-        out.append(f"%!(EXTRA {extra})")
-    return "".join(out)
-
-
-# --------------------------------------------------------------------------- encoding/json
-
-
-def _json_string(s: str) -> str:
-    text = _json.dumps(s, ensure_ascii=False)
-    for raw, esc in (
-        ("<", "\\u003c"),
-        (">", "\\u003e"),
-        ("&", "\\u0026"),
-        ("\u2028", "\\u2028"),
-        ("\u2029", "\\u2029"),
-    ):
-        text = text.replace(raw, esc)
-    return text
-
-
-def _json_float(f: float) -> str:
-    if math.isnan(f) or math.isinf(f):
-        raise ValueError(f"json: unsupported value: {format_float(f)}")
-    a = abs(f)
-    if a != 0 and (a < 1e-6 or a >= 1e21):
-        text = format_float(f, "e")
-        if text[-4:-1] == "e-0":  # Go trims e-07 to e-7
-            text = text[:-2] + text[-1]
-        return text
-    return format_float(f, "f")
-
-
-def _json_omit(value: Any, field: dataclasses.Field[Any]) -> bool:
-    if value is None:
-        return True
-    if field.metadata.get("json_nilable"):  # interface/pointer field: only nil counts as empty
-        return False
-    if isinstance(value, (bool, int, float, str, bytes, list, tuple, dict, Mapping)):
-        return not value
-    return False
-
-
-def go_json(v: Any) -> str:
-    """Go's ``json.Marshal``: compact, HTML-escaped, maps sorted, structs in field order."""
-    if v is None or getattr(v, "go_nil", False):
-        return "null"
-    hook = getattr(type(v), "__go_json__", None)
-    if hook is not None:
-        return hook(v)
-    if isinstance(v, bool):
-        return "true" if v else "false"
-    if isinstance(v, int):
-        return str(int(v))
-    if isinstance(v, float):
-        return _json_float(float(v))
-    if isinstance(v, str):
-        return _json_string(str(v))
-    if isinstance(v, (bytes, bytearray)):
-        return '"' + base64.b64encode(bytes(v)).decode() + '"'
-    if isinstance(v, Mapping):
-        items = list(v.items()) if getattr(v, "go_ordered", False) else sorted_items(v)
-        return "{" + ",".join(f"{_json_string(str(k))}:{go_json(x)}" for k, x in items) + "}"
-    if isinstance(v, (list, tuple)):
-        return "[" + ",".join(go_json(x) for x in v) + "]"
-    if dataclasses.is_dataclass(v):
-        parts = []
-        for field in dataclasses.fields(v):
-            name, _, opts = str(field.metadata.get("json", field.name)).partition(",")
-            value = getattr(v, field.name)
-            if name == "-" or ("omitempty" in opts.split(",") and _json_omit(value, field)):
-                continue
-            parts.append(f"{_json_string(name or field.name)}:{go_json(value)}")
-        return "{" + ",".join(parts) + "}"
-    public = {k: x for k, x in vars(v).items() if not k.startswith("_")} if hasattr(v, "__dict__") else None
-    if public is not None:
-        return "{" + ",".join(f"{_json_string(k)}:{go_json(x)}" for k, x in public.items()) + "}"
-    return _json_string(str(v))
+    return sprintf(fmt, *args)
 
 
 # --------------------------------------------------------------------------- builtins
@@ -471,7 +205,7 @@ def go_urlquery(*args: Any) -> str:
 def ollama_json(v: Any) -> str:
     """Ollama's ``json``: ``json.Marshal`` with the error ignored (so unsupported values give "")."""
     try:
-        return go_json(v)
+        return marshal(v)
     except (ValueError, TypeError, RecursionError):
         return ""
 
@@ -518,13 +252,6 @@ def to_typescript_type(prop: Any) -> str:
 # --------------------------------------------------------------------------- registry
 
 
-class GoFunc(NamedTuple):
-    fn: Callable[..., Any]
-    min_args: int
-    max_args: int | None  # None: variadic
-    short_circuit: bool = False  # and/or: arguments are evaluated lazily by the executor
-
-
 BUILTINS: dict[str, GoFunc] = {
     # and/or are evaluated lazily by the executor; these eager versions serve ``call``-style use
     "and": GoFunc(lambda *a: next((x for x in a if not is_true(x)), a[-1]), 1, None, True),
@@ -534,7 +261,7 @@ BUILTINS: dict[str, GoFunc] = {
     "index": GoFunc(go_index, 1, None),
     "slice": GoFunc(go_slice, 1, None),
     "print": GoFunc(sprint, 0, None),
-    "printf": GoFunc(sprintf, 1, None),
+    "printf": GoFunc(go_printf, 1, None),
     "println": GoFunc(sprintln, 0, None),
     "html": GoFunc(go_html, 0, None),
     "js": GoFunc(go_js, 0, None),

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
+from typing import Any
 
 import pytest
 
@@ -83,3 +85,56 @@ def test_encode_adds_newline() -> None:
 def test_nan_is_rejected() -> None:
     with pytest.raises(ValueError):
         gojson.marshal(float("nan"))
+
+
+# Go types as the template's ``json`` builtin meets them (structs, ordered and nil values).
+
+
+@dataclasses.dataclass
+class Point:
+    X: int
+    Y: Any = None
+
+
+@dataclasses.dataclass
+class Tagged:
+    Name: str = dataclasses.field(default="", metadata={"json": "name"})
+    Note: str = dataclasses.field(default="", metadata={"json": "note,omitempty"})
+    Items: Any = dataclasses.field(default=None, metadata={"json": "items,omitempty", "json_nilable": True})
+    Skip: str = dataclasses.field(default="x", metadata={"json": "-"})
+    Plain: int = 0
+
+
+class Ordered(dict[str, Any]):
+    go_ordered = True
+
+
+class NilList(list[Any]):
+    go_nil = True
+
+
+@pytest.mark.parametrize(
+    ("value", "text"),
+    [
+        pytest.param("<&>\u2028", '"\\u003c\\u0026\\u003e\\u2028"', id="html-escaped"),
+        pytest.param("tab\t\x01é", '"tab\\t\\u0001é"', id="control-and-unicode"),
+        pytest.param(1.0, "1", id="integral-float"),
+        pytest.param(1e21, "1e+21", id="big-float"),
+        pytest.param(1e20, "100000000000000000000", id="float-below-1e21"),
+        pytest.param(1e-7, "1e-7", id="tiny-float"),
+        pytest.param(-0.5, "-0.5", id="negative"),
+        pytest.param(12345678901234567890, "12345678901234567890", id="python-int"),
+        pytest.param({"b": 1, "a": None}, '{"a":null,"b":1}', id="map-sorted"),
+        pytest.param(Ordered(b=1, a=2), '{"b":1,"a":2}', id="ordered-map"),
+        pytest.param(NilList(), "null", id="nil-slice"),
+        pytest.param([], "[]", id="empty-slice"),
+        pytest.param(b"hi", '"aGk="', id="bytes-base64"),
+        pytest.param(Tagged("n"), '{"name":"n","Plain":0}', id="struct-omitempty"),
+        pytest.param(
+            Tagged("n", "x", {}), '{"name":"n","note":"x","items":{},"Plain":0}', id="struct-nilable-kept"
+        ),
+        pytest.param(Point(1, [True]), '{"X":1,"Y":[true]}', id="untagged-struct"),
+    ],
+)
+def test_marshal_go_types(value: Any, text: str) -> None:
+    assert gojson.marshal(value) == text

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import datetime as dt
+
 import pytest
 
-from llamita.server.gocompat.time import duration_string
+from llamita.server.gocompat.time import duration_string, parse_duration, rfc3339
 
 
 @pytest.mark.parametrize(
@@ -27,3 +29,29 @@ from llamita.server.gocompat.time import duration_string
 )
 def test_duration_string(ns: int, text: str) -> None:
     assert duration_string(ns) == text
+
+
+@pytest.mark.parametrize(
+    ("text", "seconds"),
+    [("5m", 300), ("1h30m", 5400), ("300ms", 0.3), ("-1s", -1), ("0", 0), ("1.5h", 5400), ("2h45m30s", 9930)],
+)
+def test_parse_duration(text: str, seconds: float) -> None:
+    assert parse_duration(text) == pytest.approx(seconds)
+
+
+@pytest.mark.parametrize(
+    ("text", "message"), [("300", "missing unit"), ("5x", "invalid duration"), ("", "invalid")]
+)
+def test_parse_duration_errors(text: str, message: str) -> None:
+    with pytest.raises(ValueError, match=message):
+        parse_duration(text)
+
+
+def test_rfc3339_drops_trailing_zeros_and_keeps_the_offset() -> None:
+    text = rfc3339(1_700_000_000.25)
+    assert text.startswith(
+        dt.datetime.fromtimestamp(1_700_000_000).astimezone().strftime("%Y-%m-%dT%H:%M:%S")
+    )
+    assert ".25" in text
+    assert dt.datetime.fromisoformat(text.replace("Z", "+00:00")).timestamp() == 1_700_000_000.25
+    assert "." not in rfc3339(1_700_000_000.0)

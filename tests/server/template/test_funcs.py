@@ -12,24 +12,18 @@ import pytest
 from llamita.server.template import Template, TemplateError, parse
 from llamita.server.template.funcs import (
     BUILTINS,
-    FuncError,
     current_date,
-    format_float,
-    format_value,
     go_eq,
     go_index,
-    go_json,
     go_len,
     go_lt,
     go_slice,
-    is_true,
     ollama_json,
-    sprint,
-    sprintf,
     to_typescript_type,
     yesterday_date,
 )
 from llamita.server.template.parse import parse_trees
+from llamita.server.template.values import FuncError
 
 
 def run(src: str, data: Any = None) -> str:
@@ -91,31 +85,6 @@ def test_print_functions(src: str, expected: str) -> None:
     assert run(src, {"M": {"b": 2, "a": "x"}, "L": ["x", "y"]}) == expected
 
 
-@pytest.mark.parametrize(
-    ("value", "mode", "text"),
-    [
-        (1e6, "g", "1e+06"),
-        (123456.0, "g", "123456"),
-        (1234567.0, "g", "1.234567e+06"),
-        (0.0001, "g", "0.0001"),
-        (0.00001, "g", "1e-05"),
-        (3.0, "g", "3"),
-        (-0.0, "g", "-0"),
-        (0.1 + 0.2, "g", "0.30000000000000004"),
-        (1e21, "f", "1000000000000000000000"),
-        (1e-7, "f", "0.0000001"),
-        (12.5, "e", "1.25e+01"),
-        (0.0, "e", "0e+00"),
-        (math.inf, "g", "+Inf"),
-        (-math.inf, "g", "-Inf"),
-        (math.nan, "g", "NaN"),
-    ],
-    ids=lambda v: str(v),
-)
-def test_format_float(value: float, mode: str, text: str) -> None:
-    assert format_float(value, mode) == text
-
-
 @dataclasses.dataclass
 class Point:
     X: int
@@ -127,77 +96,7 @@ class Named:
         return "named!"
 
 
-@pytest.mark.parametrize(
-    ("value", "top", "text"),
-    [
-        (None, True, "<no value>"),
-        (None, False, "<nil>"),
-        ([None, "a", 1, True, 2.5], True, "[<nil> a 1 true 2.5]"),
-        ({"b": 1, "a": [1, {"z": None}]}, True, "map[a:[1 map[z:<nil>]] b:1]"),
-        ({2: "b", 10: "a", 1: "c"}, True, "map[1:c 2:b 10:a]"),
-        (b"hi", True, "[104 105]"),
-        (Point(1), True, "{1 <nil>}"),
-        ([Point(1, [2])], True, "[{1 [2]}]"),
-        (Named(), True, "named!"),
-        ({"k": Named()}, True, "map[k:named!]"),
-        ((1, 2), True, "[1 2]"),
-    ],
-    ids=lambda v: repr(v)[:20],
-)
-def test_format_value(value: Any, top: bool, text: str) -> None:
-    assert format_value(value, top) == text
-
-
-def test_sprint_spacing() -> None:
-    assert sprint("a", 1, 2, "b", None, 3.0) == "a1 2b<nil> 3"
-    assert sprintf("%s=%d", "x", 1) == "x=1"
-
-
 # --------------------------------------------------------------------------- encoding/json
-
-
-@dataclasses.dataclass
-class Tagged:
-    Name: str = dataclasses.field(default="", metadata={"json": "name"})
-    Note: str = dataclasses.field(default="", metadata={"json": "note,omitempty"})
-    Items: Any = dataclasses.field(default=None, metadata={"json": "items,omitempty", "json_nilable": True})
-    Skip: str = dataclasses.field(default="x", metadata={"json": "-"})
-    Plain: int = 0
-
-
-class Ordered(dict[str, Any]):
-    go_ordered = True
-
-
-class NilList(list[Any]):
-    go_nil = True
-
-
-@pytest.mark.parametrize(
-    ("value", "text"),
-    [
-        pytest.param("<&>\u2028", '"\\u003c\\u0026\\u003e\\u2028"', id="html-escaped"),
-        pytest.param("tab\t\x01é", '"tab\\t\\u0001é"', id="control-and-unicode"),
-        pytest.param(1.0, "1", id="integral-float"),
-        pytest.param(1e21, "1e+21", id="big-float"),
-        pytest.param(1e20, "100000000000000000000", id="float-below-1e21"),
-        pytest.param(1e-7, "1e-7", id="tiny-float"),
-        pytest.param(-0.5, "-0.5", id="negative"),
-        pytest.param(12345678901234567890, "12345678901234567890", id="python-int"),
-        pytest.param({"b": 1, "a": None}, '{"a":null,"b":1}', id="map-sorted"),
-        pytest.param(Ordered(b=1, a=2), '{"b":1,"a":2}', id="ordered-map"),
-        pytest.param(NilList(), "null", id="nil-slice"),
-        pytest.param([], "[]", id="empty-slice"),
-        pytest.param(b"hi", '"aGk="', id="bytes-base64"),
-        pytest.param(Tagged("n"), '{"name":"n","Plain":0}', id="struct-omitempty"),
-        pytest.param(
-            Tagged("n", "x", {}), '{"name":"n","note":"x","items":{},"Plain":0}', id="struct-nilable-kept"
-        ),
-        pytest.param(Point(1, [True]), '{"X":1,"Y":[true]}', id="untagged-struct"),
-    ],
-)
-def test_go_json(value: Any, text: str) -> None:
-    assert go_json(value) == text
 
 
 def test_json_function_swallows_errors() -> None:
@@ -206,29 +105,6 @@ def test_json_function_swallows_errors() -> None:
 
 
 # --------------------------------------------------------------------------- comparison and truth
-
-
-@pytest.mark.parametrize(
-    ("value", "truth"),
-    [
-        (None, False),
-        (False, False),
-        (0, False),
-        (0.0, False),
-        ("", False),
-        ([], False),
-        ({}, False),
-        (True, True),
-        (-1, True),
-        ("0", True),
-        ([0], True),
-        ({"": None}, True),
-        (Point(0), True),
-    ],
-    ids=repr,
-)
-def test_is_true(value: Any, truth: bool) -> None:
-    assert is_true(value) is truth
 
 
 @pytest.mark.parametrize(
