@@ -1,7 +1,10 @@
-"""One accessor per environment variable llamita honours, with Ollama's defaults and parsing.
+"""Every environment variable llamita honours: one table, and one accessor per variable.
 
-Values are read at call time (not import time) so tests and the CLI can change the
-environment.  Like Ollama, values are trimmed of spaces and of ``'`` / ``"`` quotes.
+:data:`VARIABLES` lists them with their meaning; ``llamita serve --help`` prints it
+(:func:`describe`) and the tests clear every variable in it.  Accessors read only through
+:func:`var`, which refuses a name the table lacks, so the table cannot fall behind.  Values
+are read at call time (not import time) so tests and the CLI can change the environment;
+like Ollama, they are trimmed of spaces and of ``'`` / ``"`` quotes.
 """
 
 from __future__ import annotations
@@ -9,7 +12,10 @@ from __future__ import annotations
 import logging
 import os
 import re
+from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
+from typing import TypeVar
 
 from llamita.server.gocompat.net import HostURL, parse_host
 from llamita.server.gocompat.time import parse_duration
@@ -18,10 +24,57 @@ FOREVER = float("inf")
 
 _BOOL_TRUE = {"1", "t", "T", "TRUE", "true", "True"}
 _BOOL_FALSE = {"0", "f", "F", "FALSE", "false", "False"}
+_T = TypeVar("_T")
+
+
+@dataclass(frozen=True)
+class Variable:
+    name: str
+    meaning: str
+    client: bool = False  # read by the CLI only: left out of ``serve --help``
+
+
+VARIABLES: tuple[Variable, ...] = (
+    Variable("OLLAMA_HOST", "IP address and port to listen on (default 127.0.0.1:11434)"),
+    Variable("OLLAMA_MODELS", "model store directory (default ~/.ollama/models)"),
+    Variable("OLLAMA_ORIGINS", "extra allowed browser origins, comma separated"),
+    Variable("OLLAMA_KEEP_ALIVE", "how long models stay loaded (default 5m)"),
+    Variable("OLLAMA_NUM_PARALLEL", "sequences batched per model (default 4)"),
+    Variable("OLLAMA_MAX_LOADED_MODELS", "models loaded at once (default 3)"),
+    Variable("OLLAMA_MAX_QUEUE", "pending requests before 503 (default 512)"),
+    Variable("OLLAMA_CONTEXT_LENGTH", "default context length"),
+    Variable("OLLAMA_FLASH_ATTENTION", "1 forces flash attention on, 0 off (default: llama.cpp decides)"),
+    Variable("OLLAMA_NOPRUNE", "do not prune unused blobs at startup"),
+    Variable("OLLAMA_DEBUG", "log level: 1 debug, -1 warn, -2 error"),
+    Variable("LLAMITA_STEP_MS", "engine step budget for prompt evaluation in ms (default 300)"),
+    Variable("LLAMITA_NO_DEFAULT_MODEL", "do not import the bundled default model into an empty store"),
+    Variable("LLAMITA_API_KEYS", "comma-separated API keys; when set, requests need Authorization: Bearer"),
+    Variable("LLAMITA_API_KEYS_FILE", "file of API keys, one per line (re-read on SIGHUP)"),
+    Variable("LLAMITA_TLS_CERT", "PEM certificate: serve https (with LLAMITA_TLS_KEY)"),
+    Variable("LLAMITA_TLS_KEY", "PEM private key for LLAMITA_TLS_CERT"),
+    Variable("LLAMITA_MAX_BODY", "largest JSON request body (default 32MiB)"),
+    Variable("LLAMITA_MAX_BLOB_BODY", "largest blob upload (default 1TiB)"),
+    Variable("LLAMITA_BODY_TIMEOUT", "seconds to send a request body / a blob chunk (default 60)"),
+    Variable("LLAMITA_MAX_CONCURRENT_PER_KEY", "requests in flight per API key, 0 = no cap (default 0)"),
+    Variable("LLAMITA_METRICS_PUBLIC", "serve /metrics without an API key"),
+    Variable("LLAMITA_REPLICA_ID", "value of the X-Llamita-Replica response header"),
+    Variable("LLAMITA_REGISTRY_AUTH", "pull/push credentials: user:password or host=user:password,..."),
+    Variable("LLAMITA_API_KEY", "the API key the CLI sends (Authorization: Bearer)", client=True),
+    Variable("LLAMITA_TLS_CA", "PEM CA bundle the CLI verifies an https server with", client=True),
+    Variable("OLLAMA_NOHISTORY", "do not keep the REPL history in ~/.ollama/history", client=True),
+)
+_NAMES = frozenset(v.name for v in VARIABLES)
+
+
+def describe() -> list[tuple[str, str]]:
+    """(variable, meaning) pairs for ``llamita serve --help``: the server's rows of the table."""
+    return [(v.name, v.meaning) for v in VARIABLES if not v.client]
 
 
 def var(key: str) -> str:
     """The raw value of ``key``, trimmed of whitespace and quotes, as Ollama's ``Var``."""
+    if key not in _NAMES:
+        raise KeyError(f"{key} is not in config.VARIABLES")
     return os.environ.get(key, "").strip().strip("\"'")
 
 
@@ -34,27 +87,39 @@ def parse_bool(value: str) -> bool:
     raise ValueError(f"invalid bool {value!r}")
 
 
-def env_bool(key: str, default: bool = False) -> bool:
+def _env(key: str, default: _T, *parsers: Callable[[str], _T], warn: bool = True) -> _T:
+    """The first parser that accepts ``key``'s value; empty → default, unparsable → default
+    (logged unless ``warn`` is false)."""
+    value = var(key)
+    if not value:
+        return default
+    for parse in parsers:
+        try:
+            return parse(value)
+        except ValueError:
+            continue
+    if warn:
+        logging.getLogger(__name__).warning("invalid %s=%r, using default %s", key, value, default)
+    return default
+
+
+def _bool(key: str, default: bool = False) -> bool:
     """Empty → default; an unparsable value counts as true (Ollama's rule)."""
-    value = var(key)
-    if not value:
-        return default
-    try:
-        return parse_bool(value)
-    except ValueError:
-        return True
+    return _env(key, default, parse_bool, lambda _: True)
 
 
-def env_uint(key: str, default: int) -> int:
-    value = var(key)
-    if not value:
-        return default
-    try:
-        n = int(value)
-    except ValueError:
-        logging.getLogger(__name__).warning("invalid %s=%r, using default %d", key, value, default)
-        return default
+def _uint(key: str, default: int) -> int:
+    n = _env(key, default, int)
     return n if n >= 0 else default
+
+
+def _size(key: str, default: int) -> int:
+    return _env(key, default, parse_size)
+
+
+def _seconds(key: str, default: float) -> float:
+    """A Go duration (``"90s"``, ``"500ms"``) or a number of seconds; invalid → default."""
+    return _env(key, default, parse_duration, float)
 
 
 def host() -> HostURL:
@@ -79,43 +144,49 @@ def allowed_origins() -> list[str]:
 
 def keep_alive() -> float:
     """Seconds a model stays loaded after its last request; ``inf`` for forever."""
-    value = var("OLLAMA_KEEP_ALIVE")
-    seconds = 300.0
-    if value:
-        try:
-            seconds = parse_duration(value)
-        except ValueError:
-            try:
-                seconds = float(int(value))
-            except ValueError:
-                seconds = 300.0
+    seconds = _env("OLLAMA_KEEP_ALIVE", 300.0, parse_duration, lambda v: float(int(v)), warn=False)
     return FOREVER if seconds < 0 else seconds
 
 
 def num_parallel() -> int:
     """Sequences decoded together per model; llamita batches, so it defaults to 4."""
-    return env_uint("OLLAMA_NUM_PARALLEL", 4) or 4
+    return _uint("OLLAMA_NUM_PARALLEL", 4) or 4
 
 
 def max_loaded_models() -> int:
-    return env_uint("OLLAMA_MAX_LOADED_MODELS", 0)
+    return _uint("OLLAMA_MAX_LOADED_MODELS", 0)
 
 
 def max_queue() -> int:
-    return env_uint("OLLAMA_MAX_QUEUE", 512)
+    return _uint("OLLAMA_MAX_QUEUE", 512)
 
 
 def context_length() -> int:
-    return env_uint("OLLAMA_CONTEXT_LENGTH", 0)
+    return _uint("OLLAMA_CONTEXT_LENGTH", 0)
 
 
 def step_target() -> float:
     """Seconds one engine step may spend on prompt tokens (``LLAMITA_STEP_MS``, default 300)."""
-    return env_uint("LLAMITA_STEP_MS", 300) / 1000 or 0.3
+    return _uint("LLAMITA_STEP_MS", 300) / 1000 or 0.3
 
 
 def no_prune() -> bool:
-    return env_bool("OLLAMA_NOPRUNE")
+    return _bool("OLLAMA_NOPRUNE")
+
+
+def flash_attention() -> bool | None:
+    """``OLLAMA_FLASH_ATTENTION``: True or False when set, None (llama.cpp's choice) when not."""
+    return _bool("OLLAMA_FLASH_ATTENTION") if var("OLLAMA_FLASH_ATTENTION") else None
+
+
+def no_default_model() -> bool:
+    """Skip importing the bundled default model into an empty store (any value but 0)."""
+    return var("LLAMITA_NO_DEFAULT_MODEL") not in ("", "0")
+
+
+def no_history() -> bool:
+    """The REPL keeps no ``~/.ollama/history`` (read by the CLI)."""
+    return _bool("OLLAMA_NOHISTORY")
 
 
 def debug_level() -> int:
@@ -126,7 +197,7 @@ def debug_level() -> int:
     try:
         n = int(value)
     except ValueError:
-        return logging.DEBUG if env_bool("OLLAMA_DEBUG") else logging.INFO
+        return logging.DEBUG if _bool("OLLAMA_DEBUG") else logging.INFO
     return {-2: logging.ERROR, -1: logging.WARNING, 0: logging.INFO}.get(n, logging.DEBUG)
 
 
@@ -154,32 +225,6 @@ def parse_size(text: str) -> int:
     if not m or m.group(2).lower() not in _SIZE_UNITS:
         raise ValueError(f"invalid size {text!r}")
     return int(float(m.group(1)) * _SIZE_UNITS[m.group(2).lower()])
-
-
-def env_size(key: str, default: int) -> int:
-    value = var(key)
-    if not value:
-        return default
-    try:
-        return parse_size(value)
-    except ValueError:
-        logging.getLogger(__name__).warning("invalid %s=%r, using default %d", key, value, default)
-        return default
-
-
-def env_seconds(key: str, default: float) -> float:
-    """A Go duration (``"90s"``, ``"500ms"``) or a number of seconds; invalid → default."""
-    value = var(key)
-    if not value:
-        return default
-    try:
-        return parse_duration(value)
-    except ValueError:
-        try:
-            return float(value)
-        except ValueError:
-            logging.getLogger(__name__).warning("invalid %s=%r, using default %s", key, value, default)
-            return default
 
 
 def _path(key: str) -> Path | None:
@@ -218,27 +263,27 @@ def tls_ca() -> Path | None:
 
 def max_body() -> int:
     """Largest request body on JSON routes (default 32 MiB)."""
-    return env_size("LLAMITA_MAX_BODY", 32 << 20)
+    return _size("LLAMITA_MAX_BODY", 32 << 20)
 
 
 def max_blob_body() -> int:
     """Largest ``/api/blobs`` upload (default 1 TiB: bigger than any GGUF, smaller than a runaway)."""
-    return env_size("LLAMITA_MAX_BLOB_BODY", 1 << 40)
+    return _size("LLAMITA_MAX_BLOB_BODY", 1 << 40)
 
 
 def body_timeout() -> float:
     """Seconds a client may take to send a JSON body, or to send the next chunk of a blob upload."""
-    return env_seconds("LLAMITA_BODY_TIMEOUT", 60.0)
+    return _seconds("LLAMITA_BODY_TIMEOUT", 60.0)
 
 
 def max_concurrent_per_key() -> int:
     """Requests one API key (or, without keys, one client address) may have in flight; 0 = no cap."""
-    return env_uint("LLAMITA_MAX_CONCURRENT_PER_KEY", 0)
+    return _uint("LLAMITA_MAX_CONCURRENT_PER_KEY", 0)
 
 
 def metrics_public() -> bool:
     """Serve ``/metrics`` without an API key (for a scraper on a trusted network)."""
-    return env_bool("LLAMITA_METRICS_PUBLIC")
+    return _bool("LLAMITA_METRICS_PUBLIC")
 
 
 def replica_id() -> str:
@@ -249,31 +294,3 @@ def replica_id() -> str:
 def registry_auth() -> str:
     """Registry credentials for pull/push: ``user:password`` or ``host=user:password,...``."""
     return var("LLAMITA_REGISTRY_AUTH")
-
-
-def describe() -> list[tuple[str, str]]:
-    """(variable, meaning) pairs for ``llamita serve --help``."""
-    return [
-        ("OLLAMA_HOST", "IP address and port to listen on (default 127.0.0.1:11434)"),
-        ("OLLAMA_MODELS", "model store directory (default ~/.ollama/models)"),
-        ("OLLAMA_ORIGINS", "extra allowed browser origins, comma separated"),
-        ("OLLAMA_KEEP_ALIVE", "how long models stay loaded (default 5m)"),
-        ("OLLAMA_NUM_PARALLEL", "sequences batched per model (default 4)"),
-        ("OLLAMA_MAX_LOADED_MODELS", "models loaded at once (default 3)"),
-        ("OLLAMA_MAX_QUEUE", "pending requests before 503 (default 512)"),
-        ("OLLAMA_CONTEXT_LENGTH", "default context length"),
-        ("OLLAMA_NOPRUNE", "do not prune unused blobs at startup"),
-        ("OLLAMA_DEBUG", "log level: 1 debug, -1 warn, -2 error"),
-        ("LLAMITA_STEP_MS", "engine step budget for prompt evaluation in ms (default 300)"),
-        ("LLAMITA_API_KEYS", "comma-separated API keys; when set, requests need Authorization: Bearer"),
-        ("LLAMITA_API_KEYS_FILE", "file of API keys, one per line (re-read on SIGHUP)"),
-        ("LLAMITA_TLS_CERT", "PEM certificate: serve https (with LLAMITA_TLS_KEY)"),
-        ("LLAMITA_TLS_KEY", "PEM private key for LLAMITA_TLS_CERT"),
-        ("LLAMITA_MAX_BODY", "largest JSON request body (default 32MiB)"),
-        ("LLAMITA_MAX_BLOB_BODY", "largest blob upload (default 1TiB)"),
-        ("LLAMITA_BODY_TIMEOUT", "seconds to send a request body / a blob chunk (default 60)"),
-        ("LLAMITA_MAX_CONCURRENT_PER_KEY", "requests in flight per API key, 0 = no cap (default 0)"),
-        ("LLAMITA_METRICS_PUBLIC", "serve /metrics without an API key"),
-        ("LLAMITA_REPLICA_ID", "value of the X-Llamita-Replica response header"),
-        ("LLAMITA_REGISTRY_AUTH", "pull/push credentials: user:password or host=user:password,..."),
-    ]

@@ -12,6 +12,7 @@ import pytest
 from serving import serve_app
 from starlette.applications import Starlette
 
+from llamita.server import config
 from llamita.server.api import build_app
 from llamita.server.model.default_model import find_default_gguf, import_default_model
 from llamita.server.store.blobs import Store
@@ -27,30 +28,14 @@ def smollm2_gguf() -> Path:
 
 @pytest.fixture(autouse=True)
 def _isolated_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    """No test may touch the user's ~/.ollama: every test gets its own store root."""
-    monkeypatch.setenv("OLLAMA_MODELS", str(tmp_path / "models"))
-    monkeypatch.delenv("OLLAMA_HOST", raising=False)
-    monkeypatch.delenv("OLLAMA_NOPRUNE", raising=False)
-    monkeypatch.delenv("OLLAMA_ORIGINS", raising=False)
-    for name in REMOTE_BOX_VARS:  # a developer's own remote-box settings must not leak in
+    """No test may touch the user's ~/.ollama: every test gets its own store root, and none of
+    a developer's own settings (config's whole table, plus ollama-python's key) leaks in."""
+    for name in (*(v.name for v in config.VARIABLES), *OTHER_CLIENT_VARS):
         monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("OLLAMA_MODELS", str(tmp_path / "models"))
 
 
-REMOTE_BOX_VARS = (
-    "OLLAMA_API_KEY",
-    "LLAMITA_API_KEY",
-    "LLAMITA_API_KEYS",
-    "LLAMITA_API_KEYS_FILE",
-    "LLAMITA_TLS_CA",
-    "LLAMITA_TLS_CERT",
-    "LLAMITA_TLS_KEY",
-    "LLAMITA_METRICS_PUBLIC",
-    "LLAMITA_MAX_BODY",
-    "LLAMITA_MAX_BLOB_BODY",
-    "LLAMITA_BODY_TIMEOUT",
-    "LLAMITA_MAX_CONCURRENT_PER_KEY",
-    "LLAMITA_REPLICA_ID",
-)
+OTHER_CLIENT_VARS = ("OLLAMA_API_KEY",)  # read by ollama-python (llamita pr), not by config
 
 
 @pytest.fixture

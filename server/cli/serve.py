@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-import os
 import signal
 import sys
 from typing import Any
@@ -52,7 +51,7 @@ def serve() -> int:
     except (TLSConfigError, KeysFileError) as e:
         print(f"Error: {e}", file=sys.stderr)
         return 1
-    if os.environ.get("LLAMITA_NO_DEFAULT_MODEL", "") in ("", "0"):
+    if not config.no_default_model():
         ensure_default_model(store)
     keys: KeyRing = app.state.keys
     warning = exposure_warning(host.host, keys)

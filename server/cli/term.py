@@ -233,7 +233,7 @@ def terminal_input() -> tuple[Callable[[str], str], Callable[[bool], None]]:
     import readline
 
     path = Path.home() / ".ollama" / "history"
-    enabled = not config.env_bool("OLLAMA_NOHISTORY")
+    enabled = not config.no_history()
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
         os.close(os.open(path, os.O_CREAT | os.O_RDONLY, 0o600))

@@ -364,8 +364,7 @@ def _duration(keep_alive: float) -> float:
 
 
 def _flash_attention() -> bool | None:
-    value = config.var("OLLAMA_FLASH_ATTENTION")
-    return None if not value else config.env_bool("OLLAMA_FLASH_ATTENTION")
+    return config.flash_attention()
 
 
 def _sizes(

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import inspect
+from collections.abc import Callable
+
 import pytest
 
 from llamita.server import config
@@ -34,3 +37,71 @@ def test_models_dir(monkeypatch: pytest.MonkeyPatch, tmp_path) -> None:
     assert config.models_dir() == tmp_path
     monkeypatch.delenv("OLLAMA_MODELS")
     assert config.models_dir().parts[-2:] == (".ollama", "models")
+
+
+def _accessors() -> list[Callable[[], object]]:
+    """config's public zero-argument functions: one per variable (plus describe)."""
+    out = []
+    for name, fn in vars(config).items():
+        if name.startswith("_") or not inspect.isfunction(fn) or fn.__module__ != config.__name__:
+            continue
+        if all(p.default is not p.empty for p in inspect.signature(fn).parameters.values()):
+            out.append(fn)
+    return out
+
+
+def test_the_table_and_the_accessors_agree(monkeypatch: pytest.MonkeyPatch) -> None:
+    read: list[str] = []
+    real_var = config.var
+
+    def spy(key: str) -> str:
+        read.append(key)
+        return real_var(key)
+
+    monkeypatch.setattr(config, "var", spy)
+    for accessor in _accessors():
+        accessor()
+    assert set(read) == {v.name for v in config.VARIABLES}
+
+
+def test_describe_lists_the_server_rows_of_the_table() -> None:
+    described = dict(config.describe())
+    assert "OLLAMA_FLASH_ATTENTION" in described and "LLAMITA_NO_DEFAULT_MODEL" in described
+    assert "LLAMITA_API_KEY" not in described  # the CLI's, not the server's
+    assert list(described) == [v.name for v in config.VARIABLES if not v.client]
+
+
+def test_unknown_variables_are_refused() -> None:
+    with pytest.raises(KeyError, match=r"not in config\.VARIABLES"):
+        config.var("OLLAMA_NOT_A_SETTING")
+
+
+@pytest.mark.parametrize(("value", "expected"), [("", None), ("1", True), ("0", False), ("junk", True)])
+def test_flash_attention(monkeypatch: pytest.MonkeyPatch, value: str, expected: bool | None) -> None:
+    monkeypatch.setenv("OLLAMA_FLASH_ATTENTION", value)
+    assert config.flash_attention() is expected
+
+
+@pytest.mark.parametrize(("value", "expected"), [("", False), ("0", False), ("1", True), ("yes", True)])
+def test_no_default_model(monkeypatch: pytest.MonkeyPatch, value: str, expected: bool) -> None:
+    monkeypatch.setenv("LLAMITA_NO_DEFAULT_MODEL", value)
+    assert config.no_default_model() is expected
+
+
+@pytest.mark.parametrize(
+    ("key", "accessor", "value", "expected"),
+    [
+        ("OLLAMA_NUM_PARALLEL", config.num_parallel, "junk", 4),
+        ("OLLAMA_MAX_QUEUE", config.max_queue, "-5", 512),
+        ("LLAMITA_MAX_BODY", config.max_body, "1MiB", 1 << 20),
+        ("LLAMITA_MAX_BODY", config.max_body, "lots", 32 << 20),
+        ("LLAMITA_BODY_TIMEOUT", config.body_timeout, "90s", 90.0),
+        ("LLAMITA_BODY_TIMEOUT", config.body_timeout, "2.5", 2.5),
+        ("LLAMITA_BODY_TIMEOUT", config.body_timeout, "soon", 60.0),
+    ],
+)
+def test_parsed_values_fall_back_to_the_default(
+    monkeypatch: pytest.MonkeyPatch, key: str, accessor: Callable[[], object], value: str, expected: object
+) -> None:
+    monkeypatch.setenv(key, value)
+    assert accessor() == expected
