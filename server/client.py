@@ -56,11 +56,20 @@ class Client:
     """Synchronous client; one per CLI invocation."""
 
     def __init__(
-        self, host: str | None = None, timeout: float | None = None, api_key: str | None = None
+        self,
+        host: str | None = None,
+        timeout: float | None = None,
+        api_key: str | None = None,
+        transport: httpx.BaseTransport | None = None,
     ) -> None:
+        """``transport`` replaces the network (tests pass an ``httpx.MockTransport``)."""
         self.base = host or config.host().connectable.url
         self._http = httpx.Client(
-            base_url=self.base, timeout=timeout, headers=auth_headers(api_key), verify=tls_verify()
+            base_url=self.base,
+            timeout=timeout,
+            headers=auth_headers(api_key),
+            verify=tls_verify(),
+            transport=transport,
         )
 
     def close(self) -> None:
