@@ -20,9 +20,9 @@ import re
 from collections.abc import Iterable, Mapping
 from typing import Any
 
-from llamita.server.gocompat.fmt import format_value, go_type_name, sorted_items
+from llamita.server.gocompat.fmt import format_value, go_type_name, quote, sorted_items
 
-from .lexer import TemplateError, go_quote
+from .lexer import TemplateError
 from .parse import (
     ActionNode,
     BoolNode,
@@ -129,7 +129,7 @@ class _State:
         pos = min(node.pos, len(self.src))
         line = self.src.count("\n", 0, pos) + 1
         col = pos - (self.src.rfind("\n", 0, pos) + 1)
-        return TemplateError(f"template: :{line}:{col}: executing {go_quote(self.name)} at <{node}>: {msg}")
+        return TemplateError(f"template: :{line}:{col}: executing {quote(self.name)} at <{node}>: {msg}")
 
     # variables --------------------------------------------------------------
     def var_value(self, name: str) -> Any:
@@ -258,7 +258,7 @@ class _State:
         self.node = node
         tree = self.trees.get(node.name)
         if tree is None:
-            raise self.error(f"template {go_quote(node.name)} not defined")
+            raise self.error(f"template {quote(node.name)} not defined")
         if self.depth >= MAX_TEMPLATE_DEPTH:
             raise self.error(f"exceeded maximum template depth ({MAX_TEMPLATE_DEPTH})")
         new_dot = self.eval_pipeline(dot, node.pipe)
@@ -385,7 +385,7 @@ class _State:
         self.node = node
         gofunc = self.funcs.get(node.name)
         if gofunc is None:
-            raise self.error(f"{go_quote(node.name)} is not a defined function")
+            raise self.error(f"{quote(node.name)} is not a defined function")
         return self.call(dot, gofunc.fn, node.name, args, final, gofunc, cmd)
 
     def call(
@@ -450,7 +450,7 @@ def execute(
     """Run the tree called ``name`` with ``data`` as dot and ``$``; return the rendered text."""
     tree = trees.get(name)
     if tree is None:
-        raise TemplateError(f'template: no template {go_quote(name)} associated with template ""')
+        raise TemplateError(f'template: no template {quote(name)} associated with template ""')
     out: list[str] = []
     state = _State(trees, funcs, src, out, name, data, 0, _Budget())
     try:
