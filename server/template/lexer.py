@@ -13,6 +13,8 @@ import enum
 import re
 from typing import NamedTuple
 
+from llamita.server.gocompat.fmt import quote as go_quote
+
 
 class TemplateError(Exception):
     """A parse or execution failure; the message follows Go's ``template: :<line>: ...`` wording."""
@@ -80,29 +82,6 @@ SPACE_CHARS = " \t\r\n"
 _TERMINATORS = frozenset(".,|:)(")
 _DECIMAL = "0123456789_"
 _HEX = "0123456789abcdefABCDEF_"
-_SHORT_ESCAPES = {"\a": "\\a", "\b": "\\b", "\f": "\\f", "\n": "\\n", "\r": "\\r", "\t": "\\t", "\v": "\\v"}
-
-
-def go_quote(s: str) -> str:
-    """Quote ``s`` like Go's ``strconv.Quote`` (used in error messages and by ``printf "%q"``)."""
-    out = ['"']
-    for ch in s:
-        if ch in '"\\':
-            out.append("\\" + ch)
-        elif ch.isprintable():
-            out.append(ch)
-        elif ch in _SHORT_ESCAPES:
-            out.append(_SHORT_ESCAPES[ch])
-        else:
-            code = ord(ch)
-            if code < 0x20 or code == 0x7F:
-                out.append(f"\\x{code:02x}")
-            elif code < 0x10000:
-                out.append(f"\\u{code:04x}")
-            else:
-                out.append(f"\\U{code:08x}")
-    out.append('"')
-    return "".join(out)
 
 
 def rune_repr(ch: str) -> str:
