@@ -14,9 +14,8 @@ from starlette.routing import Route
 from llamita.server.model.create import existing_name
 from llamita.server.registry.pull import pull as pull_model
 from llamita.server.registry.push import push as push_model
-from llamita.server.store.names import require_name
+from llamita.server.store.names import ModelRequired, require_name
 
-from .errors import APIError
 from .native import read_json, store_of, typed_body
 from .streaming import progress_response
 
@@ -35,7 +34,7 @@ def _target(body: dict[str, object], struct: str) -> str:
     typed_body(body, struct, TRANSFER_REQUEST)
     value = body.get("model") or body.get("name") or ""
     if not value:
-        raise APIError("model is required", 400)
+        raise ModelRequired()
     return str(value)
 
 

@@ -27,8 +27,8 @@ DEFAULT_TEMPLATE = "{{ .Prompt }}"
 class ModelNotFound(LookupError):
     """Raised when a name has no manifest in the store."""
 
-    def __init__(self, name: str) -> None:
-        super().__init__(f"model '{name}' not found")
+    def __init__(self, name: str, message: str = "model '{}' not found") -> None:
+        super().__init__(message.format(name))
         self.name = name
 
 
