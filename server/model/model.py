@@ -16,12 +16,10 @@ from typing import Any
 
 from llamita.server.store.blobs import MEDIA_PREFIX, Manifest, Store
 from llamita.server.store.names import Name
-from llamita.server.template import Template, TemplateError
+from llamita.server.template import DEFAULT_TEMPLATE, Template, TemplateError
 from llamita.server.template import parse as parse_template
 
 from .ggufinfo import GGUFInfo, read_gguf
-
-DEFAULT_TEMPLATE = "{{ .Prompt }}"
 
 
 class ModelNotFound(LookupError):
@@ -33,7 +31,7 @@ class ModelNotFound(LookupError):
 
 
 @dataclass
-class Model:
+class StoredModel:
     """Everything a request needs to know about one stored model."""
 
     name: Name
@@ -42,7 +40,7 @@ class Model:
     model_path: Path | None
     adapter_paths: list[Path] = field(default_factory=list)
     projector_paths: list[Path] = field(default_factory=list)
-    template_text: str = DEFAULT_TEMPLATE
+    template_text: str = DEFAULT_TEMPLATE.source
     has_template_layer: bool = False
     system: str = ""
     options: dict[str, Any] = field(default_factory=dict)
@@ -111,12 +109,12 @@ class Model:
 
 
 _CACHE_SIZE = 32
-_cache: OrderedDict[tuple[str, str], Model] = OrderedDict()
+_cache: OrderedDict[tuple[str, str], StoredModel] = OrderedDict()
 _cache_lock = threading.Lock()
 
 
-def load_model(store: Store, name: Name) -> Model:
-    """Resolve ``name`` (case-insensitively) into a :class:`Model`.
+def load_model(store: Store, name: Name) -> StoredModel:
+    """Resolve ``name`` (case-insensitively) into a :class:`StoredModel`.
 
     Models are cached by manifest digest: an editor sends several requests a second, and
     re-reading layers, re-parsing the template and the GGUF header each time would make the
@@ -139,14 +137,14 @@ def load_model(store: Store, name: Name) -> Model:
     return model
 
 
-def _build(store: Store, manifest: Manifest) -> Model:
+def _build(store: Store, manifest: Manifest) -> StoredModel:
     config: dict[str, Any] = {}
     if manifest.config.digest:
         try:
             config = json.loads(store.read_blob(manifest.config.digest))
         except (OSError, ValueError):
             config = {}
-    model = Model(name=manifest.name, manifest=manifest, config=config, model_path=None)
+    model = StoredModel(name=manifest.name, manifest=manifest, config=config, model_path=None)
     for layer in manifest.layers:
         kind = layer.media_type.removeprefix(MEDIA_PREFIX)
         if kind == "model":

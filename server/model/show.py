@@ -9,7 +9,7 @@ from typing import Any
 from llamita.server.gocompat.json import format_float
 
 from .ggufinfo import model_info
-from .model import Model
+from .model import StoredModel
 from .modelfile import Command, Modelfile
 
 
@@ -48,7 +48,7 @@ def parameters_text(options: dict[str, Any]) -> str:
     return "\n".join(f"{key:<30} {go_value(value)}" for key, value in _each(options))
 
 
-def modelfile_text(model: Model) -> str:
+def modelfile_text(model: StoredModel) -> str:
     commands: list[Command] = []
     if model.model_path is not None:
         commands.append(Command("model", str(model.model_path)))
@@ -83,7 +83,7 @@ def rfc3339(timestamp: float) -> str:
     return f"{head}.{frac}{tz}" if frac else f"{head}{tz}"
 
 
-def show(model: Model, *, verbose: bool = False, system: str = "") -> dict[str, Any]:
+def show(model: StoredModel, *, verbose: bool = False, system: str = "") -> dict[str, Any]:
     info = model.gguf
     doc: dict[str, Any] = {
         "license": "\n".join(model.licenses),

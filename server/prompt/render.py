@@ -311,7 +311,7 @@ def collate(messages: Iterable[Any]) -> tuple[str, list[dict[str, Any]]]:
     return "\n\n".join(system), collated
 
 
-def chat_messages(
+def chat_prompt_messages(
     messages: Sequence[Any], *, model_system: str = "", model_messages: Sequence[Any] = ()
 ) -> list[Any]:
     """``/api/chat``: the model's MESSAGEs, then the request's, behind the model SYSTEM unless the

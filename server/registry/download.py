@@ -37,7 +37,7 @@ from llamita.server.store.blobs import DiskFull, Store, fsync_dir, normalize_dig
 
 from . import parts
 from .client import RegistryClient, is_transient
-from .errors import Cancelled, DigestMismatch, RegistryError, RegistryUnavailable
+from .errors import Cancelled, CorruptDownload, RegistryError, RegistryUnavailable
 
 log = logging.getLogger("llamita.registry")
 
@@ -284,7 +284,7 @@ class BlobDownload:
         actual = sha256_file(partial)
         if actual != self.digest:
             parts.discard(self.blob)
-            raise DigestMismatch(
+            raise CorruptDownload(
                 f"digest mismatch, file must be downloaded again: want {self.digest}, got {actual}"
             )
         os.chmod(partial, 0o644)

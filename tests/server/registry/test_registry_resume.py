@@ -21,7 +21,7 @@ import pytest
 from llamita.server.registry import parts
 from llamita.server.registry.client import Policy
 from llamita.server.registry.download import downloads
-from llamita.server.registry.errors import DigestMismatch
+from llamita.server.registry.errors import CorruptDownload
 from llamita.server.registry.pull import pull
 from llamita.server.registry.push import push
 from llamita.server.store.blobs import Store
@@ -184,7 +184,7 @@ def test_corrupted_blob_fails_clearly_and_leaves_the_store_unchanged(
     )
     assert_unchanged(empty_server.store, before, digest)
 
-    with pytest.raises(DigestMismatch):
+    with pytest.raises(CorruptDownload):
         drain(pull(empty_server.store, name_via(registry.host), insecure=True))
     assert_unchanged(empty_server.store, before, digest)
 
