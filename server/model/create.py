@@ -87,16 +87,6 @@ class _Part:
     status: str = ""
 
 
-_name_locks: dict[tuple[str, str, str, str], threading.Lock] = {}
-_name_locks_guard = threading.Lock()
-
-
-def _lock_for(name: Name) -> threading.Lock:
-    """Creates of one name run one at a time, so the last one wins and none is torn."""
-    with _name_locks_guard:
-        return _name_locks.setdefault(name.key, threading.Lock())
-
-
 def valid_relative_path(path: str) -> bool:
     """Go's ``fs.ValidPath``: unrooted, slash-separated, no ``.``/``..``/empty elements."""
     if path == ".":
@@ -193,7 +183,7 @@ def create(store: Store, request: dict[str, Any]) -> Iterator[Progress]:
     every blob it added, so the store is left exactly as it was.
     """
     name = validate(store, request)
-    with _lock_for(name):
+    with store.name_locks.lock(name.key):  # creates of one name run one at a time; the last wins
         added: list[str] = []  # blobs this create wrote; emptied once the manifest refers to them
         try:
             yield from _create_locked(store, name, request, added)

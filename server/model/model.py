@@ -7,8 +7,6 @@ eagerly and leaves the GGUF on disk; GGUF metadata is read on demand (memory-map
 from __future__ import annotations
 
 import json
-import threading
-from collections import OrderedDict
 from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
@@ -108,32 +106,22 @@ class StoredModel:
         }
 
 
-_CACHE_SIZE = 32
-_cache: OrderedDict[tuple[str, str], StoredModel] = OrderedDict()
-_cache_lock = threading.Lock()
-
-
 def load_model(store: Store, name: Name) -> StoredModel:
     """Resolve ``name`` (case-insensitively) into a :class:`StoredModel`.
 
-    Models are cached by manifest digest: an editor sends several requests a second, and
-    re-reading layers, re-parsing the template and the GGUF header each time would make the
-    event loop, not the model, the bottleneck.  A re-created model has a new digest.
+    Models are kept in ``store.resolved`` by manifest digest: an editor sends several
+    requests a second, and re-reading layers, re-parsing the template and the GGUF header
+    each time would make the event loop, not the model, the bottleneck.  A re-created model
+    has a new digest.
     """
     manifest = store.get(name)
     if manifest is None:
         raise ModelNotFound(name.shortest)
-    key = (str(store.root), manifest.digest)
-    with _cache_lock:
-        cached = _cache.get(key)
-        if cached is not None and cached.name == manifest.name:
-            _cache.move_to_end(key)
-            return cached
+    cached = store.resolved.get(manifest.digest)
+    if isinstance(cached, StoredModel) and cached.name == manifest.name:
+        return cached
     model = _build(store, manifest)
-    with _cache_lock:
-        _cache[key] = model
-        while len(_cache) > _CACHE_SIZE:
-            _cache.popitem(last=False)
+    store.resolved.put(manifest.digest, model)
     return model
 
 
