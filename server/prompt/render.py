@@ -33,7 +33,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from llamita.server.template.funcs import go_json
-from llamita.server.template.parse import ActionNode, BranchNode, FieldNode, ListNode, Node, PipeNode
+from llamita.server.template.nodes import ActionNode, BranchNode, FieldNode, ListNode, Node, PipeNode
 
 if TYPE_CHECKING:
     from llamita.server.template import Template

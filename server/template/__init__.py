@@ -16,7 +16,8 @@ from typing import Any
 from .exec import execute
 from .funcs import BUILTINS
 from .lexer import TemplateError
-from .parse import ActionNode, CommandNode, FieldNode, ListNode, PipeNode, parse_trees, walk_identifiers
+from .nodes import ActionNode, CommandNode, FieldNode, ListNode, PipeNode, walk_identifiers
+from .parse import parse_trees
 
 __all__ = ["DEFAULT_TEMPLATE", "MAX_TEMPLATE_SIZE", "Template", "TemplateError", "parse"]
 

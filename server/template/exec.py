@@ -24,7 +24,7 @@ from decimal import Decimal
 from typing import TYPE_CHECKING, Any
 
 from .lexer import TemplateError, go_quote
-from .parse import (
+from .nodes import (
     ActionNode,
     BoolNode,
     BreakNode,
