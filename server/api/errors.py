@@ -24,6 +24,7 @@ class APIError(Exception):
 # model/ and store/ errors: Ollama's status for each domain exception (subclasses inherit;
 # InvalidName covers ModelRequired).
 MODEL_STORE_STATUS: dict[type[Exception], int] = {
+    CreateError: 500,
     InvalidCreateRequest: 400,
     BaseBlobMissing: 500,
     QuantizationFailed: 500,
@@ -98,7 +99,6 @@ async def method_not_allowed(request: Request, exc: Exception) -> Response:
 # RegistryError: every pull/push failure is a 500, as in Ollama (status_of's default).
 HANDLED: tuple[type[Exception], ...] = (
     APIError,
-    CreateError,
     *MODEL_STORE_STATUS,
     RegistryError,
 )
