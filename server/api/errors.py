@@ -5,7 +5,7 @@ from __future__ import annotations
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
-from llamita.server.model.create import CreateError
+from llamita.server.model.create import BaseBlobMissing, CreateError, InvalidCreateRequest, QuantizationFailed
 from llamita.server.model.model import ModelNotFound
 from llamita.server.registry.errors import RegistryError
 from llamita.server.store.blobs import BlobNotFound, DigestMismatch, InvalidDigest, StoreError
@@ -21,15 +21,29 @@ class APIError(Exception):
         self.headers = headers or {}
 
 
+# model/ and store/ errors: Ollama's status for each domain exception (subclasses inherit;
+# InvalidName covers ModelRequired).
+MODEL_STORE_STATUS: dict[type[Exception], int] = {
+    CreateError: 500,
+    InvalidCreateRequest: 400,
+    BaseBlobMissing: 500,
+    QuantizationFailed: 500,
+    ModelNotFound: 404,
+    InvalidName: 400,
+    InvalidDigest: 400,
+    DigestMismatch: 400,
+    BlobNotFound: 404,
+    StoreError: 500,
+}
+# end of model/ and store/ errors
+
+
 def status_of(exc: BaseException) -> int:
-    if isinstance(exc, APIError | CreateError):
+    if isinstance(exc, APIError):
         return exc.status
-    if isinstance(exc, InvalidName | InvalidDigest | DigestMismatch):
-        return 400
-    if isinstance(exc, ModelNotFound | BlobNotFound):
-        return 404
-    if isinstance(exc, StoreError):
-        return 500
+    for kind in type(exc).__mro__:
+        if kind in MODEL_STORE_STATUS:
+            return MODEL_STORE_STATUS[kind]
     return 500
 
 
@@ -85,9 +99,6 @@ async def method_not_allowed(request: Request, exc: Exception) -> Response:
 # RegistryError: every pull/push failure is a 500, as in Ollama (status_of's default).
 HANDLED: tuple[type[Exception], ...] = (
     APIError,
-    CreateError,
-    InvalidName,
-    ModelNotFound,
-    StoreError,
+    *MODEL_STORE_STATUS,
     RegistryError,
 )

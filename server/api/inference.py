@@ -28,7 +28,7 @@ from llamita.server.engine.request import Done, FinishReason, SamplingParams, To
 from llamita.server.engine.sampling import grammar_compiles
 from llamita.server.engine.scheduler import QueueFull
 from llamita.server.gocompat.time import parse_duration, rfc3339
-from llamita.server.model.model import Model, ModelNotFound, load_model
+from llamita.server.model.model import ModelNotFound, StoredModel, load_model
 from llamita.server.options import OptionError, merge_options
 from llamita.server.prompt.fit import PromptTooLong, chat_text, dedupe_bos, fit_tokens, generate_text
 from llamita.server.prompt.thinking import ThinkingParser, infer_tags
@@ -115,7 +115,7 @@ def parse_think(value: Any) -> bool | str | None:
     )
 
 
-def merged_options(model: Model, requested: Any) -> dict[str, Any]:
+def merged_options(model: StoredModel, requested: Any) -> dict[str, Any]:
     """DefaultOptions ← model PARAMETERs ← request options, typed and clamped (see ``merge_options``)."""
     try:
         return merge_options(model.options, requested)
@@ -153,7 +153,7 @@ def sampling_params(
     )
 
 
-def _model(request: Request, name_text: Any, missing_status: int, missing_message: str) -> Model:
+def _model(request: Request, name_text: Any, missing_status: int, missing_message: str) -> StoredModel:
     if not isinstance(name_text, str) or not name_text:
         raise APIError(missing_message, missing_status)
     name = parse_name(name_text)
@@ -165,7 +165,7 @@ def _model(request: Request, name_text: Any, missing_status: int, missing_messag
         raise APIError(f"model '{name_text}' not found", 404) from e
 
 
-def _template(model: Model, override: Any) -> Any:
+def _template(model: StoredModel, override: Any) -> Any:
     if override:
         try:
             return parse_template(str(override))
@@ -176,7 +176,7 @@ def _template(model: Model, override: Any) -> Any:
     return model.template
 
 
-def _check_think(model: Model, think: bool | str | None) -> bool | str | None:
+def _check_think(model: StoredModel, think: bool | str | None) -> bool | str | None:
     """The request's ``think``, validated; a thinking model thinks unless told not to (Ollama)."""
     if think and "thinking" not in model.capabilities:
         raise APIError(f'"{model.short_name}" does not support thinking', 400)
@@ -195,7 +195,7 @@ def _thinking_parser(template: Any, think: bool | str | None, prompt_text: str) 
     return parser
 
 
-def _check_images(model: Model, images: Any) -> None:
+def _check_images(model: StoredModel, images: Any) -> None:
     """Images are refused: a text-only model cannot see them, and llamita has no multimodal
     (projector) path yet, so a vision model would answer about an image it never saw."""
     if not images:
@@ -229,7 +229,7 @@ class _Timing:
 
 
 async def _acquire(
-    request: Request, model: Model, options: dict[str, Any], keep_alive: float | None, timing: _Timing
+    request: Request, model: StoredModel, options: dict[str, Any], keep_alive: float | None, timing: _Timing
 ) -> Runner:
     before = time.monotonic()
     try:
@@ -400,7 +400,7 @@ async def run_generate(request: Request, body: dict[str, Any]) -> AsyncIterator[
 
 def _render_generate(
     template: Any,
-    model: Model,
+    model: StoredModel,
     body: dict[str, Any],
     prompt: str,
     suffix: str,

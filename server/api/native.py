@@ -12,14 +12,14 @@ from starlette.concurrency import run_in_threadpool
 from starlette.requests import ClientDisconnect, Request
 from starlette.responses import JSONResponse, PlainTextResponse, Response
 
-from llamita.server import __version__
+from llamita.server import __version__, config
 from llamita.server.gocompat import decode as godecode
 from llamita.server.gocompat.time import rfc3339
 from llamita.server.model import create as creator
 from llamita.server.model.model import ModelNotFound, load_model
 from llamita.server.model.show import show
-from llamita.server.store.blobs import InvalidDigest, Store, normalize_digest
-from llamita.server.store.names import parse_name, require_name
+from llamita.server.store.blobs import BlobNotFound, Store, normalize_digest
+from llamita.server.store.names import ModelRequired, parse_name, require_name
 
 from .errors import APIError, error_response
 from .streaming import progress_response
@@ -117,7 +117,7 @@ async def show_model(request: Request) -> Response:
     body = typed_body(await read_json(request), "ShowRequest", SHOW_REQUEST)
     name_text = _model_field(body)
     if not name_text:
-        raise APIError("model is required", 400)
+        raise ModelRequired()
     name = parse_name(name_text)
     if not name.is_valid:
         raise ModelNotFound(name_text)
@@ -144,14 +144,12 @@ async def copy(request: Request) -> Response:
     destination = require_name(dest_text, f'destination "{dest_text}" is invalid')
     store = store_of(request)
     if store.get(source) is None:
-        raise APIError(f'model "{source_text}" not found', 404)
+        raise ModelNotFound(source_text, 'model "{}" not found')
     await run_in_threadpool(store.copy, source, creator.existing_name(store, destination))
     return Response(status_code=200)
 
 
 async def delete(request: Request) -> Response:
-    from llamita.server import config
-
     body = typed_body(await read_json(request), "DeleteRequest", DELETE_REQUEST)
     name_text = _model_field(body)
     name = require_name(name_text, f'name "{name_text}" is invalid')
@@ -163,16 +161,13 @@ async def delete(request: Request) -> Response:
 
 
 def _digest_param(request: Request) -> str:
-    try:
-        return normalize_digest(request.path_params["digest"])
-    except InvalidDigest as e:
-        raise APIError(str(e), 400) from e
+    return normalize_digest(request.path_params["digest"])  # InvalidDigest is a 400
 
 
 async def head_blob(request: Request) -> Response:
     digest = _digest_param(request)
     if not store_of(request).has_blob(digest):
-        return error_response(f'blob "{digest}" not found', 404)
+        raise BlobNotFound(digest)
     return Response(status_code=200)
 
 

@@ -7,6 +7,9 @@ error rules from :func:`progress_response`.
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterator
+from typing import Any
+
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
@@ -14,9 +17,8 @@ from starlette.routing import Route
 from llamita.server.model.create import existing_name
 from llamita.server.registry.pull import pull as pull_model
 from llamita.server.registry.push import push as push_model
-from llamita.server.store.names import require_name
+from llamita.server.store.names import ModelRequired, require_name
 
-from .errors import APIError
 from .native import read_json, store_of, typed_body
 from .streaming import progress_response
 
@@ -35,24 +37,25 @@ def _target(body: dict[str, object], struct: str) -> str:
     typed_body(body, struct, TRANSFER_REQUEST)
     value = body.get("model") or body.get("name") or ""
     if not value:
-        raise APIError("model is required", 400)
+        raise ModelRequired()
     return str(value)
 
 
-async def pull(request: Request) -> Response:
+async def _transfer(request: Request, struct: str, run: Callable[..., Iterator[dict[str, Any]]]) -> Response:
+    """Pull and push read the same body and answer the same progress stream."""
     body = await read_json(request)
     store = store_of(request)
-    name = existing_name(store, require_name(_target(body, "PullRequest")))
-    events = pull_model(store, name, insecure=bool(body.get("insecure")))
+    name = existing_name(store, require_name(_target(body, struct)))
+    events = run(store, name, insecure=bool(body.get("insecure")))
     return await progress_response(events, body.get("stream") is not False)
+
+
+async def pull(request: Request) -> Response:
+    return await _transfer(request, "PullRequest", pull_model)
 
 
 async def push(request: Request) -> Response:
-    body = await read_json(request)
-    store = store_of(request)
-    name = existing_name(store, require_name(_target(body, "PushRequest")))
-    events = push_model(store, name, insecure=bool(body.get("insecure")))
-    return await progress_response(events, body.get("stream") is not False)
+    return await _transfer(request, "PushRequest", push_model)
 
 
 ROUTES = [

@@ -10,7 +10,8 @@ from typing import Any
 from tqdm import tqdm
 
 from llamita.server.client import Client
-from llamita.server.model.modelfile import ModelfileError, parse, to_create_request
+from llamita.server.model.modelfile import ModelfileError, parse
+from llamita.server.model.modelfile_plan import to_create_request
 
 from .fmt import human_bytes, human_time, parse_time, table
 from .progress import byte_bar

@@ -40,6 +40,7 @@ from llamita.server.template import parse as parse_template
 
 from .chat_templates import derive_template
 from .ggufinfo import GGUFInfo, NotGGUFError, human_number, read_gguf
+from .model import ModelNotFound
 from .quantize import check_quantizable, parse_quantization, quantize
 
 Progress = dict[str, Any]
@@ -56,18 +57,25 @@ _GGUF_MEDIA = (MODEL, ADAPTER, PROJECTOR)
 
 
 class CreateError(Exception):
-    """Raised for a create that cannot proceed; ``status`` is the HTTP code Ollama uses."""
+    """Base class: a create that cannot proceed (nothing it wrote is left in the store).
 
-    def __init__(self, message: str, status: int = 500) -> None:
-        super().__init__(message)
-        self.status = status
+    A ``from`` that names no stored model raises :class:`ModelNotFound` instead.  The HTTP
+    status of each kind is decided in ``server/api/errors.py``.
+    """
 
 
-class ModelNotFound(CreateError):
-    """Raised when ``from`` names a model that is not in the store."""
+class InvalidCreateRequest(CreateError):
+    """Raised when the request itself is wrong: a field's type, a path, a digest, the name,
+    the template, the parameters, the license, the quantization, or a file that is missing
+    or not a GGUF.  Checked before anything is stored wherever that is possible."""
 
-    def __init__(self, name: str) -> None:
-        super().__init__(f"model '{name}' not found", 404)
+
+class BaseBlobMissing(CreateError):
+    """Raised when a layer of the ``from`` model is named in its manifest but not on disk."""
+
+
+class QuantizationFailed(CreateError):
+    """Raised when the quantizer fails on a GGUF the request asked to quantize."""
 
 
 @dataclass
@@ -77,16 +85,6 @@ class _Part:
     layer: Layer
     gguf: GGUFInfo | None = None
     status: str = ""
-
-
-_name_locks: dict[tuple[str, str, str, str], threading.Lock] = {}
-_name_locks_guard = threading.Lock()
-
-
-def _lock_for(name: Name) -> threading.Lock:
-    """Creates of one name run one at a time, so the last one wins and none is torn."""
-    with _name_locks_guard:
-        return _name_locks.setdefault(name.key, threading.Lock())
 
 
 def valid_relative_path(path: str) -> bool:
@@ -142,28 +140,28 @@ def validate(store: Store, request: dict[str, Any]) -> Name:
     try:
         check_struct(request, "CreateRequest", CREATE_REQUEST)
     except FieldTypeError as e:
-        raise CreateError(str(e), 400) from e
+        raise InvalidCreateRequest(str(e)) from e
     for table in ("files", "adapters"):
         for path, digest in (request.get(table) or {}).items():
             if table == "files" and not valid_relative_path(path):
-                raise CreateError("file path must be relative", 400)
+                raise InvalidCreateRequest("file path must be relative")
             if not digest:
-                raise CreateError("invalid digest format", 400)
+                raise InvalidCreateRequest("invalid digest format")
     try:
         name = require_name(request.get("model") or request.get("name") or "")
     except InvalidName as e:
-        raise CreateError(str(e), 400) from e
+        raise InvalidCreateRequest(str(e)) from e
     _licenses(request.get("license"))
     if request.get("template"):
         try:
             parse_template(request["template"])
         except TemplateError as e:
-            raise CreateError(f"template error: {e}", 400) from e
+            raise InvalidCreateRequest(f"template error: {e}") from e
     if request.get("parameters"):
         try:
             validate_parameters(request["parameters"])
         except OptionError as e:
-            raise CreateError(str(e), 400) from e
+            raise InvalidCreateRequest(str(e)) from e
     return existing_name(store, name)
 
 
@@ -175,17 +173,17 @@ def _licenses(value: Any) -> list[str]:
         return [value]
     if isinstance(value, list) and all(isinstance(text, str) for text in value):
         return value
-    raise CreateError("license must be a string or a list of strings", 400)
+    raise InvalidCreateRequest("license must be a string or a list of strings")
 
 
 def create(store: Store, request: dict[str, Any]) -> Iterator[Progress]:
-    """Run a create, yielding Ollama's progress objects; raises CreateError on failure.
+    """Run a create, yielding Ollama's progress objects; raises CreateError or ModelNotFound on failure.
 
     A create that fails (or whose client goes away) before its manifest is written removes
     every blob it added, so the store is left exactly as it was.
     """
     name = validate(store, request)
-    with _lock_for(name):
+    with store.name_locks.lock(name.key):  # creates of one name run one at a time; the last wins
         added: list[str] = []  # blobs this create wrote; emptied once the manifest refers to them
         try:
             yield from _create_locked(store, name, request, added)
@@ -207,11 +205,11 @@ def _create_locked(store: Store, name: Name, request: dict[str, Any], added: lis
         parts = yield from _from_files(store, request["files"], media_type=None)
         parts += _detect_template(store, parts, added)
     else:
-        raise CreateError("neither 'from' or 'files' was specified", 400)
+        raise InvalidCreateRequest("neither 'from' or 'files' was specified")
     if request.get("adapters"):
         adapters = request["adapters"]
         if len(adapters) > 1:
-            raise CreateError("only one adapter is currently supported", 400)
+            raise InvalidCreateRequest("only one adapter is currently supported")
         parts += yield from _from_files(store, adapters, media_type=ADAPTER)
 
     dropped: list[Layer] = []
@@ -235,7 +233,7 @@ def _create_locked(store: Store, name: Name, request: dict[str, Any], added: lis
 def _from_model(store: Store, source: str, config: dict[str, Any]) -> list[_Part]:
     base_name = parse_name(source)
     if not base_name.is_valid:
-        raise CreateError("invalid model name", 400)
+        raise InvalidCreateRequest("invalid model name")
     base = store.get(base_name)
     if base is None:
         raise ModelNotFound(base_name.shortest)
@@ -247,7 +245,7 @@ def _from_model(store: Store, source: str, config: dict[str, Any]) -> list[_Part
             try:
                 gguf = read_gguf(store.blob_path(layer.digest))
             except FileNotFoundError as e:
-                raise CreateError(f"blob {layer.digest} of {base.name.shortest} is missing", 500) from e
+                raise BaseBlobMissing(f"blob {layer.digest} of {base.name.shortest} is missing") from e
         parts.append(_Part(copy, gguf, f"using existing layer {layer.digest}"))
     with contextlib.suppress(BlobNotFound, ValueError, TypeError):
         base_cfg = json.loads(store.read_blob(base.config.digest))
@@ -261,7 +259,7 @@ def _from_model(store: Store, source: str, config: dict[str, Any]) -> list[_Part
 def _from_files(store: Store, files: dict[str, str], media_type: str | None) -> Iterator[Progress] | Any:
     """GGUF blobs named in ``files`` → layers (generator returning the parts)."""
     if not files:
-        raise CreateError("no files provided to convert", 400)
+        raise InvalidCreateRequest("no files provided to convert")
     parts = []
     for path in sorted(files):
         digest = files[path]
@@ -269,13 +267,13 @@ def _from_files(store: Store, files: dict[str, str], media_type: str | None) -> 
         try:
             blob = store.blob_path(digest)
         except ValueError as e:
-            raise CreateError(str(e), 400) from e
+            raise InvalidCreateRequest(str(e)) from e
         if not blob.is_file():
-            raise CreateError(f'blob "{normalize_digest(digest)}" not found; upload it first', 400)
+            raise InvalidCreateRequest(f'blob "{normalize_digest(digest)}" not found; upload it first')
         try:
             info = read_gguf(blob)
         except NotGGUFError as e:
-            raise CreateError(str(e), 400) from e
+            raise InvalidCreateRequest(str(e)) from e
         kind = media_type or (ADAPTER if info.is_adapter else PROJECTOR if info.is_projector else MODEL)
         source = PurePosixPath(path).name if kind == ADAPTER else ""
         layer = Layer(kind, normalize_digest(digest), blob.stat().st_size, source)
@@ -309,7 +307,7 @@ def _quantize_parts(
     try:
         target = parse_quantization(wanted)
     except ValueError as e:
-        raise CreateError(str(e), 400) from e
+        raise InvalidCreateRequest(str(e)) from e
     out = []
     for part in parts:
         if part.layer.media_type != MODEL or part.gguf is None:
@@ -318,7 +316,7 @@ def _quantize_parts(
         try:
             check_quantizable(part.gguf.file_type)
         except ValueError as e:
-            raise CreateError(str(e), 400) from e
+            raise InvalidCreateRequest(str(e)) from e
         if part.gguf.file_type == target:
             out.append(part)
             continue
@@ -355,7 +353,7 @@ def _quantize_one(store: Store, part: _Part, target: str, added: list[str]) -> I
                 last = events[-1]
                 yield _quantize_status(status, *last)
         if error:
-            raise CreateError(f"quantization failed: {error[0]}", 500)
+            raise QuantizationFailed(f"quantization failed: {error[0]}")
         if events:
             yield _quantize_status(status, *events[-1])
         digest, size = store.import_file(tmp, added=added)

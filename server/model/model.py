@@ -7,8 +7,6 @@ eagerly and leaves the GGUF on disk; GGUF metadata is read on demand (memory-map
 from __future__ import annotations
 
 import json
-import threading
-from collections import OrderedDict
 from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
@@ -16,24 +14,22 @@ from typing import Any
 
 from llamita.server.store.blobs import MEDIA_PREFIX, Manifest, Store
 from llamita.server.store.names import Name
-from llamita.server.template import Template, TemplateError
+from llamita.server.template import DEFAULT_TEMPLATE, Template, TemplateError
 from llamita.server.template import parse as parse_template
 
 from .ggufinfo import GGUFInfo, read_gguf
-
-DEFAULT_TEMPLATE = "{{ .Prompt }}"
 
 
 class ModelNotFound(LookupError):
     """Raised when a name has no manifest in the store."""
 
-    def __init__(self, name: str) -> None:
-        super().__init__(f"model '{name}' not found")
+    def __init__(self, name: str, message: str = "model '{}' not found") -> None:
+        super().__init__(message.format(name))
         self.name = name
 
 
 @dataclass
-class Model:
+class StoredModel:
     """Everything a request needs to know about one stored model."""
 
     name: Name
@@ -42,7 +38,7 @@ class Model:
     model_path: Path | None
     adapter_paths: list[Path] = field(default_factory=list)
     projector_paths: list[Path] = field(default_factory=list)
-    template_text: str = DEFAULT_TEMPLATE
+    template_text: str = DEFAULT_TEMPLATE.source
     has_template_layer: bool = False
     system: str = ""
     options: dict[str, Any] = field(default_factory=dict)
@@ -110,43 +106,33 @@ class Model:
         }
 
 
-_CACHE_SIZE = 32
-_cache: OrderedDict[tuple[str, str], Model] = OrderedDict()
-_cache_lock = threading.Lock()
+def load_model(store: Store, name: Name) -> StoredModel:
+    """Resolve ``name`` (case-insensitively) into a :class:`StoredModel`.
 
-
-def load_model(store: Store, name: Name) -> Model:
-    """Resolve ``name`` (case-insensitively) into a :class:`Model`.
-
-    Models are cached by manifest digest: an editor sends several requests a second, and
-    re-reading layers, re-parsing the template and the GGUF header each time would make the
-    event loop, not the model, the bottleneck.  A re-created model has a new digest.
+    Models are kept in ``store.resolved`` by manifest digest: an editor sends several
+    requests a second, and re-reading layers, re-parsing the template and the GGUF header
+    each time would make the event loop, not the model, the bottleneck.  A re-created model
+    has a new digest.
     """
     manifest = store.get(name)
     if manifest is None:
         raise ModelNotFound(name.shortest)
-    key = (str(store.root), manifest.digest)
-    with _cache_lock:
-        cached = _cache.get(key)
-        if cached is not None and cached.name == manifest.name:
-            _cache.move_to_end(key)
-            return cached
+    cached = store.resolved.get(manifest.digest)
+    if isinstance(cached, StoredModel) and cached.name == manifest.name:
+        return cached
     model = _build(store, manifest)
-    with _cache_lock:
-        _cache[key] = model
-        while len(_cache) > _CACHE_SIZE:
-            _cache.popitem(last=False)
+    store.resolved.put(manifest.digest, model)
     return model
 
 
-def _build(store: Store, manifest: Manifest) -> Model:
+def _build(store: Store, manifest: Manifest) -> StoredModel:
     config: dict[str, Any] = {}
     if manifest.config.digest:
         try:
             config = json.loads(store.read_blob(manifest.config.digest))
         except (OSError, ValueError):
             config = {}
-    model = Model(name=manifest.name, manifest=manifest, config=config, model_path=None)
+    model = StoredModel(name=manifest.name, manifest=manifest, config=config, model_path=None)
     for layer in manifest.layers:
         kind = layer.media_type.removeprefix(MEDIA_PREFIX)
         if kind == "model":

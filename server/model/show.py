@@ -8,7 +8,7 @@ from llamita.server.gocompat.fmt import param_literal, param_value
 from llamita.server.gocompat.time import rfc3339
 
 from .ggufinfo import model_info
-from .model import Model
+from .model import StoredModel
 from .modelfile import Command, Modelfile
 
 
@@ -25,7 +25,7 @@ def parameters_text(options: dict[str, Any]) -> str:
     return "\n".join(f"{key:<30} {param_literal(value)}" for key, value in _each(options))
 
 
-def modelfile_text(model: Model) -> str:
+def modelfile_text(model: StoredModel) -> str:
     commands: list[Command] = []
     if model.model_path is not None:
         commands.append(Command("model", str(model.model_path)))
@@ -49,7 +49,7 @@ def modelfile_text(model: Model) -> str:
     return header + str(Modelfile(commands))
 
 
-def show(model: Model, *, verbose: bool = False, system: str = "") -> dict[str, Any]:
+def show(model: StoredModel, *, verbose: bool = False, system: str = "") -> dict[str, Any]:
     info = model.gguf
     doc: dict[str, Any] = {
         "license": "\n".join(model.licenses),

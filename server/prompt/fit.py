@@ -11,7 +11,7 @@ from typing import Any
 
 from llamita.server.template import Template
 
-from .render import chat_messages, render_generate, render_prompt
+from .render import chat_prompt_messages, render_generate, render_prompt
 
 Tokenize = Callable[[str], list[int]]
 
@@ -67,7 +67,7 @@ def chat_text(
     turn; dropping turns never makes the rendering longer, so a binary search for the first
     kept message gives the same result in O(log M) renders (a long chat is not O(M²) work).
     """
-    msgs = chat_messages(messages, model_system=model_system, model_messages=model_messages)
+    msgs = chat_prompt_messages(messages, model_system=model_system, model_messages=model_messages)
     renders: dict[int, str] = {}
 
     def render(start: int) -> str:

@@ -33,7 +33,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from llamita.server.gocompat.json import marshal as go_json
-from llamita.server.template.parse import ActionNode, BranchNode, FieldNode, ListNode, Node, PipeNode
+from llamita.server.template.nodes import ActionNode, BranchNode, FieldNode, ListNode, Node, PipeNode
 
 if TYPE_CHECKING:
     from llamita.server.template import Template
@@ -311,7 +311,7 @@ def collate(messages: Iterable[Any]) -> tuple[str, list[dict[str, Any]]]:
     return "\n\n".join(system), collated
 
 
-def chat_messages(
+def chat_prompt_messages(
     messages: Sequence[Any], *, model_system: str = "", model_messages: Sequence[Any] = ()
 ) -> list[Any]:
     """``/api/chat``: the model's MESSAGEs, then the request's, behind the model SYSTEM unless the

@@ -40,7 +40,7 @@ from enum import Enum
 from typing import Any
 
 from llamita.server.template import Template
-from llamita.server.template.parse import (
+from llamita.server.template.nodes import (
     ActionNode,
     BranchNode,
     FieldNode,

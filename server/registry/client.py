@@ -183,7 +183,7 @@ class RegistryClient:
         return urlsplit(url).netloc.lower() == self.host.lower()
 
     # ---- requests ----------------------------------------------------------------------
-    def send(
+    def request(
         self,
         method: str,
         url: str,
@@ -191,31 +191,49 @@ class RegistryClient:
         headers: dict[str, str] | None = None,
         body: Body = None,
         attempts: int | None = None,
+        stream: bool = False,
     ) -> httpx.Response:
-        """One request with retries and auth; returns an open streaming response (status < 400).
+        """One request with retries and auth (status < 400 or an error is raised).
 
-        The caller closes it.  ``body`` is bytes or a function returning a fresh iterable,
+        With ``stream`` the response is returned open for the caller to read and close;
+        otherwise its body is read and the connection released.
+        """
+        response = self._send(method, url, headers, body, attempts)
+        if stream:
+            return response
+        try:
+            response.read()
+        except httpx.HTTPError as e:
+            raise self._unavailable(e) from e
+        finally:
+            response.close()
+        return response
+
+    def _send(
+        self, method: str, url: str, headers: dict[str, str] | None, body: Body, attempts: int | None
+    ) -> httpx.Response:
+        """:meth:`request`'s retries and auth; returns an open streaming response (status < 400).
+
+        ``body`` is bytes or a function returning a fresh iterable,
         so that a retried or re-authorised request can send it again.
+
+        The 401 → credentials/token → retry dance is done here rather than in an
+        ``httpx.Auth.auth_flow`` (which exists for it): upload chunks are streamed from disk,
+        and an auth flow can only resend a request whose body httpx has buffered in memory
+        (``requires_request_body``), up to ``monolithic_limit`` or ``upload_chunk`` bytes per
+        request.  Calling ``body()`` again costs nothing, and one loop keeps the auth retry,
+        the transient-failure backoff and the error messages in one place.
         """
         attempts = attempts or self.policy.request_attempts
         failures = 0
         authorised = False
         while True:
-            request_headers = dict(headers or {})
-            with self._lock:
-                if self._authorization and self._is_registry(url):
-                    request_headers["Authorization"] = self._authorization
-            content = body() if callable(body) else body
             try:
-                request = self._http.build_request(method, url, headers=request_headers, content=content)
-                response = self._http.send(request, stream=True)
+                response = self._send_once(method, url, headers, body)
             except httpx.HTTPError as e:
                 if not is_transient(e):
                     raise RegistryError(f"{method} {url}: {e}") from e
-                failures += 1
-                if failures >= attempts:
-                    raise self._unavailable(e) from e
-                self.sleep(self.policy.delay(failures))
+                failures = self._back_off(failures, attempts, self._unavailable(e), e)
                 continue
             status = response.status_code
             if status == 401 and self._is_registry(url):
@@ -230,33 +248,34 @@ class RegistryClient:
             if status in _TRANSIENT_STATUS:
                 message = _registry_message(response)
                 response.close()
-                failures += 1
-                if failures >= attempts:
-                    raise RegistryUnavailable(f"registry {self.host} is unavailable: {status}: {message}")
-                self.sleep(self.policy.delay(failures))
+                unavailable = RegistryUnavailable(f"registry {self.host} is unavailable: {status}: {message}")
+                failures = self._back_off(failures, attempts, unavailable)
                 continue
             if status >= 400:
                 raise self._status_error(response)
             return response
 
-    def request(
-        self,
-        method: str,
-        url: str,
-        *,
-        headers: dict[str, str] | None = None,
-        body: Body = None,
-        attempts: int | None = None,
-    ) -> httpx.Response:
-        """:meth:`send`, with the body read and the connection released."""
-        response = self.send(method, url, headers=headers, body=body, attempts=attempts)
-        try:
-            response.read()
-        except httpx.HTTPError as e:
-            raise self._unavailable(e) from e
-        finally:
-            response.close()
-        return response
+    def _send_once(self, method: str, url: str, headers: dict[str, str] | None, body: Body) -> httpx.Response:
+        """One attempt, with the current credentials when the URL is the registry's (not a CDN's)."""
+        request_headers = dict(headers or {})
+        with self._lock:
+            if self._authorization and self._is_registry(url):
+                request_headers["Authorization"] = self._authorization
+        content = body() if callable(body) else body
+        request = self._http.build_request(method, url, headers=request_headers, content=content)
+        return self._http.send(request, stream=True)
+
+    def _back_off(
+        self, failures: int, attempts: int, give_up: RegistryError, cause: BaseException | None = None
+    ) -> int:
+        """Count one transient failure: raise ``give_up`` once ``attempts`` are spent, else wait."""
+        failures += 1
+        if failures >= attempts:
+            if cause is not None:
+                raise give_up from cause
+            raise give_up
+        self.sleep(self.policy.delay(failures))
+        return failures
 
     def _unavailable(self, error: httpx.HTTPError) -> RegistryUnavailable:
         if isinstance(error, httpx.ConnectError):
@@ -353,7 +372,7 @@ class RegistryClient:
         url = self.blob_url(digest)
         for _ in range(_MAX_REDIRECTS):
             # One byte: a registry that serves blobs itself must not start sending the whole blob.
-            response = self.send("GET", url, headers={"Range": "bytes=0-0"})
+            response = self.request("GET", url, headers={"Range": "bytes=0-0"}, stream=True)
             response.close()
             if response.status_code not in _REDIRECTS:
                 return url
@@ -365,7 +384,9 @@ class RegistryClient:
 
     def open_range(self, url: str, start: int, end: int) -> httpx.Response:
         """A streaming GET of bytes ``[start, end)``; the caller retries, so one attempt here."""
-        return self.send("GET", url, headers={"Range": f"bytes={start}-{end - 1}"}, attempts=1)
+        return self.request(
+            "GET", url, headers={"Range": f"bytes={start}-{end - 1}"}, attempts=1, stream=True
+        )
 
     def put_manifest(self, data: bytes, media_type: str = MANIFEST_MEDIA_TYPE) -> None:
         self.request("PUT", self.manifest_url(), headers={"Content-Type": media_type}, body=data)

@@ -15,7 +15,8 @@ flaky link makes progress instead of starting over.  :meth:`BlobDownload.commit`
 hashes the finished file and either renames it into the store or deletes it: a blob
 enters the store only verified.
 
-Pulls that want the same blob at the same time share one download (:data:`downloads`);
+Pulls that want the same blob at the same time share one download (:class:`Downloads`,
+over the table the store keeps in ``store.in_flight``);
 it is cancelled when the last of them goes away, and what it fetched stays on disk for
 the next pull.
 """
@@ -37,7 +38,7 @@ from llamita.server.store.blobs import DiskFull, Store, fsync_dir, normalize_dig
 
 from . import parts
 from .client import RegistryClient, is_transient
-from .errors import Cancelled, DigestMismatch, RegistryError, RegistryUnavailable
+from .errors import Cancelled, CorruptDownload, RegistryError, RegistryUnavailable
 
 log = logging.getLogger("llamita.registry")
 
@@ -87,7 +88,7 @@ class BlobDownload:
             self._download()
         except BaseException as e:
             self.error = e
-            downloads.forget(self)
+            Downloads(self.store).forget(self)
         finally:
             self._client.close()
             self.finished.set()
@@ -274,7 +275,7 @@ class BlobDownload:
                 self._commit_error = e
                 raise
             finally:
-                downloads.forget(self)
+                Downloads(self.store).forget(self)
 
     def _verify_and_rename(self) -> None:
         partial = parts.partial_path(self.blob)
@@ -284,7 +285,7 @@ class BlobDownload:
         actual = sha256_file(partial)
         if actual != self.digest:
             parts.discard(self.blob)
-            raise DigestMismatch(
+            raise CorruptDownload(
                 f"digest mismatch, file must be downloaded again: want {self.digest}, got {actual}"
             )
         os.chmod(partial, 0o644)
@@ -296,14 +297,19 @@ class BlobDownload:
 
 
 class Downloads:
-    """The downloads in flight, one per blob file; pulls of the same blob share it."""
+    """The downloads in flight into one store, one per blob file; pulls of the same blob share it.
 
-    def __init__(self) -> None:
-        self._jobs: dict[Path, BlobDownload] = {}
-        self._lock = threading.Lock()
+    The table itself is ``store.in_flight``, so it lives as long as the store does.
+    """
 
-    def acquire(self, store: Store, digest: str, size: int, client: RegistryClient) -> BlobDownload:
+    def __init__(self, store: Store) -> None:
+        self._store = store
+        self._jobs: dict[Path, BlobDownload] = store.in_flight.jobs
+        self._lock = store.in_flight.lock
+
+    def acquire(self, digest: str, size: int, client: RegistryClient) -> BlobDownload:
         """Join the running download of ``digest`` or start one (with a copy of ``client``)."""
+        store = self._store
         key = store.blob_path(digest)
         while True:
             with self._lock:
@@ -339,9 +345,6 @@ class Downloads:
     def running(self) -> list[BlobDownload]:
         with self._lock:
             return list(self._jobs.values())
-
-
-downloads = Downloads()
 
 
 def _reserve(fd: int, size: int) -> None:

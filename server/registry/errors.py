@@ -38,7 +38,7 @@ class RegistryUnavailable(RegistryError):
     """Raised when the registry cannot be reached, keeps failing (5xx) or stalls, after retries."""
 
 
-class DigestMismatch(RegistryError):
+class CorruptDownload(RegistryError):
     """Raised when a downloaded blob does not hash to its digest; the bad file is already gone."""
 
 

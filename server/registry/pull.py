@@ -33,7 +33,7 @@ from llamita.server.store.names import Name
 
 from . import parts
 from .client import MANIFEST_MEDIA_TYPE, Policy, RegistryClient
-from .download import BlobDownload, downloads
+from .download import BlobDownload, Downloads
 from .errors import NotEnoughSpace, RegistryError
 
 Progress = dict[str, Any]
@@ -139,6 +139,7 @@ def pull(
     client = RegistryClient(name, insecure, policy, transport)
     prune = not config.no_prune() if prune is None else prune
     previous = store.get(name)
+    downloads = Downloads(store)
     jobs: list[BlobDownload] = []
     try:
         yield progress("pulling manifest")
@@ -156,7 +157,7 @@ def pull(
                 size = store.blob_path(digest).stat().st_size
                 yield progress(f"pulling {digest[7:19]}", digest, size, size)
                 continue
-            job = downloads.acquire(store, digest, layer.size, client)
+            job = downloads.acquire(digest, layer.size, client)
             jobs.append(job)
             yield from _wait(job)
 

@@ -41,7 +41,7 @@ from llamita.server.engine.core import Engine
 from llamita.server.engine.embed import EMBED_MIN_TOKENS
 from llamita.server.engine.llama import ContextOptions, LoadOptions, supports_gpu
 from llamita.server.model.ggufinfo import GGUFInfo
-from llamita.server.model.model import Model
+from llamita.server.model.model import StoredModel
 
 from .memory import estimate, free_vram, has_recurrent_state, layers_that_fit
 
@@ -58,7 +58,7 @@ EngineFactory = Callable[..., Engine]
 
 @dataclass
 class Runner:
-    model: Model
+    model: StoredModel
     engine: Engine
     load: LoadOptions
     context: ContextOptions
@@ -117,7 +117,7 @@ def _n_seq_max(parallel: int) -> int:
     return min(parallel * 2, 256)  # spare sequences keep superseded editors' KV
 
 
-def load_options(model: Model, options: dict[str, Any]) -> LoadPlan:
+def load_options(model: StoredModel, options: dict[str, Any]) -> LoadPlan:
     """The bounded runner options for a request's merged options (see the module docstring)."""
     info = model.gguf
     parallel = 1 if info is not None and has_recurrent_state(info) else config.num_parallel()
@@ -176,7 +176,7 @@ class Runners:
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
 
-    async def acquire(self, model: Model, options: dict[str, Any], keep_alive: float | None) -> Runner:
+    async def acquire(self, model: StoredModel, options: dict[str, Any], keep_alive: float | None) -> Runner:
         plan = load_options(model, options)
         async with self._load_lock:
             runner = self.loaded.get(str(model.model_path))
@@ -215,7 +215,7 @@ class Runners:
                 runner.duration, lambda: self._spawn(self._unload_if_idle(runner))
             )
 
-    async def expire(self, model: Model) -> bool:
+    async def expire(self, model: StoredModel) -> bool:
         """keep_alive 0 with an empty prompt: unload once idle; True if it was loaded."""
         runner = self.loaded.get(str(model.model_path))
         if runner is None:
@@ -240,7 +240,7 @@ class Runners:
             runner.load == plan.load and runner.num_ctx >= plan.num_ctx and runner.num_batch == plan.num_batch
         )
 
-    async def _load(self, model: Model, plan: LoadPlan, keep_alive: float | None) -> Runner:
+    async def _load(self, model: StoredModel, plan: LoadPlan, keep_alive: float | None) -> Runner:
         context = ContextOptions(
             n_ctx=plan.num_ctx * plan.parallel,
             n_ctx_seq=plan.num_ctx,
@@ -368,7 +368,7 @@ def _flash_attention() -> bool | None:
 
 
 def _sizes(
-    model: Model, context: ContextOptions, gpu_layers: int, embed_tokens: int | None = None
+    model: StoredModel, context: ContextOptions, gpu_layers: int, embed_tokens: int | None = None
 ) -> tuple[int, int]:
     """(size, size_vram) of a model with ``context``; an embedding model counts a minimal
     embedding context from the start, any model counts the live one (``embed_tokens``)."""

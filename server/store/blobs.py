@@ -32,6 +32,7 @@ from typing import IO, Any
 from llamita.server.gocompat import json as gojson
 
 from .names import Name, from_path_parts
+from .state import InFlight, NameLocks, Resolved
 
 MANIFEST_MEDIA_TYPE = "application/vnd.docker.distribution.manifest.v2+json"
 CONFIG_MEDIA_TYPE = "application/vnd.docker.container.image.v1+json"
@@ -164,6 +165,10 @@ class Store:
         self.blobs = self.root / "blobs"
         self.manifests = self.root / "manifests"
         self._lock = threading.RLock()
+        # In memory only, shared by every request that uses this store (see state.py).
+        self.name_locks = NameLocks()
+        self.resolved = Resolved()
+        self.in_flight = InFlight()
 
     # ---- paths and start-up -------------------------------------------------------------
     def ensure(self) -> None:

@@ -49,6 +49,13 @@ class InvalidName(ValueError):
         super().__init__(message)
 
 
+class ModelRequired(InvalidName):
+    """Raised when a request names no model at all (neither ``model`` nor ``name``)."""
+
+    def __init__(self) -> None:
+        super().__init__("model is required")
+
+
 @dataclass(frozen=True)
 class Name:
     """A model reference; parts keep the casing the user (or the store) gave them."""

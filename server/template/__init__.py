@@ -1,48 +1,25 @@
-"""Go ``text/template`` engine plus Ollama's prompt-rendering rules.
+"""Go ``text/template`` engine, parsed the way Ollama's ``template.Parse`` does.
 
 Model files carry Go templates (Modelfile ``TEMPLATE``), so llamita parses and executes them with
-Go's semantics instead of translating them to another engine. Typical use::
+Go's semantics instead of translating them to another engine.  Ollama's rules for turning a
+request into template data live in :mod:`llamita.server.prompt.render`.  Typical use::
 
     tmpl = parse(model_template_text)           # once per model; raises TemplateError
     "suffix" in tmpl.vars()                     # capability detection, as Ollama does
-    prompt = render_prompt(tmpl, messages, tools=tools, think=True)
+    text = tmpl.execute({"Prompt": "hi"})
 """
 
 from __future__ import annotations
 
 from typing import Any
 
-from llamita.server.prompt.render import (
-    chat_messages,
-    collate,
-    generate_messages,
-    messages_from,
-    render_generate,
-    render_prompt,
-    tag_images,
-    think_values,
-)
-
 from .exec import execute
 from .funcs import BUILTINS
 from .lexer import TemplateError
-from .parse import ActionNode, CommandNode, FieldNode, ListNode, PipeNode, parse_trees, walk_identifiers
+from .nodes import ActionNode, CommandNode, FieldNode, ListNode, PipeNode, walk_identifiers
+from .parse import parse_trees
 
-__all__ = [
-    "DEFAULT_TEMPLATE",
-    "MAX_TEMPLATE_SIZE",
-    "Template",
-    "TemplateError",
-    "chat_messages",
-    "collate",
-    "generate_messages",
-    "messages_from",
-    "parse",
-    "render_generate",
-    "render_prompt",
-    "tag_images",
-    "think_values",
-]
+__all__ = ["DEFAULT_TEMPLATE", "MAX_TEMPLATE_SIZE", "Template", "TemplateError", "parse"]
 
 
 class Template:
@@ -114,3 +91,4 @@ def parse(src: str) -> Template:
 
 
 DEFAULT_TEMPLATE = parse("{{ .Prompt }}")
+"""Ollama's ``template.DefaultTemplate``: what a model without a TEMPLATE layer uses."""

@@ -23,7 +23,7 @@ from typing import Any
 from llamita.server.gocompat.fmt import format_value, go_type_name, quote, sorted_items
 
 from .lexer import TemplateError
-from .parse import (
+from .nodes import (
     ActionNode,
     BoolNode,
     BreakNode,

@@ -1,19 +1,44 @@
-"""Parser for Go ``text/template``: turns tokens into the node tree the executor walks.
+"""Parser for Go ``text/template``: turns tokens into the node tree (:mod:`.nodes`) the executor walks.
 
 The grammar, scoping of ``$variables``, ``else if``/``else with`` chains and the error messages all
 follow Go's ``text/template/parse`` so that a template Ollama accepts parses here too, and one it
-rejects fails with a recognisable message. Nodes render back to template syntax with ``str()``,
-which execution errors use for their ``at <...>`` context, as Go does.
+rejects fails with a recognisable message.
 """
 
 from __future__ import annotations
 
 import contextlib
 from collections.abc import Collection, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import ClassVar
 
-from .lexer import T, TemplateError, Token, go_quote, lex, parse_number, unquote
+from llamita.server.gocompat.fmt import quote as go_quote
+
+from .lexer import T, TemplateError, Token, lex, parse_number, unquote
+from .nodes import (
+    ActionNode,
+    BoolNode,
+    BreakNode,
+    ChainNode,
+    CommandNode,
+    ContinueNode,
+    DotNode,
+    FieldNode,
+    FixedNode,
+    IdentifierNode,
+    IfNode,
+    ListNode,
+    NilNode,
+    Node,
+    NumberNode,
+    PipeNode,
+    RangeNode,
+    StringNode,
+    TemplateNode,
+    TextNode,
+    VariableNode,
+    WithNode,
+)
 
 # Deepest nesting of control structures (if/range/with, else-if chains, blocks) and of
 # parenthesized pipelines.  Go limits only expressions (10,000); here every consumer of the tree
@@ -22,212 +47,18 @@ from .lexer import T, TemplateError, Token, go_quote, lex, parse_number, unquote
 # instead.  Ollama's templates nest fewer than ten levels.
 MAX_NESTING = 100
 
-# --------------------------------------------------------------------------- nodes
-
 _node = dataclass(eq=False, slots=True)
 
 
+# Markers the parser returns for ``{{end}}`` and ``{{else}}``; they never reach a tree.
 @_node
-class Node:
-    pos: int  # offset of the node in the template source, for error locations
-
-
-@_node
-class ListNode(Node):
-    nodes: list[Node] = field(default_factory=list)
-
-    def __str__(self) -> str:
-        return "".join(str(n) for n in self.nodes)
+class _EndNode(FixedNode):
+    literal: ClassVar[str] = "{{end}}"
 
 
 @_node
-class TextNode(Node):
-    text: str
-
-    def __str__(self) -> str:
-        return self.text
-
-
-@_node
-class IdentifierNode(Node):
-    """A function name."""
-
-    name: str
-
-    def __str__(self) -> str:
-        return self.name
-
-
-@_node
-class VariableNode(Node):
-    """``$x`` or ``$x.Field.Chain``; ``ident[0]`` is the variable name including ``$``."""
-
-    ident: list[str]
-
-    def __str__(self) -> str:
-        return ".".join(self.ident)
-
-
-@_node
-class FieldNode(Node):
-    """``.A.B``: field/key lookups starting at dot."""
-
-    ident: list[str]
-
-    def __str__(self) -> str:
-        return "".join("." + i for i in self.ident)
-
-
-@_node
-class ChainNode(Node):
-    """Field lookups applied to a non-field term, e.g. ``(index .L 0).Name``."""
-
-    node: Node
-    field: list[str]
-
-    def __str__(self) -> str:
-        inner = f"({self.node})" if isinstance(self.node, PipeNode) else str(self.node)
-        return inner + "".join("." + f for f in self.field)
-
-
-@_node
-class DotNode(Node):
-    def __str__(self) -> str:
-        return "."
-
-
-@_node
-class NilNode(Node):
-    def __str__(self) -> str:
-        return "nil"
-
-
-@_node
-class BoolNode(Node):
-    value: bool
-
-    def __str__(self) -> str:
-        return "true" if self.value else "false"
-
-
-@_node
-class NumberNode(Node):
-    """A numeric or character constant; ``value`` is already Go's "ideal constant" (int or float)."""
-
-    text: str
-    value: int | float
-
-    def __str__(self) -> str:
-        return self.text
-
-
-@_node
-class StringNode(Node):
-    quoted: str
-    text: str
-
-    def __str__(self) -> str:
-        return self.quoted
-
-
-@_node
-class CommandNode(Node):
-    args: list[Node] = field(default_factory=list)
-
-    def __str__(self) -> str:
-        return " ".join(f"({a})" if isinstance(a, PipeNode) else str(a) for a in self.args)
-
-
-@_node
-class PipeNode(Node):
-    line: int
-    is_assign: bool = False
-    decl: list[VariableNode] = field(default_factory=list)
-    cmds: list[CommandNode] = field(default_factory=list)
-
-    def __str__(self) -> str:
-        head = ""
-        if self.decl:
-            head = ", ".join(str(v) for v in self.decl) + (" = " if self.is_assign else " := ")
-        return head + " | ".join(str(c) for c in self.cmds)
-
-
-@_node
-class ActionNode(Node):
-    line: int
-    pipe: PipeNode
-
-    def __str__(self) -> str:
-        return "{{" + str(self.pipe) + "}}"
-
-
-@_node
-class BranchNode(Node):
-    """Common shape of ``if``, ``range`` and ``with``."""
-
-    keyword: ClassVar[str] = ""
-    line: int
-    pipe: PipeNode
-    list: ListNode
-    else_list: ListNode | None
-
-    def __str__(self) -> str:
-        text = "{{" + self.keyword + " " + str(self.pipe) + "}}" + str(self.list)
-        if self.else_list is not None:
-            text += "{{else}}" + str(self.else_list)
-        return text + "{{end}}"
-
-
-@_node
-class IfNode(BranchNode):
-    keyword: ClassVar[str] = "if"
-
-
-@_node
-class RangeNode(BranchNode):
-    keyword: ClassVar[str] = "range"
-
-
-@_node
-class WithNode(BranchNode):
-    keyword: ClassVar[str] = "with"
-
-
-@_node
-class BreakNode(Node):
-    def __str__(self) -> str:
-        return "{{break}}"
-
-
-@_node
-class ContinueNode(Node):
-    def __str__(self) -> str:
-        return "{{continue}}"
-
-
-@_node
-class TemplateNode(Node):
-    """``{{template "name" pipeline}}``; ``pipe`` is None when no argument was given."""
-
-    line: int
-    name: str
-    pipe: PipeNode | None
-
-    def __str__(self) -> str:
-        arg = "" if self.pipe is None else " " + str(self.pipe)
-        return "{{template " + go_quote(self.name) + arg + "}}"
-
-
-@_node
-class _EndNode(Node):
-    def __str__(self) -> str:
-        return "{{end}}"
-
-
-@_node
-class _ElseNode(Node):
-    def __str__(self) -> str:
-        return "{{else}}"
+class _ElseNode(FixedNode):
+    literal: ClassVar[str] = "{{else}}"
 
 
 # --------------------------------------------------------------------------- parser
@@ -588,34 +419,3 @@ class _Parser:
 def parse_trees(src: str, funcs: Collection[str]) -> dict[str, ListNode]:
     """Parse ``src`` into named trees: ``""`` is the main template, plus every define/block."""
     return _Parser(src, funcs).parse()
-
-
-# --------------------------------------------------------------------------- analysis
-
-
-def walk_identifiers(node: Node | None) -> Iterator[str]:
-    """Yield field and variable names the way Ollama's ``Identifiers`` does.
-
-    Only pipelines' commands are inspected (not declarations), chains contribute nothing, and a
-    ``{{template}}`` call without an argument is rejected, because Ollama rejects those templates.
-    """
-    if isinstance(node, ListNode):
-        for child in node.nodes:
-            yield from walk_identifiers(child)
-    elif isinstance(node, TemplateNode):
-        if node.pipe is None:
-            raise TemplateError("undefined template specified")
-        yield from walk_identifiers(node.pipe)
-    elif isinstance(node, ActionNode):
-        yield from walk_identifiers(node.pipe)
-    elif isinstance(node, BranchNode):
-        yield from walk_identifiers(node.pipe)
-        yield from walk_identifiers(node.list)
-        if node.else_list is not None:
-            yield from walk_identifiers(node.else_list)
-    elif isinstance(node, PipeNode):
-        for cmd in node.cmds:
-            for arg in cmd.args:
-                yield from walk_identifiers(arg)
-    elif isinstance(node, (FieldNode, VariableNode)):
-        yield from node.ident

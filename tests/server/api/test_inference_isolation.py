@@ -16,8 +16,8 @@ import pytest
 
 from llamita.server.api import inference
 from llamita.server.model.create import PROJECTOR
-from llamita.server.model.model import Model, load_model
-from llamita.server.prompt.render import chat_messages, render_prompt
+from llamita.server.model.model import StoredModel, load_model
+from llamita.server.prompt.render import chat_prompt_messages, render_prompt
 from llamita.server.prompt.tools import ToolParser
 from llamita.server.store.blobs import Layer
 from llamita.server.store.names import parse_name
@@ -75,10 +75,10 @@ def _quarter_tokens(text: str) -> list[int]:
     return [0] * (len(text) // 4)
 
 
-def _dropping_one_turn_at_a_time(model: Model, chat: list[dict[str, Any]], num_ctx: int) -> str:
+def _dropping_one_turn_at_a_time(model: StoredModel, chat: list[dict[str, Any]], num_ctx: int) -> str:
     """Ollama's chatPrompt loop, as llamita ran it before (one render per dropped turn)."""
     template = model.template
-    msgs = chat_messages(chat, model_system=model.system)
+    msgs = chat_prompt_messages(chat, model_system=model.system)
     for start in range(len(msgs)):
         kept = [m for m in msgs[:start] if m.get("role") == "system"] + msgs[start:]
         text = render_prompt(template, kept)

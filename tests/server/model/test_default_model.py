@@ -3,9 +3,9 @@ from __future__ import annotations
 from pathlib import Path
 
 from llamita.server.model.default_model import (
+    CHATML_TEMPLATE,
     DEFAULT_MODEL,
     DEFAULT_SYSTEM,
-    DEFAULT_TEMPLATE,
     ensure_default_model,
     find_default_gguf,
 )
@@ -40,7 +40,7 @@ def test_a_store_with_any_model_is_left_alone(store: Store, tmp_path: Path) -> N
 
 
 def test_the_default_template_offers_tools_and_parses_their_calls() -> None:
-    template = parse(DEFAULT_TEMPLATE)
+    template = parse(CHATML_TEMPLATE)
     tools = [{"type": "function", "function": {"name": "get_weather", "parameters": {"type": "object"}}}]
     history = [
         {"role": "system", "content": DEFAULT_SYSTEM},

@@ -7,13 +7,13 @@ from typing import Any
 
 import pytest
 
-from llamita.server.model.default_model import DEFAULT_TEMPLATE
+from llamita.server.model.default_model import CHATML_TEMPLATE
 from llamita.server.prompt import fit as prompt_module
 from llamita.server.prompt.fit import chat_text
-from llamita.server.prompt.render import chat_messages, render_prompt
+from llamita.server.prompt.render import chat_prompt_messages, render_prompt
 from llamita.server.template import parse
 
-TEMPLATE = parse(DEFAULT_TEMPLATE)
+TEMPLATE = parse(CHATML_TEMPLATE)
 
 
 def words(text: str) -> list[int]:
@@ -23,7 +23,7 @@ def words(text: str) -> list[int]:
 
 def dropping_one_turn_at_a_time(messages: list[dict[str, Any]], num_ctx: int, system: str) -> str:
     """The rendering before this change, which follows Ollama's chatPrompt loop literally."""
-    msgs = chat_messages(messages, model_system=system)
+    msgs = chat_prompt_messages(messages, model_system=system)
     text = render_prompt(TEMPLATE, msgs)
     if len(words(text)) <= num_ctx or len(msgs) <= 1:
         return text

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import os
 import shutil
 import subprocess
@@ -10,7 +11,8 @@ from pathlib import Path
 
 import pytest
 
-from llamita.server.registry.download import downloads
+from llamita.server.registry.download import BlobDownload, Downloads
+from llamita.server.store.blobs import Store
 
 from .regkit import DOCKER_REGISTRY, Proxy, Registry, Rule, start_registry
 
@@ -64,12 +66,21 @@ def proxy() -> Iterator[Callable[..., Proxy]]:
 
 @pytest.fixture(autouse=True)
 def _no_download_left_behind() -> Iterator[None]:
-    """Every test must leave no background download running (they would leak across tests)."""
+    """Every test must leave no background download running (they would leak across tests).
+
+    Downloads hang off the store they write into, so every store still alive is checked.
+    """
     yield
-    for job in downloads.running():
+    running = _running_downloads()
+    for job in running:
         job.cancel()
         job.thread.join(10)
-    assert not [j for j in downloads.running() if j.thread.is_alive()]
+    assert not [j for j in running if j.thread.is_alive()]
+
+
+def _running_downloads() -> list[BlobDownload]:
+    stores = [obj for obj in gc.get_objects() if isinstance(obj, Store)]
+    return [job for store in stores for job in Downloads(store).running()]
 
 
 @pytest.fixture(autouse=True)

@@ -20,8 +20,8 @@ import pytest
 
 from llamita.server.registry import parts
 from llamita.server.registry.client import Policy
-from llamita.server.registry.download import downloads
-from llamita.server.registry.errors import DigestMismatch
+from llamita.server.registry.download import Downloads
+from llamita.server.registry.errors import CorruptDownload
 from llamita.server.registry.pull import pull
 from llamita.server.registry.push import push
 from llamita.server.store.blobs import Store
@@ -184,7 +184,7 @@ def test_corrupted_blob_fails_clearly_and_leaves_the_store_unchanged(
     )
     assert_unchanged(empty_server.store, before, digest)
 
-    with pytest.raises(DigestMismatch):
+    with pytest.raises(CorruptDownload):
         drain(pull(empty_server.store, name_via(registry.host), insecure=True))
     assert_unchanged(empty_server.store, before, digest)
 
@@ -237,7 +237,7 @@ def test_abandoned_pull_keeps_its_partial_for_the_next_one(
     events.close()  # the client went away: the last waiter cancels the download
     blob = store.blob_path(digest)
     deadline = time.monotonic() + 10
-    while any(job.thread.is_alive() for job in downloads.running()) and time.monotonic() < deadline:
+    while any(job.thread.is_alive() for job in Downloads(store).running()) and time.monotonic() < deadline:
         time.sleep(0.02)
     saved = parts.load(blob, SIZE)
     assert saved is not None and SIZE // 4 <= sum(p.completed for p in saved) < SIZE
@@ -260,7 +260,7 @@ def test_http_client_disconnect_stops_the_download_and_keeps_it(
             if int(json.loads(line).get("completed") or 0) > SIZE // 4:
                 break
     deadline = time.monotonic() + 10
-    while any(job.thread.is_alive() for job in downloads.running()):
+    while any(job.thread.is_alive() for job in Downloads(empty_server.store).running()):
         assert time.monotonic() < deadline, "the download kept running after its only client left"
         time.sleep(0.05)
     saved = parts.load(empty_server.store.blob_path(digest), SIZE)

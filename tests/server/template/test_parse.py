@@ -9,8 +9,7 @@ import pytest
 from llamita.server.template import DEFAULT_TEMPLATE, MAX_TEMPLATE_SIZE, TemplateError, parse
 from llamita.server.template.funcs import BUILTINS
 from llamita.server.template.lexer import T, parse_number, unquote
-from llamita.server.template.parse import (
-    MAX_NESTING,
+from llamita.server.template.nodes import (
     ActionNode,
     ChainNode,
     FieldNode,
@@ -18,8 +17,8 @@ from llamita.server.template.parse import (
     RangeNode,
     TemplateNode,
     VariableNode,
-    parse_trees,
 )
+from llamita.server.template.parse import MAX_NESTING, parse_trees
 
 
 def tree_text(src: str, name: str = "") -> str:

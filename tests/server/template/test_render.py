@@ -15,7 +15,7 @@ from typing import Any
 import pytest
 
 from llamita.server.prompt.render import (
-    chat_messages,
+    chat_prompt_messages,
     collate,
     generate_messages,
     messages_from,
@@ -510,13 +510,13 @@ def test_collate_keeps_first_message_fields_and_input_untouched() -> None:
 def test_chat_messages(
     request_msgs: list[dict[str, Any]], model_system: str, expected_roles: list[str]
 ) -> None:
-    got = chat_messages(request_msgs, model_system=model_system)
+    got = chat_prompt_messages(request_msgs, model_system=model_system)
     assert [m["role"] for m in got] == expected_roles
 
 
 def test_chat_messages_model_messages_first() -> None:
     history = [{"role": "user", "content": "m1"}, {"role": "assistant", "content": "m2"}]
-    got = chat_messages(USER, model_system="sys", model_messages=history)
+    got = chat_prompt_messages(USER, model_system="sys", model_messages=history)
     assert [m["content"] for m in got] == ["sys", "m1", "m2", "Hello, who are you?"]
 
 
