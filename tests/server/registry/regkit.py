@@ -24,6 +24,7 @@ from pathlib import Path
 
 import httpx
 
+from llamita.server.registry.push import push
 from llamita.server.store.blobs import CONFIG_MEDIA_TYPE, Layer, Store
 from llamita.server.store.names import Name, parse_name
 
@@ -260,6 +261,33 @@ def synthetic_model(store: Store, name: str, size: int, seed: int = 0) -> tuple[
         [Layer(MODEL_MEDIA_TYPE, model_digest, model_size)],
     )
     return parsed, model_digest
+
+
+def published(registry: Registry, tmp_path: Path, size: int, seed: int = 0) -> str:
+    """Push a synthetic ``team/big:1`` of ``size`` bytes to the registry; returns its model digest."""
+    source = Store(tmp_path / f"source-{seed}")
+    source.ensure()
+    name, digest = synthetic_model(source, f"{registry.host}/team/big:1", size, seed)
+    drain(push(source, name, insecure=True))
+    return digest
+
+
+def via(host: str) -> str:
+    """``published``'s model as seen through a proxy (blobs are keyed by digest, not by name)."""
+    return f"{host}/team/big:1"
+
+
+def name_via(host: str) -> Name:
+    return parse_name(via(host))
+
+
+def range_gets(exchanges: list[Exchange], digest: str) -> list[str]:
+    """The Range headers of the part requests for one blob (not the one-byte redirect probe)."""
+    return [
+        e.headers.get("range", "")
+        for e in exchanges
+        if e.is_blob_get and e.path.endswith(digest) and e.headers.get("range") != "bytes=0-0"
+    ]
 
 
 def store_files(store: Store) -> set[str]:

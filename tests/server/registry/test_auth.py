@@ -1,4 +1,8 @@
-"""Credentials: docker-registry's htpasswd (Basic), and a bearer token server with a CDN."""
+"""auth.py: challenges, token replies and where credentials come from.
+
+The last tests use them for real: docker-registry's htpasswd (Basic), and a bearer token
+server with a CDN in front of it (a recording proxy).
+"""
 
 from __future__ import annotations
 
@@ -9,6 +13,7 @@ from urllib.parse import parse_qs, urlsplit
 
 import pytest
 
+from llamita.server.registry import auth
 from llamita.server.registry.errors import Unauthorized
 from llamita.server.registry.pull import pull
 from llamita.server.registry.push import push
@@ -20,6 +25,73 @@ from .regkit import Action, Exchange, Registry, drain, synthetic_model
 BASIC = "Basic " + base64.b64encode(b"ci:s3cret").decode()
 
 
+# ---- challenges and credentials --------------------------------------------------------------
+def test_parse_bearer_challenge_with_comma_in_scope() -> None:
+    header = 'Bearer realm="https://auth.example.com/token",service="registry.example.com",scope="repository:team/coder:pull,push"'
+    challenge = auth.parse_challenge(header)
+    assert challenge == auth.Challenge(
+        "bearer", "https://auth.example.com/token", "registry.example.com", "repository:team/coder:pull,push"
+    )
+    assert challenge.token_url() == (
+        "https://auth.example.com/token?service=registry.example.com&scope=repository%3Ateam%2Fcoder%3Apull%2Cpush"
+    )
+
+
+def test_token_url_keeps_realm_query_and_splits_scopes() -> None:
+    challenge = auth.Challenge(
+        "bearer", "https://a.example/token?x=1", "svc", "repository:a:pull repository:b:pull"
+    )
+    assert challenge.token_url() == (
+        "https://a.example/token?x=1&service=svc&scope=repository%3Aa%3Apull&scope=repository%3Ab%3Apull"
+    )
+
+
+def test_parse_other_challenges() -> None:
+    assert auth.parse_challenge('Basic realm="Registry Realm"') == auth.Challenge("basic", "Registry Realm")
+    assert auth.parse_challenge("") is None
+    assert auth.parse_challenge('Negotiate realm="x"') is None
+
+
+def test_token_replies() -> None:
+    assert auth.token_from_response(b'{"token":"abc"}') == "abc"
+    assert auth.token_from_response(b'{"access_token":"xyz","expires_in":300}') == "xyz"
+    with pytest.raises(ValueError):
+        auth.token_from_response(b'{"nope":1}')
+
+
+def test_credentials_from_the_variable(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    monkeypatch.setenv("DOCKER_CONFIG", str(tmp_path))
+    monkeypatch.setenv("LLAMITA_REGISTRY_AUTH", "reg.example.com=alice:pa:ss, localhost:5000=ci:tok")
+    assert auth.credentials("reg.example.com") == ("alice", "pa:ss")
+    assert auth.credentials("LOCALHOST:5000") == ("ci", "tok")
+    assert auth.credentials("other.example.com") is None
+    monkeypatch.setenv("LLAMITA_REGISTRY_AUTH", "'bob:secret'")
+    assert auth.credentials("anything.example") == ("bob", "secret")
+    monkeypatch.delenv("LLAMITA_REGISTRY_AUTH")
+    assert auth.credentials("reg.example.com") is None
+
+
+def test_credentials_from_docker_config(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    monkeypatch.delenv("LLAMITA_REGISTRY_AUTH", raising=False)
+    monkeypatch.setenv("DOCKER_CONFIG", str(tmp_path))
+    encoded = base64.b64encode(b"carol:pw").decode()
+    (tmp_path / "config.json").write_text(
+        json.dumps(
+            {
+                "auths": {
+                    "https://reg.example.com/v1/": {"auth": encoded},
+                    "ghcr.io": {"username": "dave", "password": "tok"},
+                    "broken.example": {"auth": "!!"},
+                }
+            }
+        )
+    )
+    assert auth.credentials("reg.example.com") == ("carol", "pw")
+    assert auth.credentials("ghcr.io") == ("dave", "tok")
+    assert auth.credentials("broken.example") is None
+
+
+# ---- against a real registry -----------------------------------------------------------------
 def test_htpasswd_registry(auth_registry: Registry, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     source = Store(tmp_path / "source")
     name, digest = synthetic_model(source, f"{auth_registry.host}/team/private:1", 500_000)

@@ -1,7 +1,7 @@
-"""Resume, verification and sharing of downloads, against a real docker-registry.
+"""download.py: resumable parallel parts, verification before admission, shared downloads.
 
-Blob bytes are counted by a proxy in front of the registry, so "resumed" means fewer bytes
-crossed the wire, not just that the pull succeeded.
+Against a real docker-registry.  Blob bytes are counted by a proxy in front of it, so
+"resumed" means fewer bytes crossed the wire, not just that the pull succeeded.
 """
 
 from __future__ import annotations
@@ -13,7 +13,6 @@ import subprocess
 import sys
 import threading
 import time
-from pathlib import Path
 
 import httpx
 import pytest
@@ -23,11 +22,20 @@ from llamita.server.registry.client import Policy
 from llamita.server.registry.download import Downloads
 from llamita.server.registry.errors import CorruptDownload
 from llamita.server.registry.pull import pull
-from llamita.server.registry.push import push
 from llamita.server.store.blobs import Store
-from llamita.server.store.names import Name, parse_name
+from llamita.server.store.names import parse_name
 
-from .regkit import Action, Exchange, Registry, drain, store_files, synthetic_model
+from .regkit import (
+    Action,
+    Exchange,
+    Registry,
+    drain,
+    name_via,
+    published,
+    range_gets,
+    store_files,
+    via,
+)
 
 SIZE = 32_000_000
 FAST = Policy(backoff=0.01, sync_interval=0.1)
@@ -45,37 +53,10 @@ for event in pull(Store(sys.argv[1]), parse_name(sys.argv[2]), insecure=True, po
 """
 
 
-def published(registry: Registry, tmp_path: Path, size: int = SIZE, seed: int = 0) -> str:
-    """Push a synthetic model to the registry; returns its model-layer digest."""
-    source = Store(tmp_path / f"source-{seed}")
-    source.ensure()
-    name, digest = synthetic_model(source, f"{registry.host}/team/big:1", size, seed)
-    drain(push(source, name, insecure=True))
-    return digest
-
-
-def via(proxy_host: str) -> str:
-    """The model's name as seen through a proxy (blobs are keyed by digest, not by name)."""
-    return f"{proxy_host}/team/big:1"
-
-
-def name_via(proxy_host: str) -> Name:
-    return parse_name(via(proxy_host))
-
-
-def range_gets(exchanges: list[Exchange], digest: str) -> list[str]:
-    """The Range headers of the part requests for one blob (not the one-byte redirect probe)."""
-    return [
-        e.headers.get("range", "")
-        for e in exchanges
-        if e.is_blob_get and e.path.endswith(digest) and e.headers.get("range") != "bytes=0-0"
-    ]
-
-
 def test_pull_resumes_after_kill_9_and_a_server_restart(
     store: Store, registry: Registry, proxy, tmp_path, request: pytest.FixtureRequest
 ) -> None:
-    digest = published(registry, tmp_path)
+    digest = published(registry, tmp_path, SIZE)
     slow = proxy(registry.port, lambda ex: Action(rate=3_000_000) if ex.is_blob_get else None)
     child = subprocess.Popen(
         [sys.executable, "-c", _PULL_SCRIPT, str(store.root), via(slow.host)],
@@ -127,7 +108,7 @@ def test_pull_resumes_after_kill_9_and_a_server_restart(
 def test_dropped_connection_resumes_within_the_same_pull(
     store: Store, registry: Registry, proxy, tmp_path
 ) -> None:
-    digest = published(registry, tmp_path)
+    digest = published(registry, tmp_path, SIZE)
     cuts: list[Exchange] = []
 
     def cut_once(ex: Exchange) -> Action | None:
@@ -228,7 +209,7 @@ def test_concurrent_pulls_share_one_download(empty_server, registry: Registry, p
 def test_abandoned_pull_keeps_its_partial_for_the_next_one(
     store: Store, registry: Registry, proxy, tmp_path
 ) -> None:
-    digest = published(registry, tmp_path)
+    digest = published(registry, tmp_path, SIZE)
     slow = proxy(registry.port, lambda ex: Action(rate=16_000_000) if ex.is_blob_get else None)
     events = pull(store, name_via(slow.host), insecure=True, policy=FAST)
     for event in events:
@@ -252,7 +233,7 @@ def test_http_client_disconnect_stops_the_download_and_keeps_it(
     empty_server, registry: Registry, proxy, tmp_path
 ) -> None:
     """The last waiter leaving (here: the HTTP client hanging up) cancels; the bytes stay."""
-    digest = published(registry, tmp_path)
+    digest = published(registry, tmp_path, SIZE)
     slow = proxy(registry.port, lambda ex: Action(rate=8_000_000) if ex.is_blob_get else None)
     body = {"model": via(slow.host), "insecure": True}
     with httpx.stream("POST", empty_server.url + "/api/pull", json=body, timeout=30) as response:
