@@ -24,6 +24,7 @@ from pathlib import Path
 
 import httpx
 
+from llamita.server.registry import parts
 from llamita.server.registry.push import push
 from llamita.server.store.blobs import CONFIG_MEDIA_TYPE, Layer, Store
 from llamita.server.store.names import Name, parse_name
@@ -288,6 +289,25 @@ def range_gets(exchanges: list[Exchange], digest: str) -> list[str]:
         for e in exchanges
         if e.is_blob_get and e.path.endswith(digest) and e.headers.get("range") != "bytes=0-0"
     ]
+
+
+def leave_partial(store: Store, digest: str, data: bytes, plan: list[parts.Part]) -> Path:
+    """What an interrupted Ollama leaves: a full-length sparse data file and one state per part.
+
+    Each part's first ``completed`` bytes of ``data`` are written at its offset.
+    """
+    store.ensure()
+    blob = store.blob_path(digest)
+    with open(parts.partial_path(blob), "wb") as f:
+        f.truncate(len(data))
+        for part in plan:
+            f.seek(part.offset)
+            f.write(data[part.offset : part.start])
+        f.flush()
+        os.fsync(f.fileno())
+    for part in plan:
+        parts.save(blob, part)
+    return blob
 
 
 def store_files(store: Store) -> set[str]:

@@ -17,7 +17,7 @@ from llamita.server.registry.errors import CorruptDownload
 from llamita.server.registry.pull import pull
 from llamita.server.store.blobs import Store
 
-from .regkit import Registry, drain, name_via, published, range_gets, store_files
+from .regkit import Registry, drain, leave_partial, name_via, published, range_gets, store_files
 
 
 def test_plan_follows_ollamas_sizing() -> None:
@@ -146,20 +146,6 @@ SIZE = 8_000_000
 FOUR_PARTS = Policy(min_part=2_000_000, parts=4, backoff=0.01, sync_interval=0.1)
 
 
-def _leave_partial(store: Store, digest: str, data: bytes, plan: list[parts.Part]) -> Path:
-    """What an interrupted Ollama leaves: a full-length sparse data file and one state per part."""
-    store.ensure()
-    blob = store.blob_path(digest)
-    with open(parts.partial_path(blob), "wb") as f:
-        f.truncate(SIZE)
-        for part in plan:
-            f.seek(part.offset)
-            f.write(data[part.offset : part.start])
-    for part in plan:
-        parts.save(blob, part)
-    return blob
-
-
 def test_a_partial_in_ollamas_layout_is_resumed_from_its_own_split(
     store: Store, registry: Registry, proxy, tmp_path
 ) -> None:
@@ -169,7 +155,7 @@ def test_a_partial_in_ollamas_layout_is_resumed_from_its_own_split(
     plan = parts.plan(SIZE, parts=8, min_size=1_000_000)
     plan[0].completed = plan[1].completed = 1_000_000
     plan[2].completed = 500_000
-    blob = _leave_partial(store, digest, data, plan)
+    blob = leave_partial(store, digest, data, plan)
     assert parts.load(blob, SIZE) == plan
 
     counting = proxy(registry.port)
@@ -192,7 +178,7 @@ def test_state_that_does_not_cover_the_blob_is_started_over(
     data = registry.blob_data(digest).read_bytes()
     plan = parts.plan(SIZE, parts=4, min_size=2_000_000)
     plan[0].completed = 2_000_000
-    blob = _leave_partial(store, digest, data, plan[:3])  # part 3 is missing: a gap at the end
+    blob = leave_partial(store, digest, data, plan[:3])  # part 3 is missing: a gap at the end
     assert parts.load(blob, SIZE) is None
 
     counting = proxy(registry.port)
@@ -217,7 +203,7 @@ def test_state_is_trusted_for_offsets_only_the_digest_decides(
     plan = parts.plan(SIZE, parts=4, min_size=2_000_000)
     for part in plan:
         part.completed = part.size
-    blob = _leave_partial(store, digest, bytes(wrong), plan)
+    blob = leave_partial(store, digest, bytes(wrong), plan)
 
     counting = proxy(registry.port)
     with pytest.raises(CorruptDownload, match=f"want {digest}"):
