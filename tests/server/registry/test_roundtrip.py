@@ -119,7 +119,7 @@ def test_official_client_progress_sequence(empty_server, registry: Registry, tmp
     assert Store(empty_server.store.root).get(name) is not None
 
 
-# ---- the CLI's rendering ---------------------------------------------------------------------
+# ---- the CLI's rendering (server/cli/transfer.py) ----------------------------------------
 def _events(verb: str) -> list[dict[str, object]]:
     digest = "sha256:" + "ab" * 32
     return [
