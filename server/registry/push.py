@@ -69,16 +69,19 @@ class BlobUpload:
     def _run(self) -> None:
         policy = self.client.policy
         failures = 0
+        best = 0  # the furthest any session got, as confirmed by the registry
         try:
             while True:
-                before = self.done_bytes + self.in_flight
                 try:
                     self._upload()
                     return
                 except (RegistryUnavailable, httpx.HTTPError) as e:
                     if isinstance(e, httpx.HTTPError) and not is_transient(e):
                         raise RegistryError(f"uploading {self.layer.digest[7:19]}: {e}") from e
-                    moved = self.done_bytes + self.in_flight > before
+                    # Every retry starts a new session at byte 0, so bytes merely sent are not
+                    # progress: only a session the registry confirmed further than any before is.
+                    moved = self.done_bytes > best
+                    best = max(best, self.done_bytes)
                     failures = 0 if moved else failures + 1
                     if failures >= policy.transfer_attempts:
                         raise RegistryUnavailable(f"uploading {self.layer.digest[7:19]} failed: {e}") from e
