@@ -112,22 +112,6 @@ def test_missing_model_is_ollamas_file_does_not_exist(empty_server, registry: Re
     assert lines == [{"status": "pulling manifest"}, {"error": "pull model manifest: file does not exist"}]
 
 
-def test_http_name_needs_insecure(empty_server) -> None:
-    reply = post(empty_server, "/api/pull", {"model": "http://127.0.0.1:9/team/model:1"})
-    assert (reply.status_code, reply.json()) == (500, {"error": "insecure protocol http"})
-
-
-def test_request_validation(empty_server) -> None:
-    assert post(empty_server, "/api/pull", {}).json() == {"error": "model is required"}
-    bad = post(empty_server, "/api/pull", {"model": "a//b"})
-    assert (bad.status_code, bad.json()) == (400, {"error": "invalid model name"})
-    missing = post(
-        empty_server, "/api/push", {"model": "127.0.0.1:9/team/nothing:1", "insecure": True, "stream": False}
-    )
-    assert missing.status_code == 500
-    assert missing.json() == {"error": "model '127.0.0.1:9/team/nothing:1' not found"}
-
-
 def test_unauthorized_over_http_is_500_with_the_hint(empty_server, auth_registry: Registry) -> None:
     name = f"{auth_registry.host}/team/private:1"
     synthetic_model(empty_server.store, name, 10_000)

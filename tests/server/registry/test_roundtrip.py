@@ -1,12 +1,11 @@
 """End to end: push → rm → pull through a real docker-registry, from the CLI and the official client.
 
 These cross every registry module (and the API and CLI in front of them), so they live
-here rather than with one module; so do the CLI's renderings of the progress stream.
+here rather than with one module.
 """
 
 from __future__ import annotations
 
-import io
 import os
 import subprocess
 import sys
@@ -15,7 +14,6 @@ import httpx
 import ollama
 import pytest
 
-from llamita.server.cli.transfer import ProgressView
 from llamita.server.store.blobs import Store
 from llamita.server.store.names import parse_name
 
@@ -117,34 +115,3 @@ def test_official_client_progress_sequence(empty_server, registry: Registry, tmp
     finally:
         client.close()
     assert Store(empty_server.store.root).get(name) is not None
-
-
-# ---- the CLI's rendering (server/cli/transfer.py) ----------------------------------------
-def _events(verb: str) -> list[dict[str, object]]:
-    digest = "sha256:" + "ab" * 32
-    return [
-        {"status": f"{verb} manifest"},
-        {"status": f"{verb} abababababab", "digest": digest, "total": 2_000_000, "completed": 500_000},
-        {"status": f"{verb} abababababab", "digest": digest, "total": 2_000_000, "completed": 2_000_000},
-        {"status": "success"},
-    ]
-
-
-def test_progress_bars_on_a_terminal() -> None:
-    out = io.StringIO()
-    view = ProgressView(out, tty=True)
-    for event in _events("pulling"):
-        view.update(event)
-    view.close()
-    text = out.getvalue()
-    assert text.startswith("pulling manifest\n") and text.endswith("success\n")
-    assert "pulling abababababab: 100% ▕" in text and "2.00M" in text and "B/s" in text
-
-
-def test_plain_lines_without_a_terminal() -> None:
-    out = io.StringIO()
-    view = ProgressView(out, tty=False)
-    for event in _events("pushing"):
-        view.update(event)
-    view.close()
-    assert out.getvalue() == "pushing manifest\npushing abababababab: 100% 2 MB\nsuccess\n"
