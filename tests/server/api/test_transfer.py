@@ -1,4 +1,4 @@
-"""``POST /api/pull`` and ``/api/push`` request checks (server/api/transfer.py), before any registry is reached."""
+"""``POST /api/pull`` and ``/api/push`` request checks (server/api/transfer.py), before any registry."""
 
 from __future__ import annotations
 
