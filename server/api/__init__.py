@@ -12,6 +12,7 @@ from starlette.middleware import Middleware
 from starlette.routing import Route
 
 from llamita.server import config
+from llamita.server.runtime.generate import Runtime
 from llamita.server.runtime.metrics import Metrics
 from llamita.server.runtime.runners import Runners
 from llamita.server.store.blobs import Store
@@ -99,4 +100,5 @@ def build_app(
     app.state.runners = runners
     app.state.keys = keys
     app.state.metrics = metrics
+    app.state.runtime = Runtime(store, runners, metrics)
     return app

@@ -21,7 +21,7 @@ from llamita.server.store.blobs import InvalidDigest, Store, normalize_digest
 from llamita.server.store.names import parse_name, require_name
 
 from .errors import APIError, error_response
-from .streaming import progress_response
+from .stream import progress_response
 
 # The Ollama API level llamita implements; clients gate features on it.
 OLLAMA_API_VERSION = "0.33.0"
@@ -133,7 +133,7 @@ async def create(request: Request) -> Response:
     store = store_of(request)
     # Off the event loop: it parses the template and reads every manifest.
     await run_in_threadpool(creator.validate, store, body)
-    return await progress_response(creator.create(store, body), _wants_stream(body))
+    return await progress_response(request, creator.create(store, body), _wants_stream(body))
 
 
 async def copy(request: Request) -> Response:

@@ -18,7 +18,7 @@ from llamita.server.store.names import require_name
 
 from .errors import APIError
 from .native import read_json, store_of, typed_body
-from .streaming import progress_response
+from .stream import progress_response
 
 # PullRequest and PushRequest have the same fields (api/types.go).
 TRANSFER_REQUEST = {
@@ -44,7 +44,7 @@ async def pull(request: Request) -> Response:
     store = store_of(request)
     name = existing_name(store, require_name(_target(body, "PullRequest")))
     events = pull_model(store, name, insecure=bool(body.get("insecure")))
-    return await progress_response(events, body.get("stream") is not False)
+    return await progress_response(request, events, body.get("stream") is not False)
 
 
 async def push(request: Request) -> Response:
@@ -52,7 +52,7 @@ async def push(request: Request) -> Response:
     store = store_of(request)
     name = existing_name(store, require_name(_target(body, "PushRequest")))
     events = push_model(store, name, insecure=bool(body.get("insecure")))
-    return await progress_response(events, body.get("stream") is not False)
+    return await progress_response(request, events, body.get("stream") is not False)
 
 
 ROUTES = [

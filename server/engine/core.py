@@ -159,6 +159,25 @@ class Engine:
         if len(prompt) >= self.n_ctx_seq:
             raise ValueError(f"the prompt ({len(prompt)} tokens) does not fit the context ({self.n_ctx_seq})")
 
+    # ---- the façade the runtime uses (nothing outside ``engine/`` reaches further in) -------
+    def tokenize(self, text: str, *, add_special: bool = True, parse_special: bool = True) -> list[int]:
+        """Tokens of ``text``: a BOS first when the model wants one and ``add_special``;
+        ``parse_special`` reads control-token texts (``<|im_start|>``, FIM markers) as tokens."""
+        return self.model.tokenize(text, add_bos=None if add_special else False, special=parse_special)
+
+    @property
+    def bos(self) -> int:
+        return self.model.bos
+
+    @property
+    def add_bos(self) -> bool:
+        """Whether a prompt starts with BOS (its tokenization adds one)."""
+        return self.model.add_bos
+
+    @property
+    def n_vocab(self) -> int:
+        return self.model.n_vocab
+
     @property
     def active(self) -> int:
         with self._cv:

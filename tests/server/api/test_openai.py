@@ -4,25 +4,26 @@ from __future__ import annotations
 
 import asyncio
 import base64
-import importlib
 import json
 import re
 import struct
-import sys
-import types
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from typing import Any
 
 import pytest
 from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import JSONResponse
 from starlette.testclient import TestClient
 
-import llamita.server.api as api_package
 from llamita.server.api.errors import APIError
 from llamita.server.api.openai import request as openai_request
 from llamita.server.api.openai import response as openai_response
 from llamita.server.api.openai import routes as openai
+from llamita.server.api.request import chat_request, embed_request
+from llamita.server.api.stream import respond
+from llamita.server.runtime.requests import ChatRequest, EmbedRequest, GenerateRequest
 from llamita.server.store.names import Name, parse_name
 
 CREATED_AT = "2024-06-01T12:00:00.123456789Z"
@@ -803,17 +804,16 @@ def test_empty_model_list_has_null_data() -> None:
 
 
 class FakeNative:
-    """Stands in for ``llamita.server.api.inference``: records bodies, replays a script."""
+    """Stands in for the runtime (``app.state.runtime``): records requests, replays a script."""
 
     def __init__(self) -> None:
-        self.bodies: list[dict[str, Any]] = []
+        self.bodies: list[Any] = []
         self.script: list[dict[str, Any] | Exception] = []
         self.embed_reply: dict[str, Any] | Exception = EMBEDDINGS
         self.closed = False
-        self.awaitable = False
 
-    async def _replay(self, body: dict[str, Any]) -> AsyncIterator[dict[str, Any]]:
-        self.bodies.append(body)
+    async def _replay(self, req: Any) -> AsyncIterator[dict[str, Any]]:
+        self.bodies.append(req)
         try:
             for item in self.script:
                 if isinstance(item, Exception):
@@ -822,20 +822,14 @@ class FakeNative:
         finally:
             self.closed = True
 
-    def _stream(self, request: Any, body: dict[str, Any]) -> Any:
-        if not self.awaitable:
-            return self._replay(body)
+    def chat(self, req: ChatRequest, session: str | None = None) -> AsyncIterator[dict[str, Any]]:
+        return self._replay(req)
 
-        async def started() -> AsyncIterator[dict[str, Any]]:
-            return self._replay(body)
+    def generate(self, req: GenerateRequest, session: str | None = None) -> AsyncIterator[dict[str, Any]]:
+        return self._replay(req)
 
-        return started()
-
-    run_chat = _stream
-    run_generate = _stream
-
-    async def run_embed(self, request: Any, body: dict[str, Any]) -> dict[str, Any]:
-        self.bodies.append(body)
+    async def embed(self, req: EmbedRequest) -> dict[str, Any]:
+        self.bodies.append(req)
         if isinstance(self.embed_reply, Exception):
             raise self.embed_reply
         return self.embed_reply
@@ -852,33 +846,16 @@ class FakeStore:
         return next((m for m in self.manifests if m.name.key == name.key), None)
 
 
-def _inference_module(monkeypatch: pytest.MonkeyPatch) -> types.ModuleType:
-    """The real inference module, or a stand-in while it does not exist yet."""
-    name = "llamita.server.api.inference"
-    try:
-        return importlib.import_module(name)
-    except ModuleNotFoundError as e:
-        if e.name != name:
-            raise
-    module = types.ModuleType(name)
-    monkeypatch.setitem(sys.modules, name, module)
-    monkeypatch.setattr(api_package, "inference", module, raising=False)
-    return module
-
-
 @pytest.fixture
-def native(monkeypatch: pytest.MonkeyPatch) -> FakeNative:
-    fake = FakeNative()
-    module = _inference_module(monkeypatch)
-    for attr in ("run_chat", "run_generate", "run_embed"):
-        monkeypatch.setattr(module, attr, getattr(fake, attr), raising=False)
-    return fake
+def native() -> FakeNative:
+    return FakeNative()
 
 
 @pytest.fixture
 def client(native: FakeNative) -> TestClient:
     app = Starlette(routes=openai.ROUTES)
     app.state.store = FakeStore(MANIFESTS)
+    app.state.runtime = native
     return TestClient(app)
 
 
@@ -902,13 +879,18 @@ def test_chat_non_stream(client: TestClient, native: FakeNative) -> None:
     assert body["choices"][0]["message"] == {"role": "assistant", "content": "Hi there"}
     assert body["usage"]["total_tokens"] == 10
     assert native.bodies == [
-        {"model": "m", "messages": USER_HI, "options": {**DEFAULT_OPTIONS, "num_predict": 5}, "stream": False}
+        chat_request(
+            {
+                "model": "m",
+                "messages": USER_HI,
+                "options": {**DEFAULT_OPTIONS, "num_predict": 5},
+                "stream": False,
+            }
+        )
     ]
 
 
-@pytest.mark.parametrize("awaitable", [False, True], ids=["async-generator", "coroutine"])
-def test_chat_stream_with_usage(client: TestClient, native: FakeNative, awaitable: bool) -> None:
-    native.awaitable = awaitable
+def test_chat_stream_with_usage(client: TestClient, native: FakeNative) -> None:
     native.script = [chat_chunk("Hi"), chat_chunk("!"), chat_done()]
     body = {"model": "m", "messages": USER_HI, "stream": True, "stream_options": {"include_usage": True}}
     r = client.post("/v1/chat/completions", json=body)
@@ -937,7 +919,7 @@ def test_chat_stream_tool_calls(client: TestClient, native: FakeNative) -> None:
     (call,) = chunks[0]["choices"][0]["delta"]["tool_calls"]
     assert call["function"] == {"name": "weather", "arguments": '{"city":"Oslo"}'} and call["index"] == 0
     assert chunks[-1]["choices"][0]["finish_reason"] == "tool_calls"
-    assert native.bodies[0]["tools"] == [{"type": "function"}]
+    assert native.bodies[0].tools == [{"type": "function"}]
 
 
 @pytest.mark.parametrize("stream", [False, True], ids=["non-stream", "stream"])
@@ -1021,7 +1003,7 @@ def test_completions_forward_suffix_for_fim(client: TestClient, native: FakeNati
     assert r.json()["choices"] == [{"text": "a + b", "index": 0, "finish_reason": "stop"}]
     assert r.json()["id"].startswith("cmpl-")
     (sent,) = native.bodies
-    assert (sent["prompt"], sent["suffix"], sent["options"]["num_predict"]) == (
+    assert (sent.prompt, sent.suffix, sent.options["num_predict"]) == (
         "def add(a, b):\n    return ",
         "\n",
         8,
@@ -1060,7 +1042,7 @@ def test_embeddings(client: TestClient, native: FakeNative, encoding: str | None
         vectors = [list(struct.unpack("<2f", base64.b64decode(v))) for v in vectors]
     assert vectors == EMBEDDINGS["embeddings"]
     assert (body["model"], body["usage"]) == ("e", {"prompt_tokens": 6, "total_tokens": 6})
-    assert native.bodies == [{"model": "e", "input": ["a", "b"], "dimensions": 2}]
+    assert native.bodies == [embed_request({"model": "e", "input": ["a", "b"], "dimensions": 2})]
 
 
 def test_embedding_native_error(client: TestClient, native: FakeNative) -> None:
@@ -1114,13 +1096,24 @@ def test_retrieve_model_errors(client: TestClient, path: str, status: int, messa
 
 
 def test_closing_a_stream_stops_native_generation(native: FakeNative) -> None:
-    """A client that hangs up closes the SSE body, which must close the native iterator."""
+    """A client that hangs up closes the SSE body, which must close the runtime's iterator."""
     native.script = [chat_chunk("a"), chat_chunk("b"), chat_done()]
 
     async def first_event_then_hang_up() -> tuple[bytes, bool]:
-        first, chunks = await openai._open(native.run_chat(None, {}))
+        async def receive() -> dict[str, Any]:
+            await asyncio.Event().wait()  # the client never hangs up before the first byte
+            return {}
+
+        request = Request({"type": "http", "method": "POST", "headers": []}, receive)
         state = openai.ChatStream("chatcmpl-1")
-        response = openai._event_stream(first, chunks, lambda c: openai.to_chat_chunks(c, state))
+        response = await respond(
+            request,
+            native.chat(chat_request({})),
+            stream=True,
+            encoder=openai.OPENAI,
+            translate=lambda c: openai.to_chat_chunks(c, state),
+            collect=lambda chunks: JSONResponse({}),
+        )
         body = response.body_iterator
         event = await anext(body)
         await body.aclose()
