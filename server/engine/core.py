@@ -19,6 +19,7 @@ else in here.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import logging
 import threading
 import time
@@ -64,14 +65,29 @@ UNLOADED = "the model was unloaded while the request was running"
 
 
 @dataclass
-class EngineStats:
-    """Counters for /api/ps and /metrics."""
+class EngineCounters:
+    """Monotonic counters, appended to by the engine thread only."""
 
     steps: int = 0
     prompt_tokens_evaluated: int = 0
     prompt_tokens_cached: int = 0
     tokens_generated: int = 0
     aborted: int = 0
+
+
+@dataclass(frozen=True)
+class EngineStats:
+    """A snapshot for /api/ps and /metrics: the counters and the engine's present load."""
+
+    steps: int = 0
+    prompt_tokens_evaluated: int = 0
+    prompt_tokens_cached: int = 0
+    tokens_generated: int = 0
+    aborted: int = 0
+    running: int = 0  # requests holding a sequence
+    queued: int = 0  # requests waiting for one
+    kv_tokens: int = 0  # tokens held in the sequences' KV cache
+    n_ctx: int = 0  # KV cache cells, all sequences
 
 
 class Engine:
@@ -99,7 +115,7 @@ class Engine:
         )
         self.failure: str | None = None  # why the engine thread died (then it is not ``healthy``)
         self._decoder = Decoder(self.ctx, self.scheduler.slots, self._decoded, self._fail)
-        self.stats = EngineStats()
+        self.counters = EngineCounters()
         self.step_target = step_target
         self.decode_share = decode_share
         self._sec_per_token: float | None = None  # prompt-evaluation cost, moving average
@@ -177,6 +193,25 @@ class Engine:
     @property
     def n_vocab(self) -> int:
         return self.model.n_vocab
+
+    @property
+    def n_ctx(self) -> int:
+        """Tokens one sequence may hold (the request's context)."""
+        return self.n_ctx_seq
+
+    def stats(self) -> EngineStats:
+        """The counters and present load, read without stopping the engine thread."""
+        with self._cv:
+            running = len(self.scheduler.running)
+            queued = len(self.scheduler.waiting) + len(self._inbox)
+        kv_tokens = sum(len(slot.tokens) for slot in self.scheduler.slots.slots)
+        return EngineStats(
+            **dataclasses.asdict(self.counters),
+            running=running,
+            queued=queued,
+            kv_tokens=kv_tokens,
+            n_ctx=int(self.ctx.n_ctx),
+        )
 
     @property
     def active(self) -> int:
@@ -317,7 +352,7 @@ class Engine:
         if not output.chunks:
             return
         self._make_room(output.n_tokens)
-        self.stats.steps += 1
+        self.counters.steps += 1
         seconds = self._decoder.decode(output.chunks)
         if seconds is not None:
             self._learn_cost(output.n_tokens, seconds)
@@ -353,7 +388,7 @@ class Engine:
 
     def _start(self, request: Request) -> None:
         request.t_admitted = time.monotonic()
-        self.stats.prompt_tokens_cached += request.n_cached
+        self.counters.prompt_tokens_cached += request.n_cached
         sampler = None
         try:
             sampler = Sampler(self.model.vocab, request.params, self.model.n_vocab, self.n_ctx_seq)
@@ -370,7 +405,7 @@ class Engine:
 
     def _decoded(self, chunks: list[Chunk], logits_at: list[tuple[Request, int]]) -> None:
         """``chunks`` are in the KV now: record them, then sample those that asked for logits."""
-        self.stats.prompt_tokens_evaluated += sum(
+        self.counters.prompt_tokens_evaluated += sum(
             len(c.tokens) for c in chunks if c.request.status == RequestStatus.PREFILLING
         )
         self.scheduler.after_decode(chunks)
@@ -395,7 +430,7 @@ class Engine:
         if not request.generated:
             request.t_first_token = now
         request.generated.append(token)
-        self.stats.tokens_generated += 1
+        self.counters.tokens_generated += 1
         if (self.model.is_eog(token) and not request.params.ignore_eos) or token in request.stop_tokens:
             self._finish(request, RequestStatus.FINISHED_STOPPED)
             return
@@ -461,7 +496,7 @@ class Engine:
             self.scheduler.slots.trim_inexact(slot, self.ctx)
         self.scheduler.finish(request, status)
         if status == RequestStatus.FINISHED_ABORTED:
-            self.stats.aborted += 1
+            self.counters.aborted += 1
             if slot is not None and slot.tokens:
                 self.scheduler.adopt(slot, self.ctx)
         context = [*request.prompt, *(t for t in request.generated if not self.model.is_eog(t))]

@@ -29,14 +29,14 @@ from __future__ import annotations
 import time
 import weakref
 from collections.abc import Iterator
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
 if TYPE_CHECKING:
-    from llamita.server.engine.core import Engine
+    from llamita.server.engine import Engine
 
     from .runners import Runners
 
@@ -102,9 +102,7 @@ class Metrics:
 
     def sync(self, model: str, engine: Engine) -> None:
         """Add what ``engine`` counted since the last sync to the Prometheus counters."""
-        stats = getattr(engine, "stats", None)
-        if stats is None:
-            return
+        stats = engine.stats()
         now = {field: int(getattr(stats, field)) for field in _FOLDED}
         before = self._seen.get(engine, {})
         self._seen[engine] = now
@@ -172,19 +170,10 @@ class _ModelState(Collector):
         loaded.add_metric([], len(runners))
         for runner in runners:
             name, engine = [runner.model.short_name], runner.engine
-            n_running, n_queued, n_kv, n_ctx = _engine_state(engine)
-            running.add_metric(name, n_running)
-            queued.add_metric(name, n_queued)
-            kv.add_metric(name, n_kv)
-            capacity.add_metric(name, n_ctx)
+            stats = engine.stats()
+            running.add_metric(name, stats.running)
+            queued.add_metric(name, stats.queued)
+            kv.add_metric(name, stats.kv_tokens)
+            capacity.add_metric(name, stats.n_ctx)
             healthy.add_metric(name, 1 if getattr(engine, "healthy", True) else 0)
         yield from (loaded, running, queued, kv, capacity, healthy)
-
-
-def _engine_state(engine: Any) -> tuple[int, int, int, int]:
-    """(running, queued, tokens in sequences, n_ctx); a read-only peek at the engine."""
-    scheduler = engine.scheduler
-    running = len(scheduler.running)
-    queued = max(engine.active - running, 0)
-    kv_tokens = sum(len(slot.tokens) for slot in scheduler.slots.slots)
-    return running, queued, kv_tokens, int(engine.ctx.n_ctx)

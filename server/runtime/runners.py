@@ -37,9 +37,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from llamita.server import config
-from llamita.server.engine.core import Engine
-from llamita.server.engine.embed import EMBED_MIN_TOKENS
-from llamita.server.engine.llama import ContextOptions, LoadOptions, supports_gpu
+from llamita.server.engine import EMBED_MIN_TOKENS, ContextOptions, Engine, LoadOptions, supports_gpu
 from llamita.server.model.ggufinfo import GGUFInfo
 from llamita.server.model.model import Model
 from llamita.server.options import DEFAULT_NUM_CTX
