@@ -53,33 +53,6 @@ from .response import (
     to_model_list,
 )
 
-__all__ = [
-    "ROUTES",
-    "ChatStream",
-    "CompletionStream",
-    "chat_completions",
-    "completions",
-    "embedding_format",
-    "embeddings",
-    "from_chat_request",
-    "from_completion_request",
-    "from_embedding_request",
-    "list_models",
-    "merge_chat",
-    "merge_generate",
-    "new_id",
-    "openai_error",
-    "retrieve_model",
-    "stream_settings",
-    "to_chat_chunks",
-    "to_chat_completion",
-    "to_completion",
-    "to_completion_chunks",
-    "to_embedding_list",
-    "to_model",
-    "to_model_list",
-]
-
 SSE = "text/event-stream"
 DONE = b"data: [DONE]\n\n"
 NO_RESPONSE = "the model returned no response"
