@@ -31,7 +31,7 @@ from pathlib import Path
 
 from .cache import Slot
 from .decoding import Decoder
-from .embed import Embedder, EmbeddingError
+from .embed import Embedder
 from .llama import Context, ContextOptions, LoadOptions, Model
 from .request import (
     CANCELED,
@@ -65,19 +65,9 @@ UNLOADED = "the model was unloaded while the request was running"
 
 
 @dataclass
-class EngineCounters:
-    """Monotonic counters, appended to by the engine thread only."""
-
-    steps: int = 0
-    prompt_tokens_evaluated: int = 0
-    prompt_tokens_cached: int = 0
-    tokens_generated: int = 0
-    aborted: int = 0
-
-
-@dataclass(frozen=True)
 class EngineStats:
-    """A snapshot for /api/ps and /metrics: the counters and the engine's present load."""
+    """For /api/ps and /metrics: monotonic counters (the engine thread appends to its own copy)
+    and, in the snapshot :meth:`Engine.stats` returns, the engine's present load."""
 
     steps: int = 0
     prompt_tokens_evaluated: int = 0
@@ -115,7 +105,7 @@ class Engine:
         )
         self.failure: str | None = None  # why the engine thread died (then it is not ``healthy``)
         self._decoder = Decoder(self.ctx, self.scheduler.slots, self._decoded, self._fail)
-        self.counters = EngineCounters()
+        self.counters = EngineStats()
         self.step_target = step_target
         self.decode_share = decode_share
         self._sec_per_token: float | None = None  # prompt-evaluation cost, moving average
@@ -205,12 +195,8 @@ class Engine:
             running = len(self.scheduler.running)
             queued = len(self.scheduler.waiting) + len(self._inbox)
         kv_tokens = sum(len(slot.tokens) for slot in self.scheduler.slots.slots)
-        return EngineStats(
-            **dataclasses.asdict(self.counters),
-            running=running,
-            queued=queued,
-            kv_tokens=kv_tokens,
-            n_ctx=int(self.ctx.n_ctx),
+        return dataclasses.replace(
+            self.counters, running=running, queued=queued, kv_tokens=kv_tokens, n_ctx=int(self.ctx.n_ctx)
         )
 
     @property
@@ -317,7 +303,7 @@ class Engine:
             log.exception("could not finish request %d", request.id)
             if not request.status.is_finished:
                 request.status = RequestStatus.FINISHED_ERROR
-                _emit(request, Done(FinishReason.ERROR, len(request.prompt), 0, 0, 0, 0, 0, [], error))
+                request.deliver(Done(FinishReason.ERROR, len(request.prompt), 0, 0, 0, 0, 0, [], error))
 
     def _handle(self, kind: str, item: object) -> None:
         """One inbox item; a request whose handling fails is failed alone, the thread goes on."""
@@ -451,7 +437,7 @@ class Engine:
         # above, as Ollama's own Go runner did, instead of never matching.
         text = stream.push(self.model.piece(token))
         if text:
-            _emit(request, Token(text, token, _take(request.logprobs)))
+            request.deliver(Token(text, token, request.take_logprobs()))
         slot = self.scheduler.slots.slot_of(request)
         # num_predict -1: no limit, but Ollama's runner caps it at 10 x num_ctx.
         limit = request.params.num_predict if request.params.num_predict >= 0 else 10 * self.n_ctx_seq
@@ -504,45 +490,11 @@ class Engine:
             if stream is not None and status != RequestStatus.FINISHED_ABORTED:
                 rest = stream.flush()
                 if rest:
-                    _emit(request, Token(rest, -1, _take(request.logprobs)))
+                    request.deliver(Token(rest, -1, request.take_logprobs()))
                 if stream.stopped:  # Ollama: tokenize(prompt + the text returned)
                     generated = [t for t in request.generated if not self.model.is_eog(t)]
                     kept = text_tokens(generated, stream.text, self.model.piece, self.model.tokenize)
                     context = [*request.prompt, *kept]
         except Exception:  # the request's own stop strings: it still gets its Done
             log.exception("finishing the text of request %d failed", request.id)
-        now = time.monotonic()
-        first = request.t_first_token or now
-        admitted = request.t_admitted or now
-        _emit(
-            request,
-            Done(
-                reason=_FINISH[status],
-                prompt_tokens=len(request.prompt),
-                prompt_eval_count=max(request.n_past - request.n_cached, 0),
-                prompt_cache_tokens=request.n_cached,
-                prompt_eval_duration=int((first - admitted) * 1e9),
-                eval_count=len(request.generated),
-                eval_duration=int((now - first) * 1e9) if request.t_first_token else 0,
-                context=context,
-                error=error,
-            ),
-        )
-
-
-def _emit(request: Request, event: Event) -> None:
-    """Hand an event to the request's client; a client that fails to take it harms no one else."""
-    try:
-        request.emit(event)
-    except Exception:
-        log.exception("could not deliver an event of request %d", request.id)
-
-
-def _take(items: list[dict[str, object]]) -> list[dict[str, object]]:
-    """Hand over the pending logprob entries (they travel with the text they produced)."""
-    taken = items[:]
-    items.clear()
-    return taken
-
-
-__all__ = ["EmbeddingError", "Engine", "EngineFailed", "EngineStats", "QueueFull"]
+        request.deliver(request.done(_FINISH[status], context, error))

@@ -45,8 +45,16 @@ CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 # FIM completions live in the 20 ms–2 s range; review prompts can take much longer.
 TTFT_BUCKETS = (0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0)
 TOKEN_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.02, 0.05, 0.1, 0.25, 0.5, 1.0)
-# EngineStats field → the counter it feeds.
-_FOLDED = ("prompt_tokens_evaluated", "prompt_tokens_cached", "tokens_generated", "aborted")
+# EngineStats field → the counter it feeds (name, help); each is labelled by model.
+_FOLDED = {
+    "prompt_tokens_evaluated": ("llamita_prompt_tokens_evaluated", "Prompt tokens run through the model"),
+    "prompt_tokens_cached": ("llamita_prompt_tokens_cached", "Prompt tokens served from the KV cache"),
+    "tokens_generated": ("llamita_tokens_generated", "Tokens sampled"),
+    "aborted": (
+        "llamita_requests_cancelled",
+        "Generations aborted (client gone, or superseded by the same editor session)",
+    ),
+}
 
 
 class Metrics:
@@ -64,19 +72,9 @@ class Metrics:
             ["route"],
             registry=r,
         )
-        self.evaluated = Counter(
-            "llamita_prompt_tokens_evaluated", "Prompt tokens run through the model", ["model"], registry=r
-        )
-        self.cached = Counter(
-            "llamita_prompt_tokens_cached", "Prompt tokens served from the KV cache", ["model"], registry=r
-        )
-        self.generated = Counter("llamita_tokens_generated", "Tokens sampled", ["model"], registry=r)
-        self.cancelled = Counter(
-            "llamita_requests_cancelled",
-            "Generations aborted (client gone, or superseded by the same editor session)",
-            ["model"],
-            registry=r,
-        )
+        self._folded = {
+            field: Counter(name, text, ["model"], registry=r) for field, (name, text) in _FOLDED.items()
+        }
         self.ttft = Histogram(
             "llamita_time_to_first_token_seconds",
             "From submission to the engine to the first token",
@@ -93,9 +91,6 @@ class Metrics:
         )
         r.register(_ModelState(runners))
         self._seen: weakref.WeakKeyDictionary[Engine, dict[str, int]] = weakref.WeakKeyDictionary()
-        self._folded = dict(
-            zip(_FOLDED, (self.evaluated, self.cached, self.generated, self.cancelled), strict=True)
-        )
 
     def observe(self, model: str) -> GenerationObserver:
         return GenerationObserver(self, model)

@@ -17,6 +17,7 @@ from __future__ import annotations
 import functools
 import json
 from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 from typing import Any
 
 from starlette.concurrency import run_in_threadpool
@@ -89,42 +90,58 @@ def _no_response() -> Response:
     return error_response(NO_RESPONSE, 500)
 
 
-@openai_errors
-async def chat_completions(request: Request) -> Response:
-    body = await read_json(request)
-    stream, include_usage = stream_settings(body)
-    events = runtime_of(request).chat(chat_request(from_chat_request(body)), session_of(request))
-    completion_id = new_id("chatcmpl")
-    state = ChatStream(completion_id, include_usage)
-    return await respond(
-        request,
-        events,
-        stream=stream,
-        encoder=OPENAI,
-        translate=lambda chunk: to_chat_chunks(chunk, state),
-        collect=lambda chunks: JSONResponse(to_chat_completion(merge_chat(chunks), completion_id)),
-        empty=_no_response,
-    )
+@dataclass(frozen=True)
+class _Completion:
+    """What tells ``/v1/chat/completions`` and ``/v1/completions`` apart."""
+
+    chat: bool  # run as /api/chat (else /api/generate)
+    native_body: Callable[[Json], Json]
+    prefix: str  # of the response id
+    stream_state: type[ChatStream] | type[CompletionStream]
+    to_chunks: Callable[[Json, Any], list[Json]]
+    merge: Callable[[list[Json]], Json]
+    to_reply: Callable[[Json, str], Json]
 
 
-@openai_errors
-async def completions(request: Request) -> Response:
-    body = await read_json(request)
-    stream, include_usage = stream_settings(body)
-    events = runtime_of(request).generate(
-        generate_request(from_completion_request(body)), session_of(request)
-    )
-    completion_id = new_id("cmpl")
-    state = CompletionStream(completion_id, include_usage)
-    return await respond(
-        request,
-        events,
-        stream=stream,
-        encoder=OPENAI,
-        translate=lambda chunk: to_completion_chunks(chunk, state),
-        collect=lambda chunks: JSONResponse(to_completion(merge_generate(chunks), completion_id)),
-        empty=_no_response,
-    )
+def _completions(kind: _Completion) -> Handler:
+    @openai_errors
+    async def handler(request: Request) -> Response:
+        body = await read_json(request)
+        stream, include_usage = stream_settings(body)
+        native = kind.native_body(body)
+        runtime, session = runtime_of(request), session_of(request)
+        if kind.chat:
+            events = runtime.chat(chat_request(native), session)
+        else:
+            events = runtime.generate(generate_request(native), session)
+        state = kind.stream_state(new_id(kind.prefix), include_usage)
+        return await respond(
+            request,
+            events,
+            stream=stream,
+            encoder=OPENAI,
+            translate=lambda chunk: kind.to_chunks(chunk, state),
+            collect=lambda chunks: JSONResponse(kind.to_reply(kind.merge(chunks), state.id)),
+            empty=_no_response,
+        )
+
+    return handler
+
+
+CHAT = _Completion(
+    True, from_chat_request, "chatcmpl", ChatStream, to_chat_chunks, merge_chat, to_chat_completion
+)
+COMPLETION = _Completion(
+    False,
+    from_completion_request,
+    "cmpl",
+    CompletionStream,
+    to_completion_chunks,
+    merge_generate,
+    to_completion,
+)
+chat_completions = _completions(CHAT)
+completions = _completions(COMPLETION)
 
 
 @openai_errors
