@@ -3,7 +3,8 @@
 ``Runners(factory=FakeEngines(...))`` loads one of these wherever a real model would be loaded
 (the store still holds a tiny generated GGUF: the model's metadata, template and capabilities
 are real).  Tokens are characters; a request yields its scripted texts then a ``Done``, or,
-with ``hang``, waits until it is aborted (a prefill that never ends).  Every request is
+with ``hang``, waits until it is aborted (a prefill that never ends), or with
+``hang_after``, does so after its first texts (a long answer).  Every request is
 recorded, and ``started`` / ``aborted`` let a test wait on state instead of on time.
 """
 
@@ -36,6 +37,7 @@ class FakeEngines:
 
     texts: list[str] = field(default_factory=lambda: ["Hello", " world"])
     hang: bool = False  # generate waits until the request is aborted
+    hang_after: int | None = None  # ... or does so after this many texts
     made: list[FakeEngine] = field(default_factory=list)
     started: threading.Event = field(default_factory=threading.Event)  # a request reached an engine
 
@@ -91,6 +93,8 @@ class FakeEngine:
             if request.params.num_predict >= 0:
                 texts = texts[: request.params.num_predict]
             for i, text in enumerate(texts):
+                if i == self.factory.hang_after:
+                    await asyncio.Event().wait()
                 yield Token(text=text, token_id=i + 2)
             request.finished = True
             reason = FinishReason.LENGTH if len(texts) < len(self.factory.texts) else FinishReason.STOP

@@ -122,13 +122,8 @@ DISCONNECT_CASES = [
 ]
 
 
-@pytest.mark.parametrize(("path", "payload"), DISCONNECT_CASES)
-def test_disconnect_during_prefill_frees_the_engine(
-    store_with_model: Store, path: str, payload: dict[str, Any]
-) -> None:
-    engines = FakeEngines(hang=True)
-    runners = Runners(engines)
-    app = build_app(store_with_model, listen_host="127.0.0.1", runners=runners)
+def call_asgi(app: Any, path: str, payload: dict[str, Any], leave: Any) -> list[dict[str, Any]]:
+    """Run one request through ``app``; the client disconnects once ``leave(sent)`` is true."""
     body = json.dumps({"model": MODEL, **payload}).encode()
     scope = {
         "type": "http",
@@ -156,8 +151,7 @@ def test_disconnect_during_prefill_frees_the_engine(
         async def receive() -> dict[str, Any]:
             if messages:
                 return messages.pop(0)
-            # The client leaves once the engine holds the request (it would never answer).
-            while not engines.started.is_set():
+            while not leave(sent):
                 await asyncio.sleep(0)
             return {"type": "http.disconnect"}
 
@@ -165,13 +159,56 @@ def test_disconnect_during_prefill_frees_the_engine(
             sent.append(message)
 
         await asyncio.wait_for(app(scope, receive, send), timeout=60)  # a bound, not a sync
+        runners = app.state.runners
         assert [r.refcount for r in runners.loaded.values()] == [0]  # the runner is idle again
         await runners.close()
 
     asyncio.run(scenario())
+    return sent
+
+
+@pytest.mark.parametrize(("path", "payload"), DISCONNECT_CASES)
+def test_disconnect_during_prefill_frees_the_engine(
+    store_with_model: Store, path: str, payload: dict[str, Any]
+) -> None:
+    engines = FakeEngines(hang=True)
+    app = build_app(store_with_model, listen_host="127.0.0.1", runners=Runners(engines))
+    # The client leaves once the engine holds the request (it would never answer).
+    sent = call_asgi(app, path, payload, lambda sent: engines.started.is_set())
     (request,) = engines.requests
     assert request.aborted  # the engine was told: its sequence is free for the next request
-    (runner,) = [engines.made[0]]
-    assert runner.stats().running == 0 and runner.closed
+    assert engines.made[0].stats().running == 0 and engines.made[0].closed
     start = next(m for m in sent if m["type"] == "http.response.start")
     assert start["status"] == 499  # nobody reads it; never a 200 with a short answer
+
+
+@pytest.mark.parametrize(
+    ("path", "payload"),
+    [
+        pytest.param("/v1/completions", {"prompt": "x", "stream": True}, id="v1-completions"),
+        pytest.param("/v1/chat/completions", {"messages": USER_HI, "stream": True}, id="v1-chat"),
+        pytest.param("/api/generate", {"prompt": "x"}, id="native-generate"),
+    ],
+)
+def test_disconnect_after_the_first_byte_frees_the_engine(
+    store_with_model: Store, path: str, payload: dict[str, Any]
+) -> None:
+    engines = FakeEngines(hang_after=1)
+    app = build_app(store_with_model, listen_host="127.0.0.1", runners=Runners(engines))
+
+    def first_text_sent(sent: list[dict[str, Any]]) -> bool:
+        return any(m["type"] == "http.response.body" and b"Hello" in m.get("body", b"") for m in sent)
+
+    sent = call_asgi(app, path, payload, first_text_sent)
+    (request,) = engines.requests
+    assert request.aborted and engines.made[0].stats().running == 0
+    assert b" world" not in b"".join(m.get("body", b"") for m in sent if m["type"] == "http.response.body")
+
+
+def test_debug_render_only_loads_no_model(client: TestClient, engines: FakeEngines) -> None:
+    body = {"model": MODEL, "prompt": "x", "system": "Be brief.", "_debug_render_only": True}
+    r = client.post("/api/generate", json=body)
+    info = r.json()["_debug_info"]
+    assert "x" in info["rendered_template"] and info["image_count"] == 0
+    r = client.post("/api/chat", json={"model": MODEL, "messages": USER_HI, "_debug_render_only": True})
+    assert "hi" in r.json()["_debug_info"]["rendered_template"] and engines.made == []
