@@ -17,8 +17,15 @@ from starlette.responses import JSONResponse, Response
 
 from llamita.server.model.show import rfc3339
 
-from .native import read_json
-from .request import chat_request, embed_request, generate_request, runtime_of, session_of, wants_stream
+from .request import (
+    chat_request,
+    embed_request,
+    generate_request,
+    read_json,
+    runtime_of,
+    session_of,
+    wants_stream,
+)
 from .stream import respond
 
 Json = dict[str, Any]

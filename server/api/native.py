@@ -13,43 +13,18 @@ from starlette.requests import ClientDisconnect, Request
 from starlette.responses import JSONResponse, PlainTextResponse, Response
 
 from llamita.server import __version__
-from llamita.server.gocompat import decode as godecode
 from llamita.server.model import create as creator
 from llamita.server.model.model import ModelNotFound, load_model
 from llamita.server.model.show import rfc3339, show
-from llamita.server.store.blobs import InvalidDigest, Store, normalize_digest
+from llamita.server.store.blobs import InvalidDigest, normalize_digest
 from llamita.server.store.names import parse_name, require_name
 
 from .errors import APIError, error_response
+from .request import read_json, store_of, typed_body
 from .stream import progress_response
 
 # The Ollama API level llamita implements; clients gate features on it.
 OLLAMA_API_VERSION = "0.33.0"
-
-
-def store_of(request: Request) -> Store:
-    return request.app.state.store
-
-
-async def read_json(request: Request) -> dict[str, Any]:
-    """The JSON object body, with Ollama's errors for empty or malformed input.
-
-    Decoded by :mod:`server.godecode` (Go's rules: no NaN/Infinity, numbers within float64, bounded
-    nesting, lone surrogates replaced), so every handler gets a value it can safely use.
-    """
-    raw = await request.body()
-    if not raw.strip():
-        raise APIError("missing request body", 400)
-    try:
-        body = godecode.decode(raw)
-    except godecode.BodyError as e:
-        raise APIError(f"invalid JSON body: {e}", 400) from e
-    if body is None:
-        return {}
-    if not isinstance(body, dict):
-        kind = godecode.go_kind(body)
-        raise APIError(f"json: cannot unmarshal {kind} into Go value of type api.Request", 400)
-    return body
 
 
 def _wants_stream(body: dict[str, Any]) -> bool:
@@ -96,15 +71,6 @@ SHOW_REQUEST = {
 }
 COPY_REQUEST = {"source": "string", "destination": "string"}
 DELETE_REQUEST = {"model": "string", "name": "string"}
-
-
-def typed_body(body: dict[str, Any], struct: str, fields: dict[str, str]) -> dict[str, Any]:
-    """``body`` after Go's field-type check: a field of the wrong JSON kind is a 400."""
-    try:
-        godecode.check_struct(body, struct, fields)
-    except godecode.FieldTypeError as e:
-        raise APIError(str(e), 400) from e
-    return body
 
 
 def _model_field(body: dict[str, Any]) -> str:

@@ -4,7 +4,8 @@ Each translator makes the checks Ollama makes while decoding (Go's unmarshal err
 field of the wrong JSON type, ``top_logprobs``' range) and fills a request of
 :mod:`llamita.server.runtime.requests`; everything that needs the model is the runtime's.
 ``/v1`` builds a native body first (:mod:`.openai.request`) and comes through here too.
-Also here: what else a request carries for the runtime (the runtime itself, the session).
+Also here, for every handler: the JSON body read with Go's rules (``read_json``, ``typed_body``)
+and what a request carries (the store, the runtime, the editor session).
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from typing import Any, TypeVar
 
 from starlette.requests import Request
 
+from llamita.server.gocompat import decode as godecode
 from llamita.server.prompt.wire import (
     UnmarshalError,
     check_generate,
@@ -24,10 +26,47 @@ from llamita.server.prompt.wire import (
 from llamita.server.runtime.errors import InvalidRequest
 from llamita.server.runtime.generate import Runtime
 from llamita.server.runtime.requests import ChatRequest, EmbedRequest, GenerateRequest
+from llamita.server.store.blobs import Store
+
+from .errors import APIError
 
 Json = dict[str, Any]
 T = TypeVar("T")
 SESSION_HEADER = "x-llamita-session"
+
+
+def store_of(request: Request) -> Store:
+    return request.app.state.store
+
+
+async def read_json(request: Request) -> dict[str, Any]:
+    """The JSON object body, with Ollama's errors for empty or malformed input.
+
+    Decoded by :mod:`gocompat.decode` (Go's rules: no NaN/Infinity, numbers within float64, bounded
+    nesting, lone surrogates replaced), so every handler gets a value it can safely use.
+    """
+    raw = await request.body()
+    if not raw.strip():
+        raise APIError("missing request body", 400)
+    try:
+        body = godecode.decode(raw)
+    except godecode.BodyError as e:
+        raise APIError(f"invalid JSON body: {e}", 400) from e
+    if body is None:
+        return {}
+    if not isinstance(body, dict):
+        kind = godecode.go_kind(body)
+        raise APIError(f"json: cannot unmarshal {kind} into Go value of type api.Request", 400)
+    return body
+
+
+def typed_body(body: dict[str, Any], struct: str, fields: dict[str, str]) -> dict[str, Any]:
+    """``body`` after Go's field-type check: a field of the wrong JSON kind is a 400."""
+    try:
+        godecode.check_struct(body, struct, fields)
+    except godecode.FieldTypeError as e:
+        raise APIError(str(e), 400) from e
+    return body
 
 
 def runtime_of(request: Request) -> Runtime:

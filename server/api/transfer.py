@@ -17,7 +17,7 @@ from llamita.server.registry.push import push as push_model
 from llamita.server.store.names import require_name
 
 from .errors import APIError
-from .native import read_json, store_of, typed_body
+from .request import read_json, store_of, typed_body
 from .stream import progress_response
 
 # PullRequest and PushRequest have the same fields (api/types.go).

@@ -25,8 +25,15 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from llamita.server.api.native import read_json, store_of
-from llamita.server.api.request import chat_request, embed_request, generate_request, runtime_of, session_of
+from llamita.server.api.request import (
+    chat_request,
+    embed_request,
+    generate_request,
+    read_json,
+    runtime_of,
+    session_of,
+    store_of,
+)
 from llamita.server.api.stream import Encoder, failure, respond
 from llamita.server.model.model import ModelNotFound
 from llamita.server.store.names import require_name
