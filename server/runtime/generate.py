@@ -18,7 +18,7 @@ import time
 from collections.abc import AsyncIterator
 from typing import Any
 
-from llamita.server.engine import Done, QueueFull, Token
+from llamita.server.engine import Done, QueueFull, SamplingParams, Token
 from llamita.server.model.model import Model
 from llamita.server.options import DEFAULT_NUM_CTX
 from llamita.server.store.blobs import Store
@@ -57,6 +57,11 @@ def _with_logprobs(chunk: Json, logprobs: list[Json]) -> Json:
     if logprobs:
         chunk["logprobs"] = list(logprobs)
     return chunk
+
+
+def _estimate(text: str) -> list[int]:
+    """Stand-in tokens for a render with no model loaded (``_debug_render_only``)."""
+    return [0] * (len(text) // 4)
 
 
 class Runtime:
@@ -119,8 +124,7 @@ class Runtime:
                 yield done(done_reason="load")
                 return
             num_ctx = int(options.get("num_ctx") or DEFAULT_NUM_CTX)
-            estimate = lambda text: [0] * (len(text) // 4)  # noqa: E731 - no tokenizer without a model
-            text = await asyncio.to_thread(kind.render, template, model, think, estimate, num_ctx)
+            text = await asyncio.to_thread(kind.render, template, model, think, _estimate, num_ctx)
             yield done(_debug_info={"rendered_template": text, "image_count": kind.image_count()})
             return
 
@@ -152,7 +156,7 @@ class Runtime:
         kind: Kind,
         runner: Runner,
         tokens: list[int],
-        params: Any,
+        params: SamplingParams,
         session: str | None,
         base: Json,
         timing: Timing,
