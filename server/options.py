@@ -141,6 +141,8 @@ _FLOAT32_MAX = 3.4028234663852886e38
 # no model can use (int32 is what llama.cpp takes; 512 is GGML_MAX_N_THREADS; 2**24 tokens is
 # above every trained context); the runner clamps num_ctx to the model's trained context and
 # num_batch to the context at load time, and the engine bounds num_predict by the context.
+# The context of a model loaded without a num_ctx (and without OLLAMA_CONTEXT_LENGTH).
+DEFAULT_NUM_CTX = 4096
 MAX_NUM_CTX = 1 << 24
 RESOURCE_BOUNDS: dict[str, tuple[int, int]] = {
     "num_ctx": (4, MAX_NUM_CTX),

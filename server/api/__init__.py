@@ -12,6 +12,7 @@ from starlette.middleware import Middleware
 from starlette.routing import Route
 
 from llamita.server import config
+from llamita.server.runtime.generate import Runtime
 from llamita.server.runtime.metrics import Metrics
 from llamita.server.runtime.runners import Runners
 from llamita.server.store.blobs import Store
@@ -26,23 +27,30 @@ from .openai import routes as openai
 log = logging.getLogger("llamita")
 
 
+READ = ["GET", "HEAD"]
+
+
 def routes() -> list[Route]:
+    """Every route: Ollama's native API, ``/metrics``, the OpenAI layer, the registry transfers."""
+    posts = {
+        "/api/show": native.show_model,
+        "/api/create": native.create,
+        "/api/copy": native.copy,
+        "/api/blobs/{digest}": native.create_blob,
+        "/api/generate": inference.generate,
+        "/api/chat": inference.chat,
+        "/api/embed": inference.embed,
+        "/api/embeddings": inference.embeddings,
+    }
     return [
-        Route("/", native.root, methods=["GET", "HEAD"]),
-        Route("/api/version", native.version, methods=["GET", "HEAD"]),
-        Route("/api/tags", native.tags, methods=["GET", "HEAD"]),
-        Route("/api/show", native.show_model, methods=["POST"]),
-        Route("/api/create", native.create, methods=["POST"]),
-        Route("/api/copy", native.copy, methods=["POST"]),
-        Route("/api/delete", native.delete, methods=["DELETE"]),
+        Route("/", native.root, methods=READ),
+        Route("/api/version", native.version, methods=READ),
+        Route("/api/tags", native.tags, methods=READ),
         Route("/api/blobs/{digest}", native.head_blob, methods=["HEAD"]),
-        Route("/api/blobs/{digest}", native.create_blob, methods=["POST"]),
-        Route("/api/generate", inference.generate, methods=["POST"]),
-        Route("/api/chat", inference.chat, methods=["POST"]),
-        Route("/api/embed", inference.embed, methods=["POST"]),
-        Route("/api/embeddings", inference.embeddings, methods=["POST"]),
+        Route("/api/delete", native.delete, methods=["DELETE"]),
         Route("/api/ps", inference.ps, methods=["GET"]),
         Route("/metrics", telemetry.metrics, methods=["GET"]),
+        *(Route(path, handler, methods=["POST"]) for path, handler in posts.items()),
         *openai.ROUTES,
         *registry.ROUTES,
     ]
@@ -99,4 +107,5 @@ def build_app(
     app.state.runners = runners
     app.state.keys = keys
     app.state.metrics = metrics
+    app.state.runtime = Runtime(store, runners, metrics)
     return app

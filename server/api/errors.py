@@ -5,9 +5,12 @@ from __future__ import annotations
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
+from llamita.server.engine import EmbeddingError, QueueFull
 from llamita.server.model.create import BaseBlobMissing, CreateError, InvalidCreateRequest, QuantizationFailed
 from llamita.server.model.model import ModelNotFound
+from llamita.server.prompt.fit import PromptTooLong
 from llamita.server.registry.errors import RegistryError
+from llamita.server.runtime.errors import Canceled, Failed, InvalidRequest, ModelMissing
 from llamita.server.store.blobs import BlobNotFound, DigestMismatch, InvalidDigest, StoreError
 from llamita.server.store.names import InvalidName
 
@@ -21,29 +24,36 @@ class APIError(Exception):
         self.headers = headers or {}
 
 
-# model/ and store/ errors: Ollama's status for each domain exception (subclasses inherit;
-# InvalidName covers ModelRequired).
-MODEL_STORE_STATUS: dict[type[Exception], int] = {
-    CreateError: 500,
-    InvalidCreateRequest: 400,
-    BaseBlobMissing: 500,
-    QuantizationFailed: 500,
-    ModelNotFound: 404,
-    InvalidName: 400,
-    InvalidDigest: 400,
-    DigestMismatch: 400,
-    BlobNotFound: 404,
-    StoreError: 500,
-}
-# end of model/ and store/ errors
+# Exception type → status; the first row that matches wins (a subclass before its base).
+STATUSES: tuple[tuple[type[Exception], int], ...] = (
+    # request pipeline errors (runtime/, engine/, prompt/)
+    (InvalidRequest, 400),
+    (PromptTooLong, 400),
+    (EmbeddingError, 400),
+    (ModelMissing, 404),
+    (Canceled, 499),
+    (Failed, 500),
+    (QueueFull, 503),
+    # model/ and store/ errors
+    (InvalidCreateRequest, 400),
+    (BaseBlobMissing, 500),
+    (QuantizationFailed, 500),
+    (CreateError, 500),
+    (InvalidName, 400),
+    (InvalidDigest, 400),
+    (DigestMismatch, 400),
+    (ModelNotFound, 404),
+    (BlobNotFound, 404),
+    (StoreError, 500),
+)
 
 
 def status_of(exc: BaseException) -> int:
     if isinstance(exc, APIError):
         return exc.status
-    for kind in type(exc).__mro__:
-        if kind in MODEL_STORE_STATUS:
-            return MODEL_STORE_STATUS[kind]
+    for kind, status in STATUSES:
+        if isinstance(exc, kind):
+            return status
     return 500
 
 
@@ -97,8 +107,4 @@ async def method_not_allowed(request: Request, exc: Exception) -> Response:
 
 
 # RegistryError: every pull/push failure is a 500, as in Ollama (status_of's default).
-HANDLED: tuple[type[Exception], ...] = (
-    APIError,
-    *MODEL_STORE_STATUS,
-    RegistryError,
-)
+HANDLED: tuple[type[Exception], ...] = (APIError, RegistryError, *(kind for kind, _ in STATUSES))

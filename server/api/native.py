@@ -13,44 +13,19 @@ from starlette.requests import ClientDisconnect, Request
 from starlette.responses import JSONResponse, PlainTextResponse, Response
 
 from llamita.server import __version__, config
-from llamita.server.gocompat import decode as godecode
 from llamita.server.gocompat.time import rfc3339
 from llamita.server.model import create as creator
 from llamita.server.model.model import ModelNotFound, load_model
 from llamita.server.model.show import show
-from llamita.server.store.blobs import BlobNotFound, Store, normalize_digest
+from llamita.server.store.blobs import BlobNotFound, normalize_digest
 from llamita.server.store.names import ModelRequired, parse_name, require_name
 
-from .errors import APIError, error_response
-from .streaming import progress_response
+from .errors import error_response
+from .request import read_json, store_of, typed_body
+from .stream import progress_response
 
 # The Ollama API level llamita implements; clients gate features on it.
 OLLAMA_API_VERSION = "0.33.0"
-
-
-def store_of(request: Request) -> Store:
-    return request.app.state.store
-
-
-async def read_json(request: Request) -> dict[str, Any]:
-    """The JSON object body, with Ollama's errors for empty or malformed input.
-
-    Decoded by :mod:`server.godecode` (Go's rules: no NaN/Infinity, numbers within float64, bounded
-    nesting, lone surrogates replaced), so every handler gets a value it can safely use.
-    """
-    raw = await request.body()
-    if not raw.strip():
-        raise APIError("missing request body", 400)
-    try:
-        body = godecode.decode(raw)
-    except godecode.BodyError as e:
-        raise APIError(f"invalid JSON body: {e}", 400) from e
-    if body is None:
-        return {}
-    if not isinstance(body, dict):
-        kind = godecode.go_kind(body)
-        raise APIError(f"json: cannot unmarshal {kind} into Go value of type api.Request", 400)
-    return body
 
 
 def _wants_stream(body: dict[str, Any]) -> bool:
@@ -99,15 +74,6 @@ COPY_REQUEST = {"source": "string", "destination": "string"}
 DELETE_REQUEST = {"model": "string", "name": "string"}
 
 
-def typed_body(body: dict[str, Any], struct: str, fields: dict[str, str]) -> dict[str, Any]:
-    """``body`` after Go's field-type check: a field of the wrong JSON kind is a 400."""
-    try:
-        godecode.check_struct(body, struct, fields)
-    except godecode.FieldTypeError as e:
-        raise APIError(str(e), 400) from e
-    return body
-
-
 def _model_field(body: dict[str, Any]) -> str:
     """``model``, else the deprecated ``name`` (both already checked to be strings)."""
     return body.get("model") or body.get("name") or ""
@@ -134,7 +100,7 @@ async def create(request: Request) -> Response:
     store = store_of(request)
     # Off the event loop: it parses the template and reads every manifest.
     await run_in_threadpool(creator.validate, store, body)
-    return await progress_response(creator.create(store, body), _wants_stream(body))
+    return await progress_response(request, creator.create(store, body), _wants_stream(body))
 
 
 async def copy(request: Request) -> Response:

@@ -19,8 +19,8 @@ from llamita.server.registry.pull import pull as pull_model
 from llamita.server.registry.push import push as push_model
 from llamita.server.store.names import ModelRequired, require_name
 
-from .native import read_json, store_of, typed_body
-from .streaming import progress_response
+from .request import read_json, store_of, typed_body
+from .stream import progress_response
 
 # PullRequest and PushRequest have the same fields (api/types.go).
 TRANSFER_REQUEST = {
@@ -47,7 +47,7 @@ async def _transfer(request: Request, struct: str, run: Callable[..., Iterator[d
     store = store_of(request)
     name = existing_name(store, require_name(_target(body, struct)))
     events = run(store, name, insecure=bool(body.get("insecure")))
-    return await progress_response(events, body.get("stream") is not False)
+    return await progress_response(request, events, body.get("stream") is not False)
 
 
 async def pull(request: Request) -> Response:

@@ -19,6 +19,7 @@ else in here.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import logging
 import threading
 import time
@@ -30,7 +31,7 @@ from pathlib import Path
 
 from .cache import Slot
 from .decoding import Decoder
-from .embed import Embedder, EmbeddingError
+from .embed import Embedder
 from .llama import Context, ContextOptions, LoadOptions, Model
 from .request import (
     CANCELED,
@@ -65,13 +66,18 @@ UNLOADED = "the model was unloaded while the request was running"
 
 @dataclass
 class EngineStats:
-    """Counters for /api/ps and /metrics."""
+    """For /api/ps and /metrics: monotonic counters (the engine thread appends to its own copy)
+    and, in the snapshot :meth:`Engine.stats` returns, the engine's present load."""
 
     steps: int = 0
     prompt_tokens_evaluated: int = 0
     prompt_tokens_cached: int = 0
     tokens_generated: int = 0
     aborted: int = 0
+    running: int = 0  # requests holding a sequence
+    queued: int = 0  # requests waiting for one
+    kv_tokens: int = 0  # tokens held in the sequences' KV cache
+    n_ctx: int = 0  # KV cache cells, all sequences
 
 
 class Engine:
@@ -99,7 +105,7 @@ class Engine:
         )
         self.failure: str | None = None  # why the engine thread died (then it is not ``healthy``)
         self._decoder = Decoder(self.ctx, self.scheduler.slots, self._decoded, self._fail)
-        self.stats = EngineStats()
+        self.counters = EngineStats()
         self.step_target = step_target
         self.decode_share = decode_share
         self._sec_per_token: float | None = None  # prompt-evaluation cost, moving average
@@ -158,6 +164,40 @@ class Engine:
             raise ValueError(f"invalid token id {bad!r}: the vocabulary has ids 0 to {n_vocab - 1}")
         if len(prompt) >= self.n_ctx_seq:
             raise ValueError(f"the prompt ({len(prompt)} tokens) does not fit the context ({self.n_ctx_seq})")
+
+    # ---- the façade the runtime uses (nothing outside ``engine/`` reaches further in) -------
+    def tokenize(self, text: str, *, add_special: bool = True, parse_special: bool = True) -> list[int]:
+        """Tokens of ``text``: a BOS first when the model wants one and ``add_special``;
+        ``parse_special`` reads control-token texts (``<|im_start|>``, FIM markers) as tokens."""
+        return self.model.tokenize(text, add_bos=None if add_special else False, special=parse_special)
+
+    @property
+    def bos(self) -> int:
+        return self.model.bos
+
+    @property
+    def add_bos(self) -> bool:
+        """Whether a prompt starts with BOS (its tokenization adds one)."""
+        return self.model.add_bos
+
+    @property
+    def n_vocab(self) -> int:
+        return self.model.n_vocab
+
+    @property
+    def n_ctx(self) -> int:
+        """Tokens one sequence may hold (the request's context)."""
+        return self.n_ctx_seq
+
+    def stats(self) -> EngineStats:
+        """The counters and present load, read without stopping the engine thread."""
+        with self._cv:
+            running = len(self.scheduler.running)
+            queued = len(self.scheduler.waiting) + len(self._inbox)
+        kv_tokens = sum(len(slot.tokens) for slot in self.scheduler.slots.slots)
+        return dataclasses.replace(
+            self.counters, running=running, queued=queued, kv_tokens=kv_tokens, n_ctx=int(self.ctx.n_ctx)
+        )
 
     @property
     def active(self) -> int:
@@ -263,7 +303,7 @@ class Engine:
             log.exception("could not finish request %d", request.id)
             if not request.status.is_finished:
                 request.status = RequestStatus.FINISHED_ERROR
-                _emit(request, Done(FinishReason.ERROR, len(request.prompt), 0, 0, 0, 0, 0, [], error))
+                request.deliver(Done(FinishReason.ERROR, len(request.prompt), 0, 0, 0, 0, 0, [], error))
 
     def _handle(self, kind: str, item: object) -> None:
         """One inbox item; a request whose handling fails is failed alone, the thread goes on."""
@@ -298,7 +338,7 @@ class Engine:
         if not output.chunks:
             return
         self._make_room(output.n_tokens)
-        self.stats.steps += 1
+        self.counters.steps += 1
         seconds = self._decoder.decode(output.chunks)
         if seconds is not None:
             self._learn_cost(output.n_tokens, seconds)
@@ -334,7 +374,7 @@ class Engine:
 
     def _start(self, request: Request) -> None:
         request.t_admitted = time.monotonic()
-        self.stats.prompt_tokens_cached += request.n_cached
+        self.counters.prompt_tokens_cached += request.n_cached
         sampler = None
         try:
             sampler = Sampler(self.model.vocab, request.params, self.model.n_vocab, self.n_ctx_seq)
@@ -351,7 +391,7 @@ class Engine:
 
     def _decoded(self, chunks: list[Chunk], logits_at: list[tuple[Request, int]]) -> None:
         """``chunks`` are in the KV now: record them, then sample those that asked for logits."""
-        self.stats.prompt_tokens_evaluated += sum(
+        self.counters.prompt_tokens_evaluated += sum(
             len(c.tokens) for c in chunks if c.request.status == RequestStatus.PREFILLING
         )
         self.scheduler.after_decode(chunks)
@@ -376,7 +416,7 @@ class Engine:
         if not request.generated:
             request.t_first_token = now
         request.generated.append(token)
-        self.stats.tokens_generated += 1
+        self.counters.tokens_generated += 1
         if (self.model.is_eog(token) and not request.params.ignore_eos) or token in request.stop_tokens:
             self._finish(request, RequestStatus.FINISHED_STOPPED)
             return
@@ -397,7 +437,7 @@ class Engine:
         # above, as Ollama's own Go runner did, instead of never matching.
         text = stream.push(self.model.piece(token))
         if text:
-            _emit(request, Token(text, token, _take(request.logprobs)))
+            request.deliver(Token(text, token, request.take_logprobs()))
         slot = self.scheduler.slots.slot_of(request)
         # num_predict -1: no limit, but Ollama's runner caps it at 10 x num_ctx.
         limit = request.params.num_predict if request.params.num_predict >= 0 else 10 * self.n_ctx_seq
@@ -442,7 +482,7 @@ class Engine:
             self.scheduler.slots.trim_inexact(slot, self.ctx)
         self.scheduler.finish(request, status)
         if status == RequestStatus.FINISHED_ABORTED:
-            self.stats.aborted += 1
+            self.counters.aborted += 1
             if slot is not None and slot.tokens:
                 self.scheduler.adopt(slot, self.ctx)
         context = [*request.prompt, *(t for t in request.generated if not self.model.is_eog(t))]
@@ -450,45 +490,11 @@ class Engine:
             if stream is not None and status != RequestStatus.FINISHED_ABORTED:
                 rest = stream.flush()
                 if rest:
-                    _emit(request, Token(rest, -1, _take(request.logprobs)))
+                    request.deliver(Token(rest, -1, request.take_logprobs()))
                 if stream.stopped:  # Ollama: tokenize(prompt + the text returned)
                     generated = [t for t in request.generated if not self.model.is_eog(t)]
                     kept = text_tokens(generated, stream.text, self.model.piece, self.model.tokenize)
                     context = [*request.prompt, *kept]
         except Exception:  # the request's own stop strings: it still gets its Done
             log.exception("finishing the text of request %d failed", request.id)
-        now = time.monotonic()
-        first = request.t_first_token or now
-        admitted = request.t_admitted or now
-        _emit(
-            request,
-            Done(
-                reason=_FINISH[status],
-                prompt_tokens=len(request.prompt),
-                prompt_eval_count=max(request.n_past - request.n_cached, 0),
-                prompt_cache_tokens=request.n_cached,
-                prompt_eval_duration=int((first - admitted) * 1e9),
-                eval_count=len(request.generated),
-                eval_duration=int((now - first) * 1e9) if request.t_first_token else 0,
-                context=context,
-                error=error,
-            ),
-        )
-
-
-def _emit(request: Request, event: Event) -> None:
-    """Hand an event to the request's client; a client that fails to take it harms no one else."""
-    try:
-        request.emit(event)
-    except Exception:
-        log.exception("could not deliver an event of request %d", request.id)
-
-
-def _take(items: list[dict[str, object]]) -> list[dict[str, object]]:
-    """Hand over the pending logprob entries (they travel with the text they produced)."""
-    taken = items[:]
-    items.clear()
-    return taken
-
-
-__all__ = ["EmbeddingError", "Engine", "EngineFailed", "EngineStats", "QueueFull"]
+        request.deliver(request.done(_FINISH[status], context, error))

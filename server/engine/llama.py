@@ -17,6 +17,8 @@ from pathlib import Path
 
 import llama_cpp as ll
 
+from llamita.server.options import DEFAULT_NUM_CTX
+
 log = logging.getLogger("llamita.llama")
 
 _init_lock = threading.Lock()
@@ -60,8 +62,8 @@ class LoadOptions:
 
 @dataclass(frozen=True)
 class ContextOptions:
-    n_ctx: int = 4096  # total cells; each sequence may use ``n_ctx_seq``
-    n_ctx_seq: int = 4096
+    n_ctx: int = DEFAULT_NUM_CTX  # total cells; each sequence may use ``n_ctx_seq``
+    n_ctx_seq: int = DEFAULT_NUM_CTX
     n_batch: int = 512
     n_seq_max: int = 4
     n_threads: int = 0

@@ -4,9 +4,12 @@ from __future__ import annotations
 
 import enum
 import itertools
+import logging
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+
+log = logging.getLogger("llamita.engine")
 
 _ids = itertools.count(1)
 
@@ -121,3 +124,33 @@ class Request:
     @property
     def remaining_prompt(self) -> int:
         return len(self.prompt) - self.n_past
+
+    def deliver(self, event: Event) -> None:
+        """Hand an event to the client; a client that fails to take it harms no one else."""
+        try:
+            self.emit(event)
+        except Exception:
+            log.exception("could not deliver an event of request %d", self.id)
+
+    def take_logprobs(self) -> list[dict[str, object]]:
+        """Hand over the pending logprob entries (they travel with the text they produced)."""
+        taken = self.logprobs[:]
+        self.logprobs.clear()
+        return taken
+
+    def done(self, reason: FinishReason, context: list[int], error: str = "") -> Done:
+        """The last event, with Ollama's counters (durations from admission and first token)."""
+        now = time.monotonic()
+        first = self.t_first_token or now
+        admitted = self.t_admitted or now
+        return Done(
+            reason=reason,
+            prompt_tokens=len(self.prompt),
+            prompt_eval_count=max(self.n_past - self.n_cached, 0),
+            prompt_cache_tokens=self.n_cached,
+            prompt_eval_duration=int((first - admitted) * 1e9),
+            eval_count=len(self.generated),
+            eval_duration=int((now - first) * 1e9) if self.t_first_token else 0,
+            context=context,
+            error=error,
+        )

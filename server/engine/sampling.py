@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import codecs
 import ctypes
+import json
 import random
 from collections.abc import Callable
 
@@ -34,6 +35,34 @@ def grammar_compiles(grammar: str) -> bool:
         return False
     ll.llama_sampler_free(sampler)
     return True
+
+
+FORMAT_EXPECTED = 'expected "json" or a valid JSON Schema object'
+
+
+def format_grammar(value: object) -> str | None:
+    """The grammar of a request's ``format``: ``"json"``, a JSON-schema object, or none when empty.
+
+    Raises :class:`GrammarError` with Ollama's ``invalid format: ...`` message otherwise.
+    """
+    if value in (None, "", "null"):
+        return None
+    from llama_cpp.llama_grammar import JSON_GBNF, json_schema_to_gbnf
+
+    if value == "json":
+        return JSON_GBNF
+    if not isinstance(value, dict):
+        raise GrammarError(f"invalid format: {json.dumps(value)}; {FORMAT_EXPECTED}")
+    try:
+        grammar = json_schema_to_gbnf(json.dumps(value))
+    except Exception as e:
+        raise GrammarError(f"invalid format: {e}; {FORMAT_EXPECTED}") from e
+    if not grammar_compiles(grammar):
+        raise GrammarError(
+            f"invalid format: llama.cpp cannot compile the grammar of the schema {json.dumps(value)}; "
+            + FORMAT_EXPECTED
+        )
+    return grammar
 
 
 class Sampler:

@@ -29,14 +29,14 @@ from __future__ import annotations
 import time
 import weakref
 from collections.abc import Iterator
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
 if TYPE_CHECKING:
-    from llamita.server.engine.core import Engine
+    from llamita.server.engine import Engine
 
     from .runners import Runners
 
@@ -45,8 +45,16 @@ CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 # FIM completions live in the 20 ms–2 s range; review prompts can take much longer.
 TTFT_BUCKETS = (0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0)
 TOKEN_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.02, 0.05, 0.1, 0.25, 0.5, 1.0)
-# EngineStats field → the counter it feeds.
-_FOLDED = ("prompt_tokens_evaluated", "prompt_tokens_cached", "tokens_generated", "aborted")
+# EngineStats field → the counter it feeds (name, help); each is labelled by model.
+_FOLDED = {
+    "prompt_tokens_evaluated": ("llamita_prompt_tokens_evaluated", "Prompt tokens run through the model"),
+    "prompt_tokens_cached": ("llamita_prompt_tokens_cached", "Prompt tokens served from the KV cache"),
+    "tokens_generated": ("llamita_tokens_generated", "Tokens sampled"),
+    "aborted": (
+        "llamita_requests_cancelled",
+        "Generations aborted (client gone, or superseded by the same editor session)",
+    ),
+}
 
 
 class Metrics:
@@ -64,19 +72,9 @@ class Metrics:
             ["route"],
             registry=r,
         )
-        self.evaluated = Counter(
-            "llamita_prompt_tokens_evaluated", "Prompt tokens run through the model", ["model"], registry=r
-        )
-        self.cached = Counter(
-            "llamita_prompt_tokens_cached", "Prompt tokens served from the KV cache", ["model"], registry=r
-        )
-        self.generated = Counter("llamita_tokens_generated", "Tokens sampled", ["model"], registry=r)
-        self.cancelled = Counter(
-            "llamita_requests_cancelled",
-            "Generations aborted (client gone, or superseded by the same editor session)",
-            ["model"],
-            registry=r,
-        )
+        self._folded = {
+            field: Counter(name, text, ["model"], registry=r) for field, (name, text) in _FOLDED.items()
+        }
         self.ttft = Histogram(
             "llamita_time_to_first_token_seconds",
             "From submission to the engine to the first token",
@@ -93,18 +91,13 @@ class Metrics:
         )
         r.register(_ModelState(runners))
         self._seen: weakref.WeakKeyDictionary[Engine, dict[str, int]] = weakref.WeakKeyDictionary()
-        self._folded = dict(
-            zip(_FOLDED, (self.evaluated, self.cached, self.generated, self.cancelled), strict=True)
-        )
 
     def observe(self, model: str) -> GenerationObserver:
         return GenerationObserver(self, model)
 
     def sync(self, model: str, engine: Engine) -> None:
         """Add what ``engine`` counted since the last sync to the Prometheus counters."""
-        stats = getattr(engine, "stats", None)
-        if stats is None:
-            return
+        stats = engine.stats()
         now = {field: int(getattr(stats, field)) for field in _FOLDED}
         before = self._seen.get(engine, {})
         self._seen[engine] = now
@@ -172,19 +165,10 @@ class _ModelState(Collector):
         loaded.add_metric([], len(runners))
         for runner in runners:
             name, engine = [runner.model.short_name], runner.engine
-            n_running, n_queued, n_kv, n_ctx = _engine_state(engine)
-            running.add_metric(name, n_running)
-            queued.add_metric(name, n_queued)
-            kv.add_metric(name, n_kv)
-            capacity.add_metric(name, n_ctx)
+            stats = engine.stats()
+            running.add_metric(name, stats.running)
+            queued.add_metric(name, stats.queued)
+            kv.add_metric(name, stats.kv_tokens)
+            capacity.add_metric(name, stats.n_ctx)
             healthy.add_metric(name, 1 if getattr(engine, "healthy", True) else 0)
         yield from (loaded, running, queued, kv, capacity, healthy)
-
-
-def _engine_state(engine: Any) -> tuple[int, int, int, int]:
-    """(running, queued, tokens in sequences, n_ctx); a read-only peek at the engine."""
-    scheduler = engine.scheduler
-    running = len(scheduler.running)
-    queued = max(engine.active - running, 0)
-    kv_tokens = sum(len(slot.tokens) for slot in scheduler.slots.slots)
-    return running, queued, kv_tokens, int(engine.ctx.n_ctx)

@@ -37,17 +37,15 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from llamita.server import config
-from llamita.server.engine.core import Engine
-from llamita.server.engine.embed import EMBED_MIN_TOKENS
-from llamita.server.engine.llama import ContextOptions, LoadOptions, supports_gpu
+from llamita.server.engine import EMBED_MIN_TOKENS, ContextOptions, Engine, LoadOptions, supports_gpu
 from llamita.server.model.ggufinfo import GGUFInfo
 from llamita.server.model.model import StoredModel
+from llamita.server.options import DEFAULT_NUM_CTX
 
 from .memory import estimate, free_vram, has_recurrent_state, layers_that_fit
 
 log = logging.getLogger("llamita.runners")
 
-DEFAULT_NUM_CTX = 4096
 MAX_NUM_CTX = 1 << 17  # for a GGUF that does not say its training context
 DEFAULT_NUM_BATCH = 512
 MAX_BATCH = 8192

@@ -15,6 +15,7 @@ import json
 from typing import Any
 
 from llamita.server.api.errors import APIError
+from llamita.server.gocompat.decode import go_kind
 
 Json = dict[str, Any]
 
@@ -38,19 +39,19 @@ _IMAGE_URLS_UNSUPPORTED = "image URLs are not currently supported, please use ba
 # --- errors and field parsing -------------------------------------------------------------
 
 
+# The Go type ``encoding/json`` decodes each JSON kind to (into an ``interface {}``).
+_GO_TYPES = {
+    "bool": "bool",
+    "number": "float64",
+    "string": "string",
+    "array": "[]interface {}",
+    "object": "map[string]interface {}",
+}
+
+
 def go_type(value: Any) -> str:
     """The Go type ``encoding/json`` gives a decoded value; Ollama's messages quote it."""
-    if value is None:
-        return "<nil>"
-    if isinstance(value, bool):
-        return "bool"
-    if isinstance(value, int | float):
-        return "float64"
-    if isinstance(value, str):
-        return "string"
-    if isinstance(value, list):
-        return "[]interface {}"
-    return "map[string]interface {}"
+    return "<nil>" if value is None else _GO_TYPES[go_kind(value)]
 
 
 def _bad(message: str) -> APIError:

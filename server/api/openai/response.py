@@ -146,12 +146,16 @@ def to_chat_completion(native: Json, completion_id: str) -> Json:
 
 
 @dataclass
-class ChatStream:
-    """What a chat stream remembers between native chunks."""
+class _Stream:
+    """What a stream remembers between native chunks."""
 
     id: str
     include_usage: bool = False
     created: int | None = None  # pinned from the first chunk: OpenAI shares one value per stream
+
+
+@dataclass
+class ChatStream(_Stream):
     started: bool = False  # the role chunk has been sent
     sent_tool_call: bool = False
 
@@ -282,12 +286,7 @@ def to_completion(native: Json, completion_id: str) -> Json:
 
 
 @dataclass
-class CompletionStream:
-    """What a completion stream remembers between native chunks."""
-
-    id: str
-    include_usage: bool = False
-    created: int | None = None
+class CompletionStream(_Stream):
     offset: int = 0  # characters sent so far, for logprobs text_offset
 
 

@@ -1,33 +1,40 @@
-"""The OpenAI-compatible ``/v1`` routes: thin handlers over the native inference coroutines.
+"""The OpenAI-compatible ``/v1`` routes: thin translators over the runtime.
 
-There is one inference path.  Each handler translates the body, runs the native coroutine
-from :mod:`.inference` (the code behind ``/api/chat``, ``/api/generate`` and ``/api/embed``)
-and translates the chunks back.  The pure translations live in :mod:`.openai_request` and
-:mod:`.openai_response` and are re-exported here.  Errors use the OpenAI shape so SDKs raise
-their typed exceptions: before the first byte as a status plus ``{"error": {...}}``, after it
-as a final ``data: {"error": {...}}`` event (the SDKs raise on it) with no ``[DONE]``.  A request
-superseded by a newer one of the same ``X-Llamita-Session`` (or aborted) is such an error, with
-status 499 and type ``canceled``: never a completion with ``finish_reason: null``.  A client that
-hangs up before the response starts stops the generation, as on the native routes.
+There is one inference path.  Each handler translates the body to a native one
+(:mod:`.request`), then to the runtime's typed request (:mod:`..request`), runs it on the
+runtime (the code behind ``/api/chat``, ``/api/generate`` and ``/api/embed``) and translates
+the native chunks back (:mod:`.response`); :func:`..stream.respond` sends them as SSE.  Errors
+use the OpenAI shape so SDKs raise their typed exceptions: before the first byte as a status
+plus ``{"error": {...}}``, after it as a final ``data: {"error": {...}}`` event (the SDKs raise
+on it) with no ``[DONE]``.  A request superseded by a newer one of the same
+``X-Llamita-Session`` (or aborted) is such an error, with status 499 and type ``canceled``:
+never a completion with ``finish_reason: null``.  A client that hangs up before the response
+starts stops the generation, as on the native routes.
 """
 
 from __future__ import annotations
 
 import functools
-import inspect
 import json
-import logging
-from collections.abc import AsyncIterator, Awaitable, Callable
-from types import ModuleType
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 from typing import Any
 
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
-from starlette.responses import JSONResponse, Response, StreamingResponse
+from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from llamita.server.api.errors import HANDLED, APIError, status_of
-from llamita.server.api.native import read_json, store_of
+from llamita.server.api.request import (
+    chat_request,
+    embed_request,
+    generate_request,
+    read_json,
+    runtime_of,
+    session_of,
+    store_of,
+)
+from llamita.server.api.stream import Encoder, failure, respond
 from llamita.server.model.model import ModelNotFound
 from llamita.server.store.names import require_name
 
@@ -54,58 +61,23 @@ from .response import (
     to_model_list,
 )
 
-__all__ = [
-    "ROUTES",
-    "ChatStream",
-    "CompletionStream",
-    "chat_completions",
-    "completions",
-    "embedding_format",
-    "embeddings",
-    "from_chat_request",
-    "from_completion_request",
-    "from_embedding_request",
-    "list_models",
-    "merge_chat",
-    "merge_generate",
-    "new_id",
-    "openai_error",
-    "retrieve_model",
-    "stream_settings",
-    "to_chat_chunks",
-    "to_chat_completion",
-    "to_completion",
-    "to_completion_chunks",
-    "to_embedding_list",
-    "to_model",
-    "to_model_list",
-]
-
-log = logging.getLogger("llamita")
-
 SSE = "text/event-stream"
 DONE = b"data: [DONE]\n\n"
+NO_RESPONSE = "the model returned no response"
 
 Json = dict[str, Any]
 Handler = Callable[[Request], Awaitable[Response]]
-ChunkConverter = Callable[[Json], list[Json]]
-
-
-def _inference() -> ModuleType:
-    """The native inference module, imported on first use: it pulls in llama.cpp."""
-    from llamita.server.api import inference
-
-    return inference
-
-
-def _status(exc: Exception) -> int:
-    if not isinstance(exc, HANDLED):
-        log.error("/v1 request failed", exc_info=exc)
-    return status_of(exc)
 
 
 def error_response(message: str, status: int) -> JSONResponse:
     return JSONResponse(openai_error(message, status), status_code=status)
+
+
+def sse_event(obj: Json) -> bytes:
+    return b"data: " + json.dumps(obj, ensure_ascii=False, separators=(",", ":")).encode() + b"\n\n"
+
+
+OPENAI = Encoder(SSE, sse_event, openai_error, error_response, DONE)
 
 
 def openai_errors(handler: Handler) -> Handler:
@@ -116,105 +88,67 @@ def openai_errors(handler: Handler) -> Handler:
         try:
             return await handler(request)
         except Exception as exc:
-            return error_response(str(exc), _status(exc))
+            return error_response(*failure(exc))
 
     return wrapped
 
 
-def _sse(obj: Json) -> bytes:
-    return b"data: " + json.dumps(obj, ensure_ascii=False, separators=(",", ":")).encode() + b"\n\n"
+def _no_response() -> Response:
+    return error_response(NO_RESPONSE, 500)
 
 
-def _checked(chunk: Json) -> Json:
-    """A native chunk, or its ``{"error": ...}`` raised (a runner may report errors in-band)."""
-    if "error" in chunk:
-        raise APIError(str(chunk["error"]), 500)
-    return chunk
+@dataclass(frozen=True)
+class _Completion:
+    """What tells ``/v1/chat/completions`` and ``/v1/completions`` apart."""
+
+    chat: bool  # run as /api/chat (else /api/generate)
+    native_body: Callable[[Json], Json]
+    prefix: str  # of the response id
+    stream_state: type[ChatStream] | type[CompletionStream]
+    to_chunks: Callable[[Json, Any], list[Json]]
+    merge: Callable[[list[Json]], Json]
+    to_reply: Callable[[Json, str], Json]
 
 
-async def _open(call: Any) -> tuple[Json, AsyncIterator[Json]]:
-    """Start a native stream and take its first chunk, so request errors surface before any byte.
+def _completions(kind: _Completion) -> Handler:
+    @openai_errors
+    async def handler(request: Request) -> Response:
+        body = await read_json(request)
+        stream, include_usage = stream_settings(body)
+        native = kind.native_body(body)
+        runtime, session = runtime_of(request), session_of(request)
+        if kind.chat:
+            events = runtime.chat(chat_request(native), session)
+        else:
+            events = runtime.generate(generate_request(native), session)
+        state = kind.stream_state(new_id(kind.prefix), include_usage)
+        return await respond(
+            request,
+            events,
+            stream=stream,
+            encoder=OPENAI,
+            translate=lambda chunk: kind.to_chunks(chunk, state),
+            collect=lambda chunks: JSONResponse(kind.to_reply(kind.merge(chunks), state.id)),
+            empty=_no_response,
+        )
 
-    ``call`` is what ``run_chat``/``run_generate`` returned: an async iterator, or a
-    coroutine resolving to one.
-    """
-    chunks = await call if inspect.isawaitable(call) else call
-    try:
-        first = await anext(chunks)
-    except StopAsyncIteration:
-        raise APIError("the model returned no response", 500) from None
-    return _checked(first), chunks
-
-
-async def _close(chunks: AsyncIterator[Json]) -> None:
-    """Stop native generation (a client that disconnects must not keep the model busy)."""
-    aclose = getattr(chunks, "aclose", None)
-    if aclose is not None:
-        await aclose()
-
-
-async def _unless_gone(request: Request, awaitable: Awaitable[Any]) -> Any:
-    """``await awaitable``, cancelled when the client hangs up first (then generation stops too)."""
-    finished, task = await _inference().until_disconnect(request, awaitable)
-    if not finished:
-        raise APIError("request canceled", 499)
-    return task.result()
+    return handler
 
 
-async def _collect(first: Json, chunks: AsyncIterator[Json]) -> list[Json]:
-    collected = [first]
-    try:
-        async for chunk in chunks:
-            collected.append(_checked(chunk))
-    finally:
-        await _close(chunks)
-    return collected
-
-
-def _event_stream(first: Json, chunks: AsyncIterator[Json], to_events: ChunkConverter) -> StreamingResponse:
-    async def events() -> AsyncIterator[bytes]:
-        try:
-            for event in to_events(first):
-                yield _sse(event)
-            async for chunk in chunks:
-                for event in to_events(_checked(chunk)):
-                    yield _sse(event)
-        except Exception as exc:
-            yield _sse(openai_error(str(exc), _status(exc)))
-            return
-        finally:
-            await _close(chunks)
-        yield DONE
-
-    return StreamingResponse(events(), media_type=SSE)
-
-
-@openai_errors
-async def chat_completions(request: Request) -> Response:
-    body = await read_json(request)
-    stream, include_usage = stream_settings(body)
-    native_body = from_chat_request(body)
-    first, chunks = await _unless_gone(request, _open(_inference().run_chat(request, native_body)))
-    completion_id = new_id("chatcmpl")
-    if stream:
-        state = ChatStream(completion_id, include_usage)
-        return _event_stream(first, chunks, lambda chunk: to_chat_chunks(chunk, state))
-    merged = merge_chat(await _unless_gone(request, _collect(first, chunks)))
-    return JSONResponse(to_chat_completion(merged, completion_id))
-
-
-@openai_errors
-async def completions(request: Request) -> Response:
-    body = await read_json(request)
-    stream, include_usage = stream_settings(body)
-    native_body = from_completion_request(body)
-    first, chunks = await _unless_gone(request, _open(_inference().run_generate(request, native_body)))
-    completion_id = new_id("cmpl")
-    if stream:
-        state = CompletionStream(completion_id, include_usage)
-        return _event_stream(first, chunks, lambda chunk: to_completion_chunks(chunk, state))
-    merged = merge_generate(await _unless_gone(request, _collect(first, chunks)))
-    return JSONResponse(to_completion(merged, completion_id))
+CHAT = _Completion(
+    True, from_chat_request, "chatcmpl", ChatStream, to_chat_chunks, merge_chat, to_chat_completion
+)
+COMPLETION = _Completion(
+    False,
+    from_completion_request,
+    "cmpl",
+    CompletionStream,
+    to_completion_chunks,
+    merge_generate,
+    to_completion,
+)
+chat_completions = _completions(CHAT)
+completions = _completions(COMPLETION)
 
 
 @openai_errors
@@ -222,9 +156,7 @@ async def embeddings(request: Request) -> Response:
     body = await read_json(request)
     encoding = embedding_format(body)
     native_body = from_embedding_request(body)
-    result = _inference().run_embed(request, native_body)
-    if inspect.isawaitable(result):
-        result = await result
+    result = await runtime_of(request).embed(embed_request(native_body))
     return JSONResponse(to_embedding_list(result, encoding, model=native_body["model"]))
 
 

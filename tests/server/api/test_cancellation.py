@@ -188,4 +188,4 @@ def test_openai_client_that_hangs_up_before_the_first_byte_stops_generation(serv
         if not engine_busy(server):
             break
         time.sleep(0.01)
-    assert not engine_busy(server) and engine.stats.aborted >= 1
+    assert not engine_busy(server) and engine.stats().aborted >= 1

@@ -408,10 +408,10 @@ def test_client_disconnect_mid_stream_frees_the_sequence(server) -> None:
             break
     engine = next(iter(runners(server).loaded.values())).engine
     for _ in range(200):
-        if not engine.scheduler.running and engine.stats.aborted:
+        if not engine.stats().running and engine.stats().aborted:
             break
         time.sleep(0.02)
-    assert engine.scheduler.running == [] and engine.stats.aborted >= 1
+    assert engine.stats().running == 0 and engine.stats().aborted >= 1
 
 
 def test_queue_full_gives_503s_and_no_crash(seeded_store, monkeypatch: pytest.MonkeyPatch) -> None:

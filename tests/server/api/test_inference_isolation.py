@@ -14,11 +14,11 @@ import httpx
 import ollama
 import pytest
 
-from llamita.server.api import inference
 from llamita.server.model.create import PROJECTOR
 from llamita.server.model.model import StoredModel, load_model
 from llamita.server.prompt.render import chat_prompt_messages, render_prompt
 from llamita.server.prompt.tools import ToolParser
+from llamita.server.runtime import kinds
 from llamita.server.store.blobs import Layer
 from llamita.server.store.names import parse_name
 
@@ -140,7 +140,7 @@ def test_an_unexpected_failure_after_the_first_line_is_an_error_line(
     server, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """It used to abort the connection mid-stream (the client saw a broken response)."""
-    monkeypatch.setattr(inference, "ToolParser", _ExplodingParser)
+    monkeypatch.setattr(kinds, "ToolParser", _ExplodingParser)
     tools = [{"type": "function", "function": {"name": "f", "parameters": {"type": "object"}}}]
     body = {
         "model": MODEL,

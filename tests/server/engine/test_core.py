@@ -107,9 +107,9 @@ def test_abort_frees_the_sequence_within_a_step(engine: Engine) -> None:
             await asyncio.sleep(0.01)
         assert engine.scheduler.running == []
 
-    before = engine.stats.aborted
+    before = engine.stats().aborted
     run(scenario())
-    assert engine.stats.aborted == before + 1
+    assert engine.stats().aborted == before + 1
 
 
 def test_same_session_supersedes(engine: Engine) -> None:

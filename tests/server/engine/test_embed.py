@@ -11,8 +11,8 @@ from pathlib import Path
 import pytest
 
 from ggufgen import write_tiny_gguf
+from llamita.server.engine import EmbeddingError, Engine
 from llamita.server.engine import embed as embed_module
-from llamita.server.engine.core import EmbeddingError, Engine
 from llamita.server.engine.embed import EMBED_BATCH_TOKENS, EMBED_MIN_TOKENS, EMBED_SEQS, groups
 from llamita.server.engine.llama import ContextOptions, LoadOptions
 from llamita.server.engine.request import SamplingParams, Token

@@ -10,7 +10,7 @@ import httpx
 import ollama
 import pytest
 
-from llamita.server.api.inference import _merge
+from llamita.server.api.inference import merge as _merge
 from llamita.server.prompt.tools import ToolParser, chat_messages, closing_text, tool_call_tag
 from llamita.server.template import Template, parse
 

@@ -1,0 +1,154 @@
+"""Native request bodies → the runtime's typed requests.
+
+Each translator makes the checks Ollama makes while decoding (Go's unmarshal errors for a
+field of the wrong JSON type, ``top_logprobs``' range) and fills a request of
+:mod:`llamita.server.runtime.requests`; everything that needs the model is the runtime's.
+``/v1`` builds a native body first (:mod:`.openai.request`) and comes through here too.
+Also here, for every handler: the JSON body read with Go's rules (``read_json``, ``typed_body``)
+and what a request carries (the store, the runtime, the editor session).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any, TypeVar
+
+from starlette.requests import Request
+
+from llamita.server.gocompat import decode as godecode
+from llamita.server.prompt.wire import (
+    UnmarshalError,
+    check_generate,
+    check_messages,
+    check_tools,
+    unmarshal_error,
+)
+from llamita.server.runtime.errors import InvalidRequest
+from llamita.server.runtime.generate import Runtime
+from llamita.server.runtime.requests import ChatRequest, EmbedRequest, GenerateRequest
+from llamita.server.store.blobs import Store
+
+from .errors import APIError
+
+Json = dict[str, Any]
+T = TypeVar("T")
+SESSION_HEADER = "x-llamita-session"
+
+
+def store_of(request: Request) -> Store:
+    return request.app.state.store
+
+
+async def read_json(request: Request) -> dict[str, Any]:
+    """The JSON object body, with Ollama's errors for empty or malformed input.
+
+    Decoded by :mod:`gocompat.decode` (Go's rules: no NaN/Infinity, numbers within float64, bounded
+    nesting, lone surrogates replaced), so every handler gets a value it can safely use.
+    """
+    raw = await request.body()
+    if not raw.strip():
+        raise APIError("missing request body", 400)
+    try:
+        body = godecode.decode(raw)
+    except godecode.BodyError as e:
+        raise APIError(f"invalid JSON body: {e}", 400) from e
+    if body is None:
+        return {}
+    if not isinstance(body, dict):
+        kind = godecode.go_kind(body)
+        raise APIError(f"json: cannot unmarshal {kind} into Go value of type api.Request", 400)
+    return body
+
+
+def typed_body(body: dict[str, Any], struct: str, fields: dict[str, str]) -> dict[str, Any]:
+    """``body`` after Go's field-type check: a field of the wrong JSON kind is a 400."""
+    try:
+        godecode.check_struct(body, struct, fields)
+    except godecode.FieldTypeError as e:
+        raise APIError(str(e), 400) from e
+    return body
+
+
+def runtime_of(request: Request) -> Runtime:
+    """The app's runtime (built in ``build_app``)."""
+    return request.app.state.runtime
+
+
+def session_of(request: Request) -> str | None:
+    """The editor session a request belongs to: a newer request of it supersedes this one."""
+    return request.headers.get(SESSION_HEADER)
+
+
+def _typed(check: Callable[[Any], T], value: Any) -> T:
+    """A :mod:`prompt.wire` check, its failure as a refusal."""
+    try:
+        return check(value)
+    except UnmarshalError as e:
+        raise InvalidRequest(str(e)) from e
+
+
+def _top_logprobs(body: Json) -> int:
+    top = body.get("top_logprobs")
+    if top is not None and not (isinstance(top, int) and 0 <= top <= 20):
+        raise InvalidRequest("top_logprobs must be between 0 and 20")
+    return int(top or 0)
+
+
+def _common(body: Json) -> Json:
+    """The fields generate and chat share."""
+    return {
+        "model": body.get("model") or "",
+        "keep_alive": body.get("keep_alive"),
+        "think": body.get("think"),
+        "format": body.get("format"),
+        "options": body.get("options"),
+        "logprobs": bool(body.get("logprobs")),
+        "top_logprobs": _top_logprobs(body),
+        "shift": body.get("shift", True) is not False,
+        "truncate": body.get("truncate", True) is not False,
+        "debug_render_only": bool(body.get("_debug_render_only")),
+    }
+
+
+def generate_request(body: Json) -> GenerateRequest:
+    context = _typed(check_generate, body)
+    return GenerateRequest(
+        **_common(body),
+        prompt=body.get("prompt") or "",
+        suffix=body.get("suffix") or "",
+        system=body.get("system") or "",
+        template=body.get("template") or "",
+        context=list(context),
+        raw=bool(body.get("raw")),
+        images=list(body.get("images") or []),
+    )
+
+
+def chat_request(body: Json) -> ChatRequest:
+    messages = _typed(check_messages, body.get("messages"))
+    tools = _typed(check_tools, body.get("tools")) or None
+    return ChatRequest(**_common(body), messages=messages, tools=tools)
+
+
+def embed_request(body: Json, *, legacy: bool = False) -> EmbedRequest:
+    """``/api/embed`` (``input``: a string or strings) or, ``legacy``, ``/api/embeddings`` (``prompt``)."""
+    prompt = body.get("prompt")
+    if legacy and prompt is not None and not isinstance(prompt, str):
+        raise InvalidRequest(str(unmarshal_error(prompt, "EmbeddingRequest", "prompt", "string")))
+    model = body.get("model") or ""
+    if legacy and not model:
+        raise InvalidRequest("model is required")
+    return EmbedRequest(
+        model=model,
+        inputs=prompt if legacy else body.get("input"),
+        legacy=legacy,
+        keep_alive=body.get("keep_alive"),
+        options=body.get("options"),
+        truncate=body.get("truncate", True) is not False,
+        dimensions=body.get("dimensions"),
+    )
+
+
+def wants_stream(body: Json) -> bool:
+    """Ollama streams unless told ``"stream": false``."""
+    return body.get("stream") is not False

@@ -1,0 +1,196 @@
+"""The runtime service: a typed generate or chat request in, Ollama's native chunks out.
+
+One prologue (model, keep_alive/unload, capability checks, think, options, format grammar,
+template, render, tokenize, fit, sampling) and one event loop (thinking and tool-call parsing,
+logprobs, stats, the final ``done`` chunk) serve both; :mod:`.kinds` holds what differs.  The
+chunks are the objects ``/api/generate`` and ``/api/chat`` send; ``/v1`` translates them.
+Errors are domain errors (:mod:`.errors`), raised before the first chunk when the request is
+refused; a request that does not finish raises too, never ending as a short success.
+Rendering and tokenizing run in a worker thread, so a long chat never stalls other clients.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import datetime as dt
+import time
+from collections.abc import AsyncIterator
+from typing import Any
+
+from llamita.server.engine import Done, QueueFull, SamplingParams, Token
+from llamita.server.model.model import StoredModel
+from llamita.server.options import DEFAULT_NUM_CTX
+from llamita.server.store.blobs import Store
+
+from .embed import embed
+from .errors import Failed, InvalidRequest
+from .kinds import Chat, Generate, Kind
+from .metrics import Metrics
+from .prepare import (
+    Timing,
+    check_finished,
+    check_think,
+    context_limit,
+    done_reason,
+    fit,
+    merged_options,
+    parse_format,
+    parse_keep_alive,
+    parse_think,
+    resolve_model,
+    sampling_params,
+)
+from .requests import ChatRequest, EmbedRequest, GenerateRequest
+from .runners import Runner, Runners
+
+EMPTY_PROMPT = "the rendered prompt is empty: the template produced no text to evaluate"
+Json = dict[str, Any]
+
+
+def now_rfc3339() -> str:
+    return dt.datetime.now(dt.UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+def _with_logprobs(chunk: Json, logprobs: list[Json]) -> Json:
+    """Ollama's ``logprobs`` field (``omitempty``): the entries of the tokens in this chunk."""
+    if logprobs:
+        chunk["logprobs"] = list(logprobs)
+    return chunk
+
+
+def _estimate(text: str) -> list[int]:
+    """Stand-in tokens for a render with no model loaded (``_debug_render_only``)."""
+    return [0] * (len(text) // 4)
+
+
+class Runtime:
+    """Serves inference requests over the store's models and the loaded runners."""
+
+    def __init__(self, store: Store, runners: Runners, metrics: Metrics) -> None:
+        self.store = store
+        self.runners = runners
+        self.metrics = metrics
+
+    def generate(self, req: GenerateRequest, session: str | None = None) -> AsyncIterator[Json]:
+        """``/api/generate``'s chunks; ``session`` supersedes that editor's previous request."""
+        return self._run(Generate(req), session)
+
+    def chat(self, req: ChatRequest, session: str | None = None) -> AsyncIterator[Json]:
+        """``/api/chat``'s chunks; ``session`` supersedes that editor's previous request."""
+        return self._run(Chat(req), session)
+
+    async def embed(self, req: EmbedRequest) -> Json:
+        """``/api/embed``'s (or, ``legacy``, ``/api/embeddings``') reply."""
+        return await embed(self, req)
+
+    async def acquire(
+        self, model: StoredModel, options: Json, keep_alive: float | None, timing: Timing
+    ) -> Runner:
+        before = time.monotonic()
+        try:
+            runner = await self.runners.acquire(model, options, keep_alive)
+        except QueueFull:
+            raise
+        except Exception as e:
+            raise Failed(f"failed to load model {model.short_name}: {e}") from e
+        timing.load = time.monotonic() - before
+        return runner
+
+    # ---- the prologue ---------------------------------------------------------------------
+    async def _run(self, kind: Kind, session: str | None) -> AsyncIterator[Json]:
+        req = kind.req
+        timing = Timing(time.monotonic())
+        model = resolve_model(self.store, req.model, kind.missing())
+        keep_alive = parse_keep_alive(req.keep_alive)
+        base = {"model": req.model, "created_at": ""}
+
+        def done(**fields: Any) -> Json:
+            return {**base, "created_at": now_rfc3339(), **kind.empty_part(), "done": True, **fields}
+
+        if kind.empty and keep_alive == 0:
+            await self.runners.expire(model)
+            yield done(done_reason="unload")
+            return
+        kind.check(model)
+        think = check_think(model, parse_think(req.think))
+        kind.check_images(model)
+        options = merged_options(model, req.options)
+        grammar = parse_format(req.format)
+        if grammar and req.think is None:
+            think = False  # a grammar leaves no room for a thinking block; Ollama's two-pass run is not done
+        template = kind.template(model)
+
+        if req.debug_render_only:
+            if kind.empty and isinstance(kind, Chat):
+                yield done(done_reason="load")
+                return
+            num_ctx = int(options.get("num_ctx") or DEFAULT_NUM_CTX)
+            text = await asyncio.to_thread(kind.render, template, model, think, _estimate, num_ctx)
+            yield done(_debug_info={"rendered_template": text, "image_count": kind.image_count()})
+            return
+
+        runner = await self.acquire(model, options, keep_alive, timing)
+        try:
+            if kind.empty:
+                yield done(done_reason="load")
+                return
+            num_ctx = context_limit(runner, options)
+            # A long render must not stall the server: off the event loop.
+            text, tokens = await asyncio.to_thread(
+                kind.prompt, runner.engine, template, model, think, num_ctx
+            )
+            if not tokens:
+                raise InvalidRequest(EMPTY_PROMPT)
+            tokens = fit(tokens, num_ctx, options, req.truncate)
+            params = sampling_params(
+                options, grammar, shift=req.shift, logprobs=req.logprobs, top_logprobs=req.top_logprobs
+            )
+            kind.start(template, think, text)
+            async for chunk in self._events(kind, runner, tokens, params, session, base, timing):
+                yield chunk
+        finally:
+            self.runners.release(runner)
+
+    # ---- the event loop -------------------------------------------------------------------
+    async def _events(
+        self,
+        kind: Kind,
+        runner: Runner,
+        tokens: list[int],
+        params: SamplingParams,
+        session: str | None,
+        base: Json,
+        timing: Timing,
+    ) -> AsyncIterator[Json]:
+        observer = self.metrics.observe(runner.model.short_name)
+        logprobs: list[Json] = []
+
+        def chunk(part: Json) -> Json:
+            nonlocal logprobs
+            out = _with_logprobs({**base, "created_at": now_rfc3339(), **part, "done": False}, logprobs)
+            logprobs = []
+            return out
+
+        try:
+            events = runner.engine.generate(tokens, params, session)
+            async with contextlib.aclosing(events):
+                async for event in events:
+                    if isinstance(event, Token):
+                        observer.token()
+                        logprobs += event.logprobs
+                        for part in kind.feed(event.text, bool(logprobs)):
+                            yield chunk(part)
+                        continue
+                    assert isinstance(event, Done)
+                    check_finished(event)
+                    for part in kind.flush(bool(logprobs)):
+                        yield chunk(part)
+                    final = {**base, "created_at": now_rfc3339(), **kind.empty_part(), "done": True}
+                    final["done_reason"] = done_reason(event)
+                    _with_logprobs(final, logprobs)
+                    final.update(kind.extra(event))
+                    final.update(timing.stats(event))
+                    yield final
+        finally:
+            observer.finish(runner.engine)

@@ -1,0 +1,198 @@
+"""What differs between a generate and a chat request, behind one interface.
+
+:class:`~.generate.Runtime` runs one prologue and one event loop for both; a kind supplies
+the checks only one of them makes, how its prompt is rendered and tokenized, and the shape of
+its chunks (``response``/``thinking`` fields for generate, a ``message`` for chat).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from llamita.server.engine import Done, Engine
+from llamita.server.model.model import StoredModel
+from llamita.server.prompt.fit import chat_text, dedupe_bos, generate_text
+from llamita.server.prompt.thinking import ThinkingParser
+from llamita.server.prompt.tools import ToolParser, chat_messages
+from llamita.server.template import TemplateError
+
+from .errors import InvalidRequest, ModelMissing
+from .prepare import check_context_ids, check_images, template_of, thinking_parser
+from .requests import ChatRequest, GenerateRequest
+
+Json = dict[str, Any]
+ASSISTANT = {"role": "assistant", "content": ""}
+
+
+class Generate:
+    def __init__(self, req: GenerateRequest) -> None:
+        self.req = req
+        self.splitter: ThinkingParser | None = None
+
+    @property
+    def empty(self) -> bool:
+        return not self.req.prompt
+
+    def missing(self) -> Exception:
+        return ModelMissing(f"model '{self.req.model}' not found")
+
+    def check(self, model: StoredModel) -> None:
+        req = self.req
+        if req.raw and (req.template or req.system or req.context):
+            raise InvalidRequest("raw mode does not support template, system, or context")
+        if "completion" not in model.capabilities:
+            raise InvalidRequest(f'"{model.short_name}" does not support generate')
+        if req.suffix and "insert" not in model.capabilities:
+            raise InvalidRequest(f"{model.name} does not support insert")
+
+    def check_images(self, model: StoredModel) -> None:
+        check_images(model, self.req.images)
+
+    def image_count(self) -> int:
+        return len(self.req.images or [])
+
+    def template(self, model: StoredModel) -> Any:
+        return None if self.req.raw else template_of(model, self.req.template)
+
+    def render(self, template: Any, model: StoredModel, think: Any, tokenize: Any, num_ctx: int) -> str:
+        req = self.req
+        if req.raw:
+            return req.prompt
+        try:
+            return generate_text(
+                template,
+                prompt=req.prompt,
+                suffix=req.suffix,
+                system=req.system,
+                model_system=model.system,
+                model_messages=model.messages,
+                has_context=bool(req.context),
+                think=think,
+            )
+        except TemplateError as e:
+            raise InvalidRequest(f"template error: {e}") from e
+
+    def prompt(
+        self, engine: Engine, template: Any, model: StoredModel, think: Any, num_ctx: int
+    ) -> tuple[str, list[int]]:
+        """The rendered prompt and its tokens (the deprecated ``context`` in front)."""
+        context = self.req.context
+        check_context_ids(context, engine.n_vocab)
+        text = self.render(template, model, think, engine.tokenize, num_ctx)
+        tokens = dedupe_bos(engine.tokenize(text), engine.bos)
+        if context and not self.req.raw:
+            tokens = list(context) + tokens[1 if engine.add_bos else 0 :]
+        return text, tokens
+
+    def start(self, template: Any, think: Any, text: str) -> None:
+        self.splitter = None if self.req.raw else thinking_parser(template, think, text)
+
+    # ---- chunks --------------------------------------------------------------------------
+    def empty_part(self) -> Json:
+        return {"response": ""}
+
+    def _parts(self, thinking: str, response: str, pending: bool) -> list[Json]:
+        if not (thinking or response or pending):
+            return []  # all held back (it may be the start of a tag)
+        return [{"response": response, "thinking": thinking} if thinking else {"response": response}]
+
+    def feed(self, text: str, pending: bool) -> list[Json]:
+        return self._parts(*(self.splitter.feed(text) if self.splitter else ("", text)), pending)
+
+    def flush(self, pending: bool) -> list[Json]:
+        return self._parts(*self.splitter.flush(), pending) if self.splitter else []
+
+    def extra(self, done: Done) -> Json:
+        return {} if self.req.raw else {"context": done.context}
+
+
+class Chat:
+    def __init__(self, req: ChatRequest) -> None:
+        self.req = req
+        self.splitter: ThinkingParser | None = None
+        self.tool_parser: ToolParser | None = None
+
+    @property
+    def empty(self) -> bool:
+        return not self.req.messages
+
+    def missing(self) -> Exception:
+        return InvalidRequest("model is required")
+
+    def check(self, model: StoredModel) -> None:
+        if self.req.tools and "tools" not in model.capabilities:
+            raise InvalidRequest(f"{model.name} does not support tools")
+        if "completion" not in model.capabilities:
+            raise InvalidRequest(f'"{model.short_name}" does not support chat')
+
+    def check_images(self, model: StoredModel) -> None:
+        for message in self.req.messages:
+            check_images(model, message.get("images"))
+
+    def image_count(self) -> int:
+        return 0
+
+    def template(self, model: StoredModel) -> Any:
+        return template_of(model, None)
+
+    def render(self, template: Any, model: StoredModel, think: Any, tokenize: Any, num_ctx: int) -> str:
+        try:
+            return chat_text(
+                template,
+                self.req.messages,
+                model_system=model.system,
+                model_messages=model.messages,
+                tools=self.req.tools,
+                think=think,
+                num_ctx=num_ctx,
+                tokenize=tokenize,
+                truncate=self.req.truncate,
+            )
+        except TemplateError as e:
+            raise InvalidRequest(f"template error: {e}") from e
+
+    def prompt(
+        self, engine: Engine, template: Any, model: StoredModel, think: Any, num_ctx: int
+    ) -> tuple[str, list[int]]:
+        tokenized: dict[str, list[int]] = {}  # truncation tokenizes the kept chat: reused below
+
+        def tokenize(text: str) -> list[int]:
+            if text not in tokenized:
+                tokenized[text] = engine.tokenize(text)
+            return tokenized[text]
+
+        text = self.render(template, model, think, tokenize, num_ctx)
+        return text, dedupe_bos(tokenize(text), engine.bos)
+
+    def start(self, template: Any, think: Any, text: str) -> None:
+        # With tools, text that may be a tool call is held back until parsed (Ollama's tools.Parser).
+        self.tool_parser = ToolParser(template, self.req.tools) if self.req.tools else None
+        self.splitter = thinking_parser(template, think, text)
+
+    # ---- chunks --------------------------------------------------------------------------
+    def empty_part(self) -> Json:
+        return {"message": dict(ASSISTANT)}
+
+    def _parts(self, thinking: str, content: str) -> list[Json]:
+        out = [{"role": "assistant", "content": "", "thinking": thinking}] if thinking else []
+        if self.tool_parser is not None:
+            out += chat_messages(*self.tool_parser.feed(content))
+        elif content:
+            out.append({"role": "assistant", "content": content})
+        return [{"message": message} for message in out]
+
+    def feed(self, text: str, pending: bool) -> list[Json]:
+        # Logprobs with no message yet are sent with the next one (tool-call text may be held back).
+        return self._parts(*(self.splitter.feed(text) if self.splitter else ("", text)))
+
+    def flush(self, pending: bool) -> list[Json]:
+        parts = self._parts(*self.splitter.flush()) if self.splitter else []
+        if self.tool_parser is not None:
+            parts += [{"message": message} for message in chat_messages(*self.tool_parser.flush())]
+        return parts
+
+    def extra(self, done: Done) -> Json:
+        return {}
+
+
+Kind = Generate | Chat
