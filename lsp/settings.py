@@ -29,7 +29,7 @@ import os
 from dataclasses import dataclass, field
 from typing import Any
 
-from .host import base_url
+from .config import base_url
 
 DEFAULT_MODEL = "smollm2:135m"
 

@@ -1,7 +1,12 @@
-"""The language server's HTTP client: headers, errors, and what /api/show tells about FIM."""
+"""The editor side's HTTP client: headers, errors, streaming, TLS, and what /api/show tells."""
 
 from __future__ import annotations
 
+import json
+import ssl
+from pathlib import Path
+
+import certifi
 import httpx
 import pytest
 
@@ -12,6 +17,7 @@ from llamita.lsp.client import (
     OllamaClient,
     ResponseError,
     ServerUnreachable,
+    tls_verify,
 )
 
 
@@ -76,3 +82,64 @@ async def test_connection_refused_is_unreachable() -> None:
 def test_model_info_insert(body: dict[str, object], insert: bool) -> None:
     info = ModelInfo.from_show("m", body)
     assert info.supports_insert is insert
+
+
+def test_model_info_context_length() -> None:
+    body = {"model_info": {"general.architecture": "llama", "llama.context_length": 8192}}
+    assert ModelInfo.from_show("m", body).context_length == 8192
+    assert ModelInfo.from_show("m", {}).context_length == 0
+
+
+@pytest.mark.asyncio
+async def test_tags() -> None:
+    def handler(request: httpx.Request) -> httpx.Response:
+        assert (request.method, request.url.path) == ("GET", "/api/tags")
+        return httpx.Response(200, json={"models": [{"model": "a:1"}, {"model": "b:2"}]})
+
+    client = OllamaClient("http://box", transport=httpx.MockTransport(handler))
+    assert [m["model"] for m in await client.tags()] == ["a:1", "b:2"]
+    await client.aclose()
+
+
+@pytest.mark.asyncio
+async def test_chat_stream_yields_lines_and_raises_an_error_line() -> None:
+    bodies: list[dict[str, object]] = []
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        bodies.append(json.loads(request.content))
+        lines = [{"message": {"content": "he"}}, {"message": {"content": "llo"}, "done": True}]
+        if len(bodies) == 2:
+            lines[1] = {"error": "out of memory"}
+        return httpx.Response(200, content="".join(json.dumps(x) + "\n" for x in lines).encode())
+
+    client = OllamaClient("http://box", transport=httpx.MockTransport(handler))
+    chunks = [c async for c in client.chat_stream({"model": "m", "messages": []})]
+    assert "".join(c["message"]["content"] for c in chunks) == "hello" and bodies[0]["stream"] is True
+    with pytest.raises(ResponseError, match="out of memory"):
+        async for _ in client.chat_stream({"model": "m"}):
+            pass
+    await client.aclose()
+
+
+@pytest.mark.asyncio
+async def test_reconnect_points_at_the_new_server_with_the_new_key() -> None:
+    seen: list[httpx.Request] = []
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        seen.append(request)
+        return httpx.Response(200, json={"models": []})
+
+    client = OllamaClient("http://one", api_key="k1", transport=httpx.MockTransport(handler))
+    await client.reconnect("http://two", "")
+    await client.tags()
+    await client.aclose()
+    assert seen[0].url.host == "two" and "authorization" not in seen[0].headers
+
+
+def test_tls_ca_is_honoured(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    assert tls_verify() is True
+    monkeypatch.setenv("LLAMITA_TLS_CA", certifi.where())
+    assert isinstance(tls_verify(), ssl.SSLContext)
+    monkeypatch.setenv("LLAMITA_TLS_CA", str(tmp_path / "missing.pem"))
+    with pytest.raises(FileNotFoundError):
+        OllamaClient("https://box")

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from llamita.lsp.host import base_url
+from llamita.lsp.config import base_url
 
 
 @pytest.mark.parametrize(
