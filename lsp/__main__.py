@@ -27,8 +27,9 @@ def parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     args = parser().parse_args(argv)
     logging.basicConfig(stream=sys.stderr, level=args.log_level.upper(), format="%(name)s: %(message)s")
-    from .features import server  # the handler table registers itself on import
+    from .features import create_server  # imported here: pygls is not needed for --help
 
+    server = create_server()
     if args.tcp is not None:
         server.start_tcp(args.host, args.tcp)
     else:
