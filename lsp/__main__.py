@@ -10,12 +10,16 @@ import logging
 import sys
 from collections.abc import Sequence
 
+from . import config
+
 
 def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="llamita lsp",
         description="Language server: FIM inline completions and review diagnostics from an "
         "Ollama-compatible server (OLLAMA_HOST, or the serverUrl setting).",
+        epilog="environment:\n" + "\n".join(f"  {name:<22} {meaning}" for name, meaning in config.describe()),
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     p.add_argument("--stdio", action="store_true", help="talk over stdin/stdout (the default)")
     p.add_argument("--tcp", type=int, metavar="PORT", help="listen on a TCP port instead (for debugging)")

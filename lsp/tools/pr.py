@@ -17,7 +17,6 @@ from pathlib import Path
 from typing import Any
 
 from llamita.lsp.client import ModelServerError, OllamaClient, ResponseError, ServerUnreachable
-from llamita.lsp.config import base_url
 
 from . import userconfig
 from .describe_pr import Description, ModelOutputError, describe, to_markdown
@@ -25,19 +24,6 @@ from .gitdiff import GitError, branch_change, open_repo
 
 DEFAULT_NUM_CTX = 8192
 OUTPUT_RESERVE = 1024
-
-
-def client_for(config: userconfig.UserConfig) -> OllamaClient:
-    return OllamaClient(base_url(config.server_url or None), api_key=config.api_key, timeout=config.timeout)
-
-
-async def pick_model(client: OllamaClient, wanted: str) -> str:
-    if wanted:
-        return wanted
-    models = await client.tags()
-    if not models:
-        raise ModelServerError("the server has no models; pass --model or pull one")
-    return str(models[0]["model"])
 
 
 async def context_of(client: OllamaClient, model: str, requested: int | None) -> int:
@@ -110,9 +96,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 1
     started = time.monotonic()
     with asyncio.Runner() as runner:
-        client = client_for(config)
+        client = userconfig.client_for(config)
         try:
-            model = runner.run(pick_model(client, args.model or config.pr_model or config.model))
+            model = runner.run(userconfig.pick_model(client, args.model or config.pr_model or config.model))
             num_ctx = runner.run(context_of(client, model, args.num_ctx))
             echo = _stderr_echo() if sys.stderr.isatty() else None
             result = describe(

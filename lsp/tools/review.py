@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import os
 import sys
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -20,8 +19,8 @@ from pathlib import Path, PurePosixPath
 
 import git
 
+from llamita.lsp import config as env
 from llamita.lsp.client import ModelServerError, OllamaClient, ResponseError, ServerUnreachable
-from llamita.lsp.config import base_url
 from llamita.lsp.review.engine import SEVERITIES, Finding, review_text
 
 from . import userconfig
@@ -118,15 +117,6 @@ def should_fail(reported: list[Reported], fail_on: str) -> bool:
     return any(_RANK.get(r.finding.severity, 3) <= limit for r in reported)
 
 
-async def pick_model(client: OllamaClient, wanted: str) -> str:
-    if wanted:
-        return wanted
-    models = await client.tags()
-    if not models:
-        raise ModelServerError("the model server has no models; pass --model")
-    return str(models[0]["model"])
-
-
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="llamita review", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -154,7 +144,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    strict = args.fail_if_unreachable or os.environ.get("LLAMITA_REVIEW_STRICT", "") in ("1", "true")
+    strict = args.fail_if_unreachable or env.review_strict()
     try:
         repo = open_repo(args.repo)
     except GitError as e:
@@ -182,9 +172,9 @@ def main(argv: Sequence[str] | None = None) -> int:
 async def _run(
     repo: git.Repo, change: Change, config: userconfig.UserConfig, args: argparse.Namespace, strict: bool
 ) -> int:
-    client = OllamaClient(base_url(config.server_url or None), api_key=config.api_key, timeout=config.timeout)
+    client = userconfig.client_for(config)
     try:
-        model = await pick_model(client, args.model or config.review_model or config.model)
+        model = await userconfig.pick_model(client, args.model or config.review_model or config.model)
         reported = await review_change(repo, change, client, model, args.prompts or config.prompts_dir)
     except ServerUnreachable as e:
         print(
