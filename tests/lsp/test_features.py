@@ -20,7 +20,7 @@ from typing import Any
 
 import pytest
 from lsprotocol import types
-from modelproxy import ModelProxy, proxy, tiny_coder
+from modelproxy import ModelProxy
 from pygls.exceptions import JsonRpcRequestCancelled
 from pytest_lsp import LanguageClient, client_capabilities, make_test_lsp_client
 
@@ -30,8 +30,6 @@ URI = "file:///work/example.py"
 SOURCE = "import os\n\n\ndef add(a, b):\n    \n\nprint(add(1, 2))\n"
 CURSOR = types.Position(line=4, character=4)  # the empty body of add(): a multi-line position
 FAST = {"debounceMs": 0, "numPredict": 8, "temperature": 0, "keepAlive": "5m", "snippetTokens": 0}
-
-FIXTURES = (proxy, tiny_coder)  # pytest looks fixtures up by name in this module
 
 
 def _capabilities(inline: bool = True) -> types.ClientCapabilities:
