@@ -1,8 +1,9 @@
 """``LlamitaServer``: the pygls server holding settings, the model client and per-document state.
 
 The LSP handlers (``features.py``) only call the methods here; these methods translate between LSP
-types (positions in the negotiated encoding) and the LSP-free engines (``completion.py``,
-``review.py``), which work in ``str`` offsets.
+types (positions in the negotiated encoding) and the LSP-free engines (``completion/engine.py``,
+``review/engine.py``), which work in ``str`` offsets. The server owns the one model client: the
+completion engine borrows it, and a changed ``serverUrl``/``apiKey`` re-points it in place.
 """
 
 from __future__ import annotations
