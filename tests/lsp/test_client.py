@@ -3,12 +3,23 @@
 from __future__ import annotations
 
 import json
+import shutil
+import socket
 import ssl
+import subprocess
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import certifi
 import httpx
 import pytest
+import uvicorn
+from starlette.applications import Starlette
+from starlette.responses import JSONResponse
+from starlette.routing import Route
 
 from llamita.lsp.client import (
     SESSION_HEADER,
@@ -143,3 +154,61 @@ def test_tls_ca_is_honoured(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> 
     monkeypatch.setenv("LLAMITA_TLS_CA", str(tmp_path / "missing.pem"))
     with pytest.raises(FileNotFoundError):
         OllamaClient("https://box")
+
+
+class _ThreadServer(uvicorn.Server):
+    def install_signal_handlers(self) -> None:
+        pass
+
+
+@contextmanager
+def _https_box(tmp_path: Path) -> Iterator[tuple[str, Path]]:
+    """An https server with a self-signed certificate (its own CA) answering ``/api/tags``."""
+    if shutil.which("openssl") is None:
+        pytest.skip("openssl is not installed (.ci/run installs it)")
+    crt, key = tmp_path / "box.crt", tmp_path / "box.key"
+    subprocess.run(
+        [
+            *("openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1"),
+            *("-nodes", "-keyout", str(key), "-out", str(crt), "-days", "2", "-subj", "/CN=localhost"),
+            *("-addext", "subjectAltName=IP:127.0.0.1"),
+        ],
+        check=True,
+        capture_output=True,
+    )
+
+    async def tags(request: object) -> JSONResponse:
+        return JSONResponse({"models": [{"model": "remote:1"}]})
+
+    app = Starlette(routes=[Route("/api/tags", tags)])
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    sock.bind(("127.0.0.1", 0))
+    config = uvicorn.Config(app, log_level="warning", lifespan="off", ssl_certfile=crt, ssl_keyfile=key)
+    srv = _ThreadServer(config)
+    thread = threading.Thread(target=srv.run, kwargs={"sockets": [sock]}, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 10
+    while not srv.started:
+        assert time.monotonic() < deadline and thread.is_alive(), "https test server did not start"
+        time.sleep(0.01)
+    try:
+        yield f"https://127.0.0.1:{sock.getsockname()[1]}", crt
+    finally:
+        srv.should_exit = True
+        thread.join(timeout=10)
+        sock.close()
+
+
+@pytest.mark.asyncio
+async def test_https_box_trusted_through_llamita_tls_ca(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    with _https_box(tmp_path) as (url, crt):
+        untrusting = OllamaClient(url)
+        with pytest.raises(ServerUnreachable, match="CERTIFICATE_VERIFY_FAILED"):
+            await untrusting.tags()
+        await untrusting.aclose()
+        monkeypatch.setenv("LLAMITA_TLS_CA", str(crt))
+        client = OllamaClient(url)
+        assert [m["model"] for m in await client.tags()] == ["remote:1"]
+        await client.aclose()
