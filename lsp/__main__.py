@@ -10,12 +10,16 @@ import logging
 import sys
 from collections.abc import Sequence
 
+from . import config
+
 
 def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="llamita lsp",
         description="Language server: FIM inline completions and review diagnostics from an "
         "Ollama-compatible server (OLLAMA_HOST, or the serverUrl setting).",
+        epilog="environment:\n" + "\n".join(f"  {name:<22} {meaning}" for name, meaning in config.describe()),
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     p.add_argument("--stdio", action="store_true", help="talk over stdin/stdout (the default)")
     p.add_argument("--tcp", type=int, metavar="PORT", help="listen on a TCP port instead (for debugging)")
@@ -27,8 +31,9 @@ def parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     args = parser().parse_args(argv)
     logging.basicConfig(stream=sys.stderr, level=args.log_level.upper(), format="%(name)s: %(message)s")
-    from .features import server  # the handler table registers itself on import
+    from .features import create_server  # imported here: pygls is not needed for --help
 
+    server = create_server()
     if args.tcp is not None:
         server.start_tcp(args.host, args.tcp)
     else:

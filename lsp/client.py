@@ -1,13 +1,15 @@
-"""A small async client for the parts of Ollama's HTTP API the language server uses.
+"""THE editor side's async client for Ollama's HTTP API: the language server, ``llamita pr`` and
+``llamita review`` all talk to the model server through :class:`OllamaClient`.
 
-Why not llamita's own client or the ``ollama`` package: the language server must run against any
+Why not llamita's own client or the ``ollama`` package: the editor side must run against any
 Ollama-compatible URL without importing llamita's server, and every model call has to be an ``await`` on
 ``httpx.AsyncClient`` so that cancelling the LSP request (an asyncio task cancel) closes the HTTP
 connection, which makes the model server stop generating.
 
 Headers: ``Authorization: Bearer <key>`` when an API key is configured (a remote box behind a proxy), and
 ``X-Llamita-Session`` on completion requests: llamita routes a session to its own KV-cache slot and lets a
-newer request of the same session supersede the older one; stock Ollama ignores the header.
+newer request of the same session supersede the older one; stock Ollama ignores the header. Certificates
+are always verified: against ``LLAMITA_TLS_CA`` when set, as the ``llamita`` CLI does.
 
 Errors::
 
@@ -19,12 +21,18 @@ Errors::
 from __future__ import annotations
 
 import json
+import ssl
+from collections.abc import AsyncIterator, Coroutine
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from typing import Any
 
 import httpx
 
+from . import config
+
 SESSION_HEADER = "X-Llamita-Session"
+_UNREACHABLE = (httpx.ConnectError, httpx.ConnectTimeout, httpx.ReadTimeout, httpx.RemoteProtocolError)
 
 
 class ModelServerError(Exception):
@@ -46,12 +54,13 @@ class ResponseError(ModelServerError):
 
 @dataclass(frozen=True)
 class ModelInfo:
-    """What ``/api/show`` says about a model that matters for FIM."""
+    """What ``/api/show`` says about a model that matters to the editor side."""
 
     name: str
     capabilities: frozenset[str]
     family: str
     template: str
+    context_length: int = 0  # the trained context (``<arch>.context_length``); 0 when not reported
 
     @property
     def supports_insert(self) -> bool:
@@ -63,12 +72,20 @@ class ModelInfo:
     @classmethod
     def from_show(cls, name: str, body: dict[str, Any]) -> ModelInfo:
         details = body.get("details") or {}
+        trained = [v for k, v in (body.get("model_info") or {}).items() if k.endswith(".context_length")]
         return cls(
             name=name,
             capabilities=frozenset(body.get("capabilities") or ()),
             family=str(details.get("family") or ""),
             template=str(body.get("template") or ""),
+            context_length=int(trained[0]) if trained and isinstance(trained[0], int) else 0,
         )
+
+
+def tls_verify() -> ssl.SSLContext | bool:
+    """Against ``LLAMITA_TLS_CA`` when set, otherwise httpx's default (certifi or ``SSL_CERT_FILE``)."""
+    ca = config.tls_ca()
+    return ssl.create_default_context(cafile=str(ca)) if ca else True
 
 
 class OllamaClient:
@@ -82,43 +99,94 @@ class OllamaClient:
         timeout: float = 60.0,
         transport: httpx.AsyncBaseTransport | None = None,
     ) -> None:
-        headers = {"Authorization": f"Bearer {api_key}"} if api_key else {}
+        self._timeout = timeout
+        self._transport = transport
         self.base_url = base_url
-        self._http = httpx.AsyncClient(
-            base_url=base_url,
-            headers=headers,
-            timeout=httpx.Timeout(timeout, connect=5.0),
-            transport=transport,
+        self.api_key = api_key
+        self._http = self._connect()
+
+    def _connect(self) -> httpx.AsyncClient:
+        return httpx.AsyncClient(
+            base_url=self.base_url,
+            headers={"Authorization": f"Bearer {self.api_key}"} if self.api_key else {},
+            timeout=httpx.Timeout(self._timeout, connect=5.0),
+            transport=self._transport,
+            verify=tls_verify(),
         )
+
+    def reconnect(self, base_url: str, api_key: str) -> Coroutine[Any, Any, None]:
+        """Talk to ``base_url`` with ``api_key`` from now on; returns the old pool's close to await."""
+        old = self._http
+        self.base_url, self.api_key = base_url, api_key
+        self._http = self._connect()
+        return old.aclose()
 
     async def aclose(self) -> None:
         await self._http.aclose()
 
-    async def _post(self, path: str, body: dict[str, Any], headers: dict[str, str] | None = None) -> Any:
+    @asynccontextmanager
+    async def _request(
+        self,
+        method: str,
+        path: str,
+        body: dict[str, Any] | None = None,
+        headers: dict[str, str] | None = None,
+    ) -> AsyncIterator[httpx.Response]:
+        """The response (headers read, body not) with transport failures and error statuses raised."""
         try:
-            response = await self._http.post(path, json=body, headers=headers)
-        except (httpx.ConnectError, httpx.ConnectTimeout, httpx.ReadTimeout, httpx.RemoteProtocolError) as e:
+            async with self._http.stream(method, path, json=body, headers=headers) as response:
+                if response.status_code >= 400:
+                    await response.aread()
+                    raise ResponseError(response.status_code, _error_text(response))
+                yield response
+        except _UNREACHABLE as e:
             raise ServerUnreachable(f"{self.base_url}: {e or type(e).__name__}") from e
         except httpx.HTTPError as e:
             raise ModelServerError(f"{self.base_url}: {e or type(e).__name__}") from e
-        if response.status_code >= 400:
-            raise ResponseError(response.status_code, _error_text(response))
+
+    async def _json(
+        self,
+        method: str,
+        path: str,
+        body: dict[str, Any] | None = None,
+        headers: dict[str, str] | None = None,
+    ) -> Any:
+        async with self._request(method, path, body, headers) as response:
+            raw = await response.aread()
         try:
-            return response.json()
+            return json.loads(raw)
         except json.JSONDecodeError as e:
             raise ModelServerError(f"{self.base_url}{path}: invalid JSON in the response") from e
 
+    async def tags(self) -> list[dict[str, Any]]:
+        """``/api/tags``: the server's models, newest first."""
+        return list((await self._json("GET", "/api/tags")).get("models") or [])
+
     async def show(self, model: str) -> ModelInfo:
-        return ModelInfo.from_show(model, await self._post("/api/show", {"model": model}))
+        return ModelInfo.from_show(model, await self._json("POST", "/api/show", {"model": model}))
 
     async def generate(self, body: dict[str, Any], *, session: str = "") -> dict[str, Any]:
         """``/api/generate`` without streaming; ``session`` becomes the ``X-Llamita-Session`` header."""
         headers = {SESSION_HEADER: session} if session else None
-        return dict(await self._post("/api/generate", {**body, "stream": False}, headers))
+        return dict(await self._json("POST", "/api/generate", {**body, "stream": False}, headers))
 
     async def chat(self, body: dict[str, Any]) -> dict[str, Any]:
         """``/api/chat`` without streaming."""
-        return dict(await self._post("/api/chat", {**body, "stream": False}))
+        return dict(await self._json("POST", "/api/chat", {**body, "stream": False}))
+
+    async def chat_stream(self, body: dict[str, Any]) -> AsyncIterator[dict[str, Any]]:
+        """``/api/chat`` streamed: one dict per NDJSON line; an ``{"error": ...}`` line raises."""
+        async with self._request("POST", "/api/chat", {**body, "stream": True}) as response:
+            async for line in response.aiter_lines():
+                if not line.strip():
+                    continue
+                try:
+                    chunk = json.loads(line)
+                except json.JSONDecodeError as e:
+                    raise ModelServerError(f"{self.base_url}/api/chat: invalid JSON in the stream") from e
+                if isinstance(chunk, dict) and "error" in chunk:
+                    raise ResponseError(response.status_code, str(chunk["error"]))
+                yield chunk
 
 
 def _error_text(response: httpx.Response) -> str:

@@ -1,8 +1,9 @@
 """``LlamitaServer``: the pygls server holding settings, the model client and per-document state.
 
 The LSP handlers (``features.py``) only call the methods here; these methods translate between LSP
-types (positions in the negotiated encoding) and the LSP-free engines (``completion.py``,
-``review.py``), which work in ``str`` offsets.
+types (positions in the negotiated encoding) and the LSP-free engines (``completion/engine.py``,
+``review/engine.py``), which work in ``str`` offsets. The server owns the one model client: the
+completion engine borrows it, and a changed ``serverUrl``/``apiKey`` re-points it in place.
 """
 
 from __future__ import annotations
@@ -46,18 +47,16 @@ def _version() -> str:
         return "0"
 
 
-def _client(settings: Settings) -> OllamaClient:
-    return OllamaClient(settings.server_url, api_key=settings.api_key)
-
-
 class LlamitaServer(LanguageServer):
+    """Built by :func:`llamita.lsp.features.create_server`, which also registers the LSP handlers."""
+
     def __init__(self) -> None:
         super().__init__(
             "llamita", _version(), text_document_sync_kind=types.TextDocumentSyncKind.Incremental
         )
         self.settings = Settings()
         self.status = Status(self._log, self._warn)
-        self.model_client = _client(self.settings)
+        self.model_client = OllamaClient(self.settings.server_url, api_key=self.settings.api_key)
         self.completions = CompletionEngine(self.settings, self.model_client, self.status)
         self.findings: dict[str, list[Finding]] = {}
         self._reviews: dict[str, asyncio.Task[list[Finding]]] = {}
@@ -93,13 +92,11 @@ class LlamitaServer(LanguageServer):
     def apply_settings(self, options: Any) -> None:
         new = self.settings.merged(options)
         if (new.server_url, new.api_key) != (self.settings.server_url, self.settings.api_key):
-            old = self.model_client
-            self.model_client = _client(new)
-            self.spawn(old.aclose())
+            self.spawn(self.model_client.reconnect(new.server_url, new.api_key))
         changed_model = new.completion_model != self.settings.completion_model
         server_changed = new.server_url != self.settings.server_url
         self.settings = new
-        self.completions.configure(new, self.model_client)
+        self.completions.configure(new)
         if self._ready and (changed_model or server_changed):
             self.spawn(self.completions.warm_up())
 
@@ -367,6 +364,3 @@ class LlamitaServer(LanguageServer):
         if token is not None:
             with contextlib.suppress(Exception):
                 self.work_done_progress.end(token, types.WorkDoneProgressEnd())
-
-
-server = LlamitaServer()

@@ -2,7 +2,8 @@
 
 Editors send settings as JSON objects with camelCase keys, either flat or under a ``"llamita"`` section
 (VS Code's ``synchronize.configurationSection``). Unknown keys are ignored and values of the wrong type
-fall back to the previous value, so a typo in one editor's config never stops completions.
+fall back to the previous value, so a typo in one editor's config never stops completions. The
+environment is read through :mod:`llamita.lsp.config`.
 
 | key | default | meaning |
 |---|---|---|
@@ -25,11 +26,10 @@ fall back to the previous value, so a typo in one editor's config never stops co
 from __future__ import annotations
 
 import dataclasses
-import os
 from dataclasses import dataclass, field
 from typing import Any
 
-from .host import base_url
+from . import config
 
 DEFAULT_MODEL = "smollm2:135m"
 
@@ -59,18 +59,10 @@ _KEYS = {
 }
 
 
-def _env_url() -> str:
-    return base_url(None)
-
-
-def _env_key() -> str:
-    return os.environ.get("LLAMITA_API_KEY", "")
-
-
 @dataclass(frozen=True)
 class Settings:
-    server_url: str = field(default_factory=_env_url)
-    api_key: str = field(default_factory=_env_key)
+    server_url: str = field(default_factory=config.server_url)
+    api_key: str = field(default_factory=config.api_key)
     completion_model: str = DEFAULT_MODEL
     review_model: str = DEFAULT_MODEL
     enable: bool = True
@@ -113,7 +105,9 @@ class Settings:
             if coerced is not None:
                 changes[name] = coerced
         if "server_url" in changes:
-            changes["server_url"] = base_url(changes["server_url"]) if changes["server_url"] else _env_url()
+            changes["server_url"] = (
+                config.base_url(changes["server_url"]) if changes["server_url"] else config.server_url()
+            )
         if "completion_items" in changes and changes["completion_items"] not in ("auto", "always", "never"):
             del changes["completion_items"]
         return dataclasses.replace(self, **changes)

@@ -1,7 +1,7 @@
 """A recording pass-through proxy in front of a real llamita server, for the language-server tests.
 
-Test modules import the ``proxy`` and ``tiny_coder`` fixtures from here (a ``tests/lsp/conftest.py`` would
-shadow the top-level ``conftest`` module that other tests import from).
+``tests/lsp/conftest.py`` provides the ``proxy`` and ``tiny_coder`` fixtures to the language-server tests;
+the client tests (``tests/clients/``) import ``tiny_coder`` from here by name.
 
 
 The language server runs as a subprocess, so the tests cannot look inside it; they look at what it sends.

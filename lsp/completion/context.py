@@ -16,8 +16,9 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
+from llamita.lsp.tokens import CHARS_PER_TOKEN, estimate_tokens
+
 SNAP_LINES = 16
-CHARS_PER_TOKEN = 3.5
 
 _LINE_COMMENTS = {
     "python": "#",
@@ -41,11 +42,6 @@ _LINE_COMMENTS = {
     "matlab": "%",
     "vim": '"',
 }
-
-
-def estimate_tokens(text: str) -> int:
-    """Rough token count (code averages 3-4 characters per token in BPE vocabularies)."""
-    return math.ceil(len(text) / CHARS_PER_TOKEN)
 
 
 def line_comment(language_id: str) -> str:

@@ -92,6 +92,7 @@ def _request_key(s: Settings) -> tuple[object, ...]:
 
 class CompletionEngine:
     def __init__(self, settings: Settings, client: OllamaClient, status: Status) -> None:
+        """``client`` is the language server's (it re-points it when ``serverUrl`` changes)."""
         self.settings = settings
         self.client = client
         self.status = status
@@ -102,7 +103,7 @@ class CompletionEngine:
         self._debouncers: dict[str, Debouncer] = {}
         self._retry_at = 0.0
 
-    def configure(self, settings: Settings, client: OllamaClient) -> None:
+    def configure(self, settings: Settings) -> None:
         """New settings; a changed server or model invalidates what was learned about it, and any
         change to what a request asks for invalidates the cached suggestions."""
         if _server_key(settings) != _server_key(self.settings):
@@ -111,7 +112,6 @@ class CompletionEngine:
         if _request_key(settings) != _request_key(self.settings):
             self.cache.clear()
         self.settings = settings
-        self.client = client
         for debouncer in self._debouncers.values():
             debouncer.configure(settings.debounce_ms, settings.adaptive_debounce)
 

@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from llamita.lsp import prompts
-from llamita.lsp.completion.context import estimate_tokens
+from llamita.lsp.tokens import estimate_tokens
 
 SEVERITIES = ("error", "warning", "info", "hint")
 FINDINGS_SCHEMA: dict[str, Any] = {

@@ -15,8 +15,9 @@ from pathlib import Path
 from typing import Any
 
 from llamita.lsp import prompts
+from llamita.lsp.tokens import estimate_tokens
 
-from .diffbudget import Plan, estimate_tokens, plan
+from .diffbudget import Plan, plan
 from .gitdiff import Change
 
 TYPES = ["feature", "fix", "refactor", "docs", "tests", "chore"]

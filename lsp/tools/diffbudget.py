@@ -9,9 +9,10 @@ as not covered.  No file is ever dropped silently.
 from __future__ import annotations
 
 import fnmatch
-import math
 from dataclasses import dataclass, field
 from pathlib import PurePosixPath
+
+from llamita.lsp.tokens import estimate_tokens
 
 from .gitdiff import FileDiff
 
@@ -47,11 +48,6 @@ GENERATED = (
     "*.snap",
     "*.svg",
 )
-
-
-def estimate_tokens(text: str) -> int:
-    """About 3.5 characters per token for code; an over-estimate keeps prompts inside the context."""
-    return math.ceil(len(text) / 3.5)
 
 
 def noise_reason(diff: FileDiff) -> str | None:

@@ -8,6 +8,7 @@ the finished description goes to stdout (markdown, or JSON with ``--format json`
 from __future__ import annotations
 
 import argparse
+import asyncio
 import json
 import sys
 import time
@@ -15,8 +16,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
-import httpx
-import ollama
+from llamita.lsp.client import ModelServerError, OllamaClient, ResponseError, ServerUnreachable
 
 from . import userconfig
 from .describe_pr import Description, ModelOutputError, describe, to_markdown
@@ -26,27 +26,12 @@ DEFAULT_NUM_CTX = 8192
 OUTPUT_RESERVE = 1024
 
 
-def client_for(config: userconfig.UserConfig) -> ollama.Client:
-    headers = {"Authorization": f"Bearer {config.api_key}"} if config.api_key else None
-    return ollama.Client(host=config.server_url or None, headers=headers, timeout=config.timeout)
-
-
-def pick_model(client: ollama.Client, wanted: str) -> str:
-    if wanted:
-        return wanted
-    models = client.list().models
-    if not models:
-        raise SystemExit("Error: the server has no models; pass --model or pull one")
-    return str(models[0].model)
-
-
-def context_of(client: ollama.Client, model: str, requested: int | None) -> int:
+async def context_of(client: OllamaClient, model: str, requested: int | None) -> int:
     """num_ctx to ask for: the flag, else the model's trained context capped at 8192."""
     if requested:
         return requested
-    info = client.show(model)
-    trained = [v for k, v in (info.modelinfo or {}).items() if k.endswith(".context_length")]
-    return min(int(trained[0]), DEFAULT_NUM_CTX) if trained else 4096
+    trained = (await client.show(model)).context_length
+    return min(trained, DEFAULT_NUM_CTX) if trained else 4096
 
 
 def output_reserve(num_ctx: int) -> int:
@@ -54,25 +39,30 @@ def output_reserve(num_ctx: int) -> int:
     return min(OUTPUT_RESERVE, num_ctx // 3)
 
 
-def make_generate(client: ollama.Client, model: str, num_ctx: int) -> Callable[..., str]:
+def make_generate(
+    runner: asyncio.Runner, client: OllamaClient, model: str, num_ctx: int
+) -> Callable[..., str]:
+    """The synchronous ``generate`` that :func:`describe` calls; each call runs on ``runner``'s loop."""
     options = {"num_ctx": num_ctx, "temperature": 0.2, "num_predict": output_reserve(num_ctx)}
 
-    def generate(prompt: str, schema: dict[str, Any], on_token: Callable[[str], None] | None) -> str:
+    async def chat(prompt: str, schema: dict[str, Any], on_token: Callable[[str], None] | None) -> str:
         parts = []
-        stream = client.chat(
-            model=model,
-            messages=[{"role": "user", "content": prompt}],
-            format=schema,
-            options=options,
-            stream=True,
-            keep_alive="5m",
-        )
-        for chunk in stream:
-            text = chunk.message.content or ""
+        body = {
+            "model": model,
+            "messages": [{"role": "user", "content": prompt}],
+            "format": schema,
+            "options": options,
+            "keep_alive": "5m",
+        }
+        async for chunk in client.chat_stream(body):
+            text = (chunk.get("message") or {}).get("content") or ""
             parts.append(text)
             if on_token and text:
                 on_token(text)
         return "".join(parts)
+
+    def generate(prompt: str, schema: dict[str, Any], on_token: Callable[[str], None] | None) -> str:
+        return runner.run(chat(prompt, schema, on_token))
 
     return generate
 
@@ -104,32 +94,32 @@ def main(argv: Sequence[str] | None = None) -> int:
     except (GitError, userconfig.ConfigError) as e:
         print(f"Error: {e}", file=sys.stderr)
         return 1
-    client = client_for(config)
     started = time.monotonic()
-    try:
-        model = pick_model(client, args.model or config.pr_model or config.model)
-        num_ctx = context_of(client, model, args.num_ctx)
-        echo = _stderr_echo() if sys.stderr.isatty() else None
-        result = describe(
-            change,
-            make_generate(client, model, num_ctx),
-            budget_tokens=num_ctx - output_reserve(num_ctx),
-            max_calls=args.max_calls or config.max_calls,
-            prompts_dir=args.prompts or config.prompts_path,
-            on_token=echo,
-        )
-    except (httpx.ConnectError, ConnectionError) as e:
-        print(
-            f"Error: could not reach the model server at {config.server_url or 'OLLAMA_HOST'}: {e}",
-            file=sys.stderr,
-        )
-        return 1
-    except ollama.ResponseError as e:
-        print(f"Error: {e.error}", file=sys.stderr)
-        return 1
-    except ModelOutputError as e:
-        print(f"Error: {e}", file=sys.stderr)
-        return 1
+    with asyncio.Runner() as runner:
+        client = userconfig.client_for(config)
+        try:
+            model = runner.run(userconfig.pick_model(client, args.model or config.pr_model or config.model))
+            num_ctx = runner.run(context_of(client, model, args.num_ctx))
+            echo = _stderr_echo() if sys.stderr.isatty() else None
+            result = describe(
+                change,
+                make_generate(runner, client, model, num_ctx),
+                budget_tokens=num_ctx - output_reserve(num_ctx),
+                max_calls=args.max_calls or config.max_calls,
+                prompts_dir=args.prompts or config.prompts_path,
+                on_token=echo,
+            )
+        except ServerUnreachable as e:
+            print(f"Error: could not reach the model server at {client.base_url}: {e}", file=sys.stderr)
+            return 1
+        except ResponseError as e:
+            print(f"Error: {e.message}", file=sys.stderr)
+            return 1
+        except (ModelServerError, ModelOutputError) as e:
+            print(f"Error: {e}", file=sys.stderr)
+            return 1
+        finally:
+            runner.run(client.aclose())
     if sys.stderr.isatty():
         print(f"\n({result.calls} model call(s), {time.monotonic() - started:.1f}s)", file=sys.stderr)
     text = render(result, args.format)

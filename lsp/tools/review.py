@@ -12,17 +12,15 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import os
 import sys
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 
 import git
-import httpx
 
+from llamita.lsp import config as env
 from llamita.lsp.client import ModelServerError, OllamaClient, ResponseError, ServerUnreachable
-from llamita.lsp.host import base_url
 from llamita.lsp.review.engine import SEVERITIES, Finding, review_text
 
 from . import userconfig
@@ -119,20 +117,6 @@ def should_fail(reported: list[Reported], fail_on: str) -> bool:
     return any(_RANK.get(r.finding.severity, 3) <= limit for r in reported)
 
 
-async def pick_model(client: OllamaClient, url: str, wanted: str, api_key: str) -> str:
-    if wanted:
-        return wanted
-    headers = {"Authorization": f"Bearer {api_key}"} if api_key else None
-    try:
-        async with httpx.AsyncClient(base_url=url, headers=headers, timeout=10) as http:
-            models = (await http.get("/api/tags")).json().get("models") or []
-    except httpx.HTTPError as e:
-        raise ServerUnreachable(f"{url}: {e}") from e
-    if not models:
-        raise ModelServerError("the model server has no models; pass --model")
-    return str(models[0]["model"])
-
-
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="llamita review", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -160,7 +144,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    strict = args.fail_if_unreachable or os.environ.get("LLAMITA_REVIEW_STRICT", "") in ("1", "true")
+    strict = args.fail_if_unreachable or env.review_strict()
     try:
         repo = open_repo(args.repo)
     except GitError as e:
@@ -188,12 +172,9 @@ def main(argv: Sequence[str] | None = None) -> int:
 async def _run(
     repo: git.Repo, change: Change, config: userconfig.UserConfig, args: argparse.Namespace, strict: bool
 ) -> int:
-    url = base_url(config.server_url or None)
-    client = OllamaClient(url, api_key=config.api_key, timeout=config.timeout)
+    client = userconfig.client_for(config)
     try:
-        model = await pick_model(
-            client, url, args.model or config.review_model or config.model, config.api_key
-        )
+        model = await userconfig.pick_model(client, args.model or config.review_model or config.model)
         reported = await review_change(repo, change, client, model, args.prompts or config.prompts_dir)
     except ServerUnreachable as e:
         print(

@@ -2,7 +2,8 @@
 
 Looked up in order, later wins: ``$XDG_CONFIG_HOME/llamita/config.toml`` (or
 ``~/.config/...``), then ``.llamita.toml`` at the repository root, then ``LLAMITA_CONFIG``
-if set, then the environment (``OLLAMA_HOST``, ``LLAMITA_API_KEY``), then flags.  Example::
+if set, then the environment (``OLLAMA_HOST``, ``LLAMITA_API_KEY``), then flags.  The environment
+is read through :mod:`llamita.lsp.config`, the editor side's one table of variables.  Example::
 
     server_url = "http://gpu-box:11434"
     model = "qwen2.5-coder:7b"        # default for everything
@@ -14,10 +15,12 @@ if set, then the environment (``OLLAMA_HOST``, ``LLAMITA_API_KEY``), then flags.
 
 from __future__ import annotations
 
-import os
 import tomllib
 from dataclasses import dataclass, fields
 from pathlib import Path
+
+from llamita.lsp import config as env
+from llamita.lsp.client import ModelServerError, OllamaClient
 
 
 class ConfigError(Exception):
@@ -41,12 +44,12 @@ class UserConfig:
 
 
 def _files(repo_root: Path | None) -> list[Path]:
-    base = Path(os.environ.get("XDG_CONFIG_HOME") or Path.home() / ".config")
-    out = [base / "llamita" / "config.toml"]
+    out = [env.config_home() / "llamita" / "config.toml"]
     if repo_root is not None:
         out.append(repo_root / ".llamita.toml")
-    if os.environ.get("LLAMITA_CONFIG"):
-        out.append(Path(os.environ["LLAMITA_CONFIG"]).expanduser())
+    extra = env.extra_config()
+    if extra is not None:
+        out.append(extra)
     return out
 
 
@@ -67,6 +70,23 @@ def load(repo_root: Path | None = None) -> UserConfig:
             if not isinstance(value, expected):
                 raise ConfigError(f"{path}: {key} must be a {types[key]}")
             setattr(config, key, value)
-    config.server_url = os.environ.get("OLLAMA_HOST", "") or config.server_url
-    config.api_key = os.environ.get("LLAMITA_API_KEY", "") or config.api_key
+    config.server_url = env.ollama_host() or config.server_url
+    config.api_key = env.api_key() or config.api_key
     return config
+
+
+def client_for(config: UserConfig) -> OllamaClient:
+    """The model-server client ``config`` describes (``server_url`` is parsed like ``OLLAMA_HOST``)."""
+    return OllamaClient(
+        env.base_url(config.server_url or None), api_key=config.api_key, timeout=config.timeout
+    )
+
+
+async def pick_model(client: OllamaClient, wanted: str) -> str:
+    """``wanted`` (a flag or a config setting), else the server's first model."""
+    if wanted:
+        return wanted
+    models = await client.tags()
+    if not models:
+        raise ModelServerError("the model server has no models; pass --model or pull one")
+    return str(models[0]["model"])

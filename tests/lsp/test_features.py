@@ -20,16 +20,16 @@ from typing import Any
 
 import pytest
 from lsprotocol import types
-from modelproxy import ModelProxy, proxy, tiny_coder
+from modelproxy import ModelProxy
 from pygls.exceptions import JsonRpcRequestCancelled
 from pytest_lsp import LanguageClient, client_capabilities, make_test_lsp_client
+
+from llamita.lsp.features import create_server
 
 URI = "file:///work/example.py"
 SOURCE = "import os\n\n\ndef add(a, b):\n    \n\nprint(add(1, 2))\n"
 CURSOR = types.Position(line=4, character=4)  # the empty body of add(): a multi-line position
 FAST = {"debounceMs": 0, "numPredict": 8, "temperature": 0, "keepAlive": "5m", "snippetTokens": 0}
-
-FIXTURES = (proxy, tiny_coder)  # pytest looks fixtures up by name in this module
 
 
 def _capabilities(inline: bool = True) -> types.ClientCapabilities:
@@ -73,6 +73,24 @@ async def language_server(
         if process is not None and process.returncode is None:
             process.kill()
         await client.stop()
+
+
+def test_create_server_builds_a_new_server_on_each_call(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Nothing is built at import: each call reads the environment and registers the method table."""
+    monkeypatch.setenv("OLLAMA_HOST", "gpu-box:11500")
+    first = create_server()
+    monkeypatch.delenv("OLLAMA_HOST")
+    second = create_server()
+    assert first.settings.server_url == "http://gpu-box:11500"
+    assert second.settings.server_url == "http://127.0.0.1:11434"
+    assert first.model_client is first.completions.client  # one client, owned by the server
+    features = set(second.protocol.fm.features)
+    assert {
+        types.INITIALIZE,
+        types.TEXT_DOCUMENT_INLINE_COMPLETION,
+        types.TEXT_DOCUMENT_CODE_ACTION,
+    } <= features
+    assert "llamita.reviewFile" in second.protocol.fm.commands
 
 
 def _inline_params(position: types.Position = CURSOR) -> types.InlineCompletionParams:

@@ -15,7 +15,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from modelproxy import ModelProxy, proxy, tiny_coder
+from modelproxy import ModelProxy
 
 SOURCE = "import os\n\n\ndef add(a, b):\n    \n\nprint(add(1, 2))\n"
 
@@ -68,8 +68,6 @@ for _, d in ipairs(vim.diagnostic.get(buf)) do
 end
 finish()
 """
-
-FIXTURES = (proxy, tiny_coder)  # pytest looks fixtures up by name in this module
 
 
 def _nvim() -> str | None:

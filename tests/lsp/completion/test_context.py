@@ -7,21 +7,15 @@ import pytest
 from llamita.lsp.completion.context import (
     OtherFile,
     build_window,
-    estimate_tokens,
     line_comment,
     prefix_window,
     snippet_block,
     suffix_window,
 )
+from llamita.lsp.tokens import estimate_tokens
 
 LINES = [f"line_{i:03d} = {i}" for i in range(200)]  # 14 characters: 4 tokens + 1 for the newline
 DOC = "\n".join(LINES) + "\n"
-
-
-def test_estimate_tokens() -> None:
-    assert estimate_tokens("") == 0
-    assert estimate_tokens("abc") == 1
-    assert estimate_tokens("x" * 35) == 10
 
 
 def test_prefix_window_fits_the_budget_and_starts_on_a_snapped_line() -> None:

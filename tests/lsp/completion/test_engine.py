@@ -219,9 +219,7 @@ async def test_unreachable_server_warns_once_then_backs_off() -> None:
 async def test_missing_model_is_reported_by_name() -> None:
     fake = Scripted(["insert"], [])
     engine, _, warnings = make_engine(fake)
-    engine.configure(
-        Settings(server_url="http://model", debounce_ms=0, completion_model="missing"), engine.client
-    )
+    engine.configure(Settings(server_url="http://model", debounce_ms=0, completion_model="missing"))
     assert await engine.complete(request()) is None
     assert warnings == ["llamita: model 'missing' not found at http://model: model 'missing' not found"]
 
@@ -239,9 +237,9 @@ async def test_changed_request_settings_invalidate_cached_suggestions() -> None:
     fake = Scripted(["insert"], ["return a + b", "return b + a"])
     engine, _, _ = make_engine(fake)
     assert await engine.complete(request()) == Suggestion("return a + b")
-    engine.configure(engine.settings.merged({"debounceMs": 10}), engine.client)
+    engine.configure(engine.settings.merged({"debounceMs": 10}))
     assert await engine.complete(request()) == Suggestion("return a + b")  # debounce is not part of a request
-    engine.configure(engine.settings.merged({"numPredict": 32, "debounceMs": 0}), engine.client)
+    engine.configure(engine.settings.merged({"numPredict": 32, "debounceMs": 0}))
     assert await engine.complete(request()) == Suggestion("return b + a")
     assert [body["options"]["num_predict"] for body in fake.generated()] == [128, 32]
     assert [path for path, _, _ in fake.requests].count("/api/show") == 1  # same server and model

@@ -2,7 +2,8 @@ from __future__ import annotations
 
 import pytest
 
-from llamita.lsp.tools.diffbudget import drop_deletion_only_hunks, estimate_tokens, noise_reason, plan
+from llamita.lsp.tokens import estimate_tokens
+from llamita.lsp.tools.diffbudget import drop_deletion_only_hunks, noise_reason, plan
 from llamita.lsp.tools.gitdiff import FileDiff
 
 
