@@ -1,0 +1,1 @@
+"""``llamita`` command line: an HTTP client of the server, like Ollama's, except ``serve``."""

@@ -1,11 +1,11 @@
 """Re-quantize a GGUF with llama.cpp (``/api/create`` with ``quantize``).
 
 Ollama shells out to ``llama-quantize``; llamita calls the same library routine,
-``llama_model_quantize``, through llama-cpp-python. That routine has no progress callback and
-cannot be cancelled, so ``quantize`` watches the output file grow from a helper thread and
-reports ``(completed, total)`` bytes against an estimate of the final size, finishing with
-``(total, total)``. The output is written to a temporary file beside ``dst`` and renamed over it
-only on success, so a failed run never leaves a half-written model in the store.
+``llama_model_quantize``, through :mod:`llamita.server.engine.quantize`. That routine has no
+progress callback and cannot be cancelled, so ``quantize`` watches the output file grow from a
+helper thread and reports ``(completed, total)`` bytes against an estimate of the final size,
+finishing with ``(total, total)``. The output is written to a temporary file beside ``dst`` and
+renamed over it only on success, so a failed run never leaves a half-written model in the store.
 
 Accepted names are Ollama's (F32, F16, BF16, Q8_0, Q4_K_S, Q4_K_M and the alias Q4_K) plus
 llamita's extra llama.cpp types (Q4_0, Q4_1, Q5_0, Q5_1, Q5_K_S, Q5_K_M, Q6_K, Q3_K_S/M/L, Q2_K
@@ -14,7 +14,6 @@ and the aliases Q3_K, Q5_K). Sources must be unquantized (F32, F16 or BF16), as 
 
 from __future__ import annotations
 
-import ctypes
 import os
 import tempfile
 import threading
@@ -22,6 +21,8 @@ from collections.abc import Callable
 from pathlib import Path
 
 from gguf import GGML_QUANT_SIZES, GGMLQuantizationType
+
+from llamita.server.engine.quantize import quantize_file
 
 from .ggufinfo import FILE_TYPE_IDS, GGUFInfo, read_gguf
 
@@ -171,13 +172,6 @@ def quantize(
     check_quantizable(info.file_type)
     total = estimate_output_size(info, name)
 
-    import llama_cpp
-
-    llama_cpp.llama_backend_init()
-    params = llama_cpp.llama_model_quantize_default_params()
-    params.ftype = FILE_TYPE_IDS[name]
-    params.nthread = nthread
-
     fd, tmp_name = tempfile.mkstemp(prefix=f".{dst.name}.", suffix=".partial", dir=dst.parent)
     os.close(fd)
     tmp = Path(tmp_name)
@@ -188,7 +182,7 @@ def quantize(
             watcher = _GrowthWatcher(tmp, total, progress, poll_interval)
             watcher.start()
         try:
-            rc = llama_cpp.llama_model_quantize(os.fsencode(src), os.fsencode(tmp), ctypes.byref(params))
+            rc = quantize_file(src, tmp, FILE_TYPE_IDS[name], nthread)
         finally:
             if watcher is not None:
                 watcher.stop()
