@@ -15,12 +15,10 @@ from datetime import datetime
 
 import httpx
 import pytest
-from fimmodel import tiny_coder
 
 pytestmark = pytest.mark.model
 
 MODEL = "smollm2:135m"
-FIXTURES = (tiny_coder,)  # pytest looks fixtures up by name in this module
 TIMEOUT = 120
 
 # Llama Coder picks the prompt format by model-name prefix: "smollm2" gets the codellama one.

@@ -15,12 +15,10 @@ from datetime import UTC, datetime, timedelta
 
 import httpx
 import pytest
-from fimmodel import tiny_coder
 
 pytestmark = pytest.mark.model
 
 MODEL = "smollm2:135m"
-FIXTURES = (tiny_coder,)  # pytest looks fixtures up by name in this module
 TIMEOUT = 120
 SMOLLM2_SYSTEM = "You are a helpful AI assistant named SmolLM, trained by Hugging Face"
 

@@ -14,13 +14,11 @@ import subprocess
 from pathlib import Path
 
 import pytest
-from fimmodel import tiny_coder
 
 pytestmark = pytest.mark.model
 
 JS = Path(__file__).resolve().parent / "js"
 MODEL = "smollm2:135m"
-FIXTURES = (tiny_coder,)  # pytest looks fixtures up by name in this module
 STEPS = {
     "version",
     "list",
