@@ -26,8 +26,8 @@ from llamita.server.engine import ContextOptions, Done, Engine, LoadOptions, Sam
 from llamita.server.model.default_model import find_default_gguf
 
 PROMPT = "<|im_start|>user\nWrite a long story about a lighthouse keeper.<|im_end|>\n<|im_start|>assistant\n"
-FIM_BODY = "".join(
-    f"def function_{i}(a, b):\n    total = a + b * {i}\n    return total\n\n" for i in range(40)
+FIM_BODY = "".join(  # about 800 tokens: it has to fit n_ctx_seq (1024)
+    f"def function_{i}(a, b):\n    total = a + b * {i}\n    return total\n\n" for i in range(30)
 )
 
 
