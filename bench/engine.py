@@ -22,14 +22,12 @@ import tempfile
 import time
 from pathlib import Path
 
-from llamita.server.engine.core import Engine
-from llamita.server.engine.llama import ContextOptions, LoadOptions
-from llamita.server.engine.request import Done, SamplingParams, Token
+from llamita.server.engine import ContextOptions, Done, Engine, LoadOptions, SamplingParams, Token
 from llamita.server.model.default_model import find_default_gguf
 
 PROMPT = "<|im_start|>user\nWrite a long story about a lighthouse keeper.<|im_end|>\n<|im_start|>assistant\n"
-FIM_BODY = "".join(
-    f"def function_{i}(a, b):\n    total = a + b * {i}\n    return total\n\n" for i in range(40)
+FIM_BODY = "".join(  # about 800 tokens: it has to fit n_ctx_seq (1024)
+    f"def function_{i}(a, b):\n    total = a + b * {i}\n    return total\n\n" for i in range(30)
 )
 
 
@@ -76,28 +74,28 @@ async def engine_figures(gguf: Path, n: int, threads: int) -> dict[str, float]:
         ContextOptions(n_ctx=8 * 1024, n_ctx_seq=1024, n_batch=512, n_seq_max=8, n_threads=threads),
     )
     try:
-        prompt = engine.model.tokenize(PROMPT)
+        prompt = engine.tokenize(PROMPT)
         await stream(engine, prompt, 8)  # warm-up
         done, _ = await stream(engine, prompt, n)
         single = done.eval_count / (done.eval_duration / 1e9)
 
         start = time.perf_counter()
         dones = await asyncio.gather(
-            *[stream(engine, engine.model.tokenize(PROMPT + f" Part {i}."), n) for i in range(8)]
+            *[stream(engine, engine.tokenize(PROMPT + f" Part {i}."), n) for i in range(8)]
         )
         wall = time.perf_counter() - start
         aggregate = sum(d.eval_count for d, _ in dones) / wall
         one_wall_start = time.perf_counter()
-        await stream(engine, engine.model.tokenize(PROMPT + " Part 9."), n)
+        await stream(engine, engine.tokenize(PROMPT + " Part 9."), n)
         one_stream = n / (time.perf_counter() - one_wall_start)
 
-        fim = engine.model.tokenize(f"<SUF>\n\n<PRE>{FIM_BODY}def new_function(x):\n    return x +<MID>")
+        fim = engine.tokenize(f"<SUF>\n\n<PRE>{FIM_BODY}def new_function(x):\n    return x +<MID>")
         cold_ttfts, warm_ttfts = [], []
         for rep in range(3):
             session = f"editor-{rep}"
             body = FIM_BODY.replace("total", f"t{rep}")  # a prompt no sequence has seen
-            cold = engine.model.tokenize(f"<SUF>\n\n<PRE>{body}def new_function(x):\n    return x +<MID>")
-            warm = engine.model.tokenize(f"<SUF>\n\n<PRE>{body}def new_function(x):\n    return x + <MID>")
+            cold = engine.tokenize(f"<SUF>\n\n<PRE>{body}def new_function(x):\n    return x +<MID>")
+            warm = engine.tokenize(f"<SUF>\n\n<PRE>{body}def new_function(x):\n    return x + <MID>")
             _, t_cold = await stream(engine, cold, 4, session)
             _, t_warm = await stream(engine, warm, 4, session)
             cold_ttfts.append(t_cold)

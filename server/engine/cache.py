@@ -96,6 +96,18 @@ class SlotTable:
     def idle(self) -> list[Slot]:
         return [s for s in self.slots if not s.busy]
 
+    def held(self, slot: Slot) -> int:
+        """Tokens ``slot``'s sequence holds: the position its next token goes to."""
+        return len(slot.tokens)
+
+    def shared(self, slot: Slot, tokens: Sequence[int]) -> int:
+        """Length of the prefix ``slot`` holds in common with ``tokens``."""
+        return common_prefix(slot.tokens, tokens)
+
+    def kv_tokens(self) -> int:
+        """Tokens all sequences hold (a shared prefix counts once per sequence; see ``cells_used``)."""
+        return sum(len(s.tokens) for s in self.slots)
+
     def place(self, request: Request, kv: KVOps) -> Placement | None:
         """Bind ``request`` to a slot and trim that slot's KV to the reusable prefix."""
         idle = self.idle()
@@ -183,7 +195,7 @@ class SlotTable:
 
     def make_room(self, kv: KVOps, n_tokens: int, n_cells: int) -> None:
         """Drop idle slots' KV, least recently used first, until ``n_tokens`` more cells fit."""
-        if sum(len(s.tokens) for s in self.slots) + n_tokens <= n_cells:
+        if self.kv_tokens() + n_tokens <= n_cells:
             return  # the cheap upper bound already fits
         for slot in sorted((s for s in self.slots if not s.busy and s.tokens), key=lambda s: s.last_used):
             if self.cells_used() + n_tokens <= n_cells:
@@ -199,11 +211,31 @@ class SlotTable:
         return True
 
     def evict(self, slot: Slot, kv: KVOps) -> None:
+        """Drop an idle slot's KV and forget whose it was."""
         kv.seq_rm(slot.seq, 0, -1)
         slot.tokens.clear()
         slot.session = None
         slot.exact = None
         self.changed()
+
+    def clear(self, slot: Slot, kv: KVOps) -> None:
+        """Drop all of ``slot``'s KV; its request and session stay (the request starts over or fails)."""
+        kv.seq_rm(slot.seq, 0, -1)
+        slot.tokens.clear()
+        self.changed()
+
+    def decoded(self, slot: Slot, tokens: list[int]) -> None:
+        """``tokens`` were decoded into ``slot``'s sequence, each into a new cell."""
+        slot.tokens.extend(tokens)
+        self.grew(len(tokens))
+
+    def copy(self, donor: Slot, slot: Slot, start: int, end: int, kv: KVOps) -> None:
+        """Share ``donor``'s cells at positions [start, end) with ``slot``, which holds ``start`` tokens.
+
+        ``seq_cp`` shares cells (no new ones), so the cell count stays as it is.
+        """
+        kv.seq_cp(donor.seq, slot.seq, start, end)
+        slot.tokens.extend(donor.tokens[start:end])
 
     def shares_beyond(self, slot: Slot, pos: int) -> bool:
         """Whether another slot may share ``slot``'s cells at positions >= ``pos``.

@@ -32,6 +32,7 @@ from pathlib import Path
 from .cache import Slot
 from .decoding import Decoder
 from .embed import Embedder
+from .inbox import Abort, Add, Call, Item
 from .llama import Context, ContextOptions, LoadOptions, Model
 from .request import (
     CANCELED,
@@ -48,13 +49,6 @@ from .sampling import Sampler, TextStream, text_tokens, token_logprobs
 from .scheduler import Chunk, QueueFull, Scheduler
 
 log = logging.getLogger("llamita.engine")
-
-_FINISH = {
-    RequestStatus.FINISHED_STOPPED: FinishReason.STOP,
-    RequestStatus.FINISHED_LENGTH: FinishReason.LENGTH,
-    RequestStatus.FINISHED_ABORTED: FinishReason.ABORTED,
-    RequestStatus.FINISHED_ERROR: FinishReason.ERROR,
-}
 
 
 class EngineFailed(RuntimeError):
@@ -78,6 +72,7 @@ class EngineStats:
     queued: int = 0  # requests waiting for one
     kv_tokens: int = 0  # tokens held in the sequences' KV cache
     n_ctx: int = 0  # KV cache cells, all sequences
+    embed_n_ctx: int = 0  # cells of the live embedding context (0: none), for memory accounting
 
 
 class Engine:
@@ -110,7 +105,7 @@ class Engine:
         self.decode_share = decode_share
         self._sec_per_token: float | None = None  # prompt-evaluation cost, moving average
         self._cv = threading.Condition()
-        self._inbox: deque[tuple[str, object]] = deque()
+        self._inbox: deque[Item] = deque()
         self._samplers: dict[int, Sampler] = {}
         self._streams: dict[int, TextStream] = {}
         self.embedder = Embedder(self.model, context, self.call, limit=context.n_ctx_seq)
@@ -122,15 +117,15 @@ class Engine:
     def submit(self, request: Request) -> None:
         with self._cv:
             self._check_alive()
-            queued = sum(1 for kind, _ in self._inbox if kind == "add") + len(self.scheduler.waiting)
+            queued = sum(isinstance(item, Add) for item in self._inbox) + len(self.scheduler.waiting)
             if queued >= self.scheduler.max_queue:
                 raise QueueFull()
-            self._inbox.append(("add", request))
+            self._inbox.append(Add(request))
             self._cv.notify()
 
     def abort(self, request_id: int) -> None:
         with self._cv:
-            self._inbox.append(("abort", request_id))
+            self._inbox.append(Abort(request_id))
             self._cv.notify()
 
     def call(self, fn: Callable[[], object]) -> Future[object]:
@@ -138,7 +133,7 @@ class Engine:
         future: Future[object] = Future()
         with self._cv:
             self._check_alive()
-            self._inbox.append(("call", (fn, future)))
+            self._inbox.append(Call(fn, future))
             self._cv.notify()
         return future
 
@@ -194,10 +189,19 @@ class Engine:
         with self._cv:
             running = len(self.scheduler.running)
             queued = len(self.scheduler.waiting) + len(self._inbox)
-        kv_tokens = sum(len(slot.tokens) for slot in self.scheduler.slots.slots)
         return dataclasses.replace(
-            self.counters, running=running, queued=queued, kv_tokens=kv_tokens, n_ctx=int(self.ctx.n_ctx)
+            self.counters,
+            running=running,
+            queued=queued,
+            kv_tokens=self.scheduler.slots.kv_tokens(),
+            n_ctx=int(self.ctx.n_ctx),
+            embed_n_ctx=self.embedder.n_ctx,
         )
+
+    @property
+    def closed(self) -> bool:
+        """Whether ``close`` freed the llama.cpp context (it does not while the thread is still busy)."""
+        return self.ctx.ptr is None
 
     @property
     def active(self) -> int:
@@ -269,8 +273,8 @@ class Engine:
                         break
                     items = list(self._inbox)
                     self._inbox.clear()
-                for kind, item in items:
-                    self._handle(kind, item)
+                for item in items:
+                    self._handle(item)
                 self.step()
         except BaseException as e:  # outside any one request: nothing in here can be trusted
             log.exception("engine thread failed")
@@ -285,15 +289,12 @@ class Engine:
                 self.failure = message
             items = list(self._inbox)
             self._inbox.clear()
-        added = [item for kind, item in items if kind == "add"]
+        added = [item.request for item in items if isinstance(item, Add)]
         for request in [*self.scheduler.running, *self.scheduler.waiting, *added]:
-            assert isinstance(request, Request)
             self._finish_surely(request, RequestStatus.FINISHED_ERROR, message)
-        for kind, item in items:
-            if kind == "call":
-                _, future = item  # type: ignore[misc]
-                if future.set_running_or_notify_cancel():
-                    future.set_exception(EngineFailed(message))
+        for item in items:
+            if isinstance(item, Call) and item.future.set_running_or_notify_cancel():
+                item.future.set_exception(EngineFailed(message))
 
     def _finish_surely(self, request: Request, status: RequestStatus, error: str) -> None:
         """``_finish``, and should the bookkeeping itself be what broke, at least the Done."""
@@ -305,31 +306,29 @@ class Engine:
                 request.status = RequestStatus.FINISHED_ERROR
                 request.deliver(Done(FinishReason.ERROR, len(request.prompt), 0, 0, 0, 0, 0, [], error))
 
-    def _handle(self, kind: str, item: object) -> None:
+    def _handle(self, item: Item) -> None:
         """One inbox item; a request whose handling fails is failed alone, the thread goes on."""
-        try:
-            if kind == "add":
-                assert isinstance(item, Request)
-                self.validate(item.prompt)  # defence in depth: ``submit`` takes any Request
-                if item.session is not None:
-                    for old in self.scheduler.of_session(item.session):
-                        self._finish_surely(old, RequestStatus.FINISHED_ABORTED, SUPERSEDED)
-                self.scheduler.waiting.append(item)
-            elif kind == "abort":
+        match item:
+            case Add(request):
+                try:
+                    self.validate(request.prompt)  # defence in depth: ``submit`` takes any Request
+                    if request.session is not None:
+                        for old in self.scheduler.of_session(request.session):
+                            self._finish_surely(old, RequestStatus.FINISHED_ABORTED, SUPERSEDED)
+                    self.scheduler.waiting.append(request)
+                except Exception as e:
+                    log.warning("request %d refused: %s", request.id, e)
+                    self._finish_surely(request, RequestStatus.FINISHED_ERROR, str(e))
+            case Abort(request_id):  # ``_finish_surely`` does not raise
                 for request in [*self.scheduler.running, *self.scheduler.waiting]:
-                    if request.id == item:
+                    if request.id == request_id:
                         self._finish_surely(request, RequestStatus.FINISHED_ABORTED, CANCELED)
-            elif kind == "call":
-                fn, future = item  # type: ignore[misc]
+            case Call(fn, future):
                 if future.set_running_or_notify_cancel():
                     try:
                         future.set_result(fn())
                     except Exception as e:
                         future.set_exception(e)
-        except Exception as e:
-            assert isinstance(item, Request)  # an abort or a call cannot fail past this point
-            log.warning("request %d refused: %s", item.id, e)
-            self._finish_surely(item, RequestStatus.FINISHED_ERROR, str(e))
 
     def step(self) -> None:
         for request in self.scheduler.admit(self.ctx):
@@ -448,7 +447,7 @@ class Engine:
         else:
             request.pending = token
             request.status = RequestStatus.DECODING
-            if slot is not None and len(slot.tokens) + 1 > self.n_ctx_seq:
+            if slot is not None and self.scheduler.slots.held(slot) + 1 > self.n_ctx_seq:
                 self._shift(request, slot)
 
     def _shift(self, request: Request, slot: Slot) -> None:
@@ -457,7 +456,7 @@ class Engine:
         Like llama-server under Ollama: keep ``num_keep`` tokens (plus BOS; -1 = the prompt),
         drop half of the rest, and go on.
         """
-        n = len(slot.tokens)
+        n = self.scheduler.slots.held(slot)
         keep = len(request.prompt) if request.params.num_keep < 0 else request.params.num_keep
         keep = max(0, min(keep + int(self.model.add_bos), self.n_ctx_seq - 4, n - 1))
         discard = (n - keep) // 2
@@ -483,7 +482,7 @@ class Engine:
         self.scheduler.finish(request, status)
         if status == RequestStatus.FINISHED_ABORTED:
             self.counters.aborted += 1
-            if slot is not None and slot.tokens:
+            if slot is not None and self.scheduler.slots.held(slot):
                 self.scheduler.adopt(slot, self.ctx)
         context = [*request.prompt, *(t for t in request.generated if not self.model.is_eog(t))]
         try:
@@ -497,4 +496,4 @@ class Engine:
                     context = [*request.prompt, *kept]
         except Exception:  # the request's own stop strings: it still gets its Done
             log.exception("finishing the text of request %d failed", request.id)
-        request.deliver(request.done(_FINISH[status], context, error))
+        request.deliver(request.done(status.reason, context, error))

@@ -3,7 +3,7 @@
 llama.cpp validates and computes a batch as a whole, so one request's bad token or broken
 sequence would fail everyone it is batched with.  ``Decoder`` retries on parts of the batch
 until the request behind the failure is alone, fails only that request, and leaves every
-other sequence's KV exactly as its bookkeeping (``slot.tokens``) says:
+other sequence's KV exactly as its bookkeeping (``SlotTable``) says:
 
 - rc=1, no room in the KV (llama.cpp restored the memory): evict idle KV, then shrink the
   prompt part of the batch (the rest waits for a later step), then decode in halves; a single
@@ -102,18 +102,16 @@ class Decoder:
         """Remove what a failed call may have left of ``chunk`` in its sequence.
 
         Only positions from the chunk on are touched, so the sequence keeps its older KV;
-        should llama.cpp's view still disagree with ``slot.tokens``, the sequence starts over
+        should llama.cpp's view still disagree with the slot's tokens, the sequence starts over
         and its request fails.
         """
         slot = self.slots.slot_of(chunk.request)
         if slot is None:
             return
-        n = len(slot.tokens)
+        n = self.slots.held(slot)
         if self.ctx.seq_rm(slot.seq, n, -1) and self.ctx.seq_pos_max(slot.seq) + 1 == n:
             return
-        self.ctx.seq_rm(slot.seq, 0, -1)
-        slot.tokens.clear()
-        self.slots.changed()
+        self.slots.clear(slot, self.ctx)
         self._fail(chunk.request, "llama_decode failed and lost the sequence")
 
 

@@ -29,12 +29,25 @@ class RequestStatus(enum.IntEnum):
     def is_finished(self) -> bool:
         return self >= RequestStatus.FINISHED_STOPPED
 
+    @property
+    def reason(self) -> FinishReason:
+        """What ``Done`` reports for this final status."""
+        return _REASONS[self]
+
 
 class FinishReason(enum.StrEnum):
     STOP = "stop"
     LENGTH = "length"
     ABORTED = "aborted"
     ERROR = "error"
+
+
+_REASONS = {
+    RequestStatus.FINISHED_STOPPED: FinishReason.STOP,
+    RequestStatus.FINISHED_LENGTH: FinishReason.LENGTH,
+    RequestStatus.FINISHED_ABORTED: FinishReason.ABORTED,
+    RequestStatus.FINISHED_ERROR: FinishReason.ERROR,
+}
 
 
 @dataclass

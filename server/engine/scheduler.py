@@ -22,7 +22,7 @@ from __future__ import annotations
 from collections import deque
 from dataclasses import dataclass, field
 
-from .cache import KVOps, Slot, SlotTable, common_prefix
+from .cache import KVOps, Slot, SlotTable
 from .request import Request, RequestStatus
 
 QUEUE_FULL = "server busy, please try again.  maximum pending requests exceeded"
@@ -111,7 +111,7 @@ class Scheduler:
         for request in decoding:
             slot = self.slots.slot_of(request)
             assert slot is not None and request.pending is not None
-            chunk = Chunk(request, slot.seq, [request.pending], len(slot.tokens), True, decode=True)
+            chunk = Chunk(request, slot.seq, [request.pending], self.slots.held(slot), True, decode=True)
             out.chunks.append(chunk)
         budget = self.n_batch - len(decoding)
         if prefill_budget is not None:
@@ -131,7 +131,8 @@ class Scheduler:
             if take <= 0:
                 continue
             tokens = todo[done : done + take]
-            out.chunks.append(Chunk(request, slot.seq, tokens, len(slot.tokens), done + take == len(todo)))
+            pos = self.slots.held(slot)
+            out.chunks.append(Chunk(request, slot.seq, tokens, pos, done + take == len(todo)))
             budget -= take
         return out
 
@@ -141,8 +142,7 @@ class Scheduler:
             slot = self.slots.slot_of(chunk.request)
             if slot is None:
                 continue
-            slot.tokens.extend(chunk.tokens)
-            self.slots.grew(len(chunk.tokens))
+            self.slots.decoded(slot, chunk.tokens)
             request = chunk.request
             if request.status == RequestStatus.PREFILLING:
                 request.n_past += len(chunk.tokens)
@@ -178,11 +178,10 @@ class Scheduler:
             slot = self.slots.slot_of(request)
             if slot is None or slot is donor:
                 continue
-            shared = min(common_prefix(donor.tokens, request.prompt), len(request.prompt) - 1)
+            shared = min(self.slots.shared(donor, request.prompt), len(request.prompt) - 1)
             if shared <= request.n_past:
                 continue
-            kv.seq_cp(donor.seq, slot.seq, request.n_past, shared)
-            slot.tokens.extend(request.prompt[request.n_past : shared])
+            self.slots.copy(donor, slot, request.n_past, shared, kv)
             request.n_cached += shared - request.n_past
             request.n_past = shared
 

@@ -88,8 +88,7 @@ class Runner:
 
     def sizes(self) -> tuple[int, int]:
         """(size, size_vram) now: the load-time estimate plus a live embedding context."""
-        embedder = getattr(self.engine, "embedder", None)
-        embed_tokens = int(getattr(embedder, "n_ctx", 0) or 0)
+        embed_tokens = self.engine.stats().embed_n_ctx
         if not embed_tokens:
             return self.size, self.size_vram
         return _sizes(self.model, self.context, self.gpu_layers, embed_tokens)

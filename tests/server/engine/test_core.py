@@ -28,9 +28,7 @@ def engine(smollm2_gguf: Path) -> Iterator[Engine]:
 
 async def collect(engine: Engine, text: str, session: str | None = None, **params) -> tuple[str, Done]:
     out, done = "", None
-    async for event in engine.generate(
-        engine.model.tokenize(CHAT.format(text)), SamplingParams(**params), session
-    ):
+    async for event in engine.generate(engine.tokenize(CHAT.format(text)), SamplingParams(**params), session):
         if isinstance(event, Token):
             out += event.text
         else:
@@ -95,7 +93,7 @@ def test_num_predict_and_stop(engine: Engine) -> None:
 def test_abort_frees_the_sequence_within_a_step(engine: Engine) -> None:
     async def scenario() -> None:
         events = engine.generate(
-            engine.model.tokenize(CHAT.format("Write a long story.")),
+            engine.tokenize(CHAT.format("Write a long story.")),
             SamplingParams(temperature=0, num_predict=500),
         )
         async for _ in events:
@@ -115,7 +113,7 @@ def test_abort_frees_the_sequence_within_a_step(engine: Engine) -> None:
 def test_same_session_supersedes(engine: Engine) -> None:
     async def scenario() -> tuple[Done, str, Done]:
         first = engine.generate(
-            engine.model.tokenize(CHAT.format("Write a long story about a cat.")),
+            engine.tokenize(CHAT.format("Write a long story about a cat.")),
             SamplingParams(temperature=0, num_predict=400),
             "editor-1",
         )
@@ -154,7 +152,7 @@ def test_json_grammar(engine: Engine) -> None:
 
 
 def test_embeddings_are_deterministic(engine: Engine) -> None:
-    a, b = run(engine.embed([engine.model.tokenize("hello world"), engine.model.tokenize("hello world")]))
+    a, b = run(engine.embed([engine.tokenize("hello world"), engine.tokenize("hello world")]))
     assert len(a) == engine.model.n_embd and a == b
 
 

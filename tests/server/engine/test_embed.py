@@ -51,7 +51,7 @@ def test_groups_are_bounded() -> None:
 def test_batched_inputs_equal_one_at_a_time(engine: Engine) -> None:
     """Several inputs share one decode (one sequence each); each vector is its own."""
     texts = [words(5), words(30, 1), "", words(8, 2), words(100, 3), words(2, 4)]  # ~580 tokens
-    tokens = [engine.model.tokenize(t) if t else [] for t in texts]
+    tokens = [engine.tokenize(t) if t else [] for t in texts]
     together = asyncio.run(engine.embed(tokens))
     alone = [asyncio.run(engine.embed([t]))[0] for t in tokens]
     assert together[2] == [] and alone[2] == []
@@ -64,9 +64,9 @@ def test_batched_inputs_equal_one_at_a_time(engine: Engine) -> None:
 def test_context_grows_for_long_batches_and_is_freed_when_idle(engine: Engine) -> None:
     embedder = engine.embedder
     assert embedder.n_ctx == 0  # nothing until the first embedding
-    asyncio.run(engine.embed([engine.model.tokenize(words(10))]))
+    asyncio.run(engine.embed([engine.tokenize(words(10))]))
     assert EMBED_MIN_TOKENS <= embedder.n_ctx < 1024  # sized to the input, not to n_ctx_train
-    long = [engine.model.tokenize(words(110, s)) for s in range(3)]  # > 1,300 tokens in one group
+    long = [engine.tokenize(words(110, s)) for s in range(3)]  # > 1,300 tokens in one group
     asyncio.run(engine.embed(long))
     assert embedder.n_ctx >= sum(map(len, long))
     embedder.idle_seconds = 0
@@ -95,11 +95,11 @@ def test_generation_steps_run_between_embedding_groups(
     monkeypatch.setattr(engine.embedder, "run", logged_run)
     monkeypatch.setattr(engine, "_sample", lambda *a: (log.append("s"), sample(*a))[1])
     monkeypatch.setattr(embed_module, "EMBED_SEQS", 1)  # one input per group: many groups
-    inputs = [engine.model.tokenize(words(40, s)) for s in range(4)]
+    inputs = [engine.tokenize(words(40, s)) for s in range(4)]
 
     async def scenario() -> None:
         params = SamplingParams(temperature=0, num_predict=-1, ignore_eos=True)
-        stream = engine.generate(engine.model.tokenize(words(8)), params)
+        stream = engine.generate(engine.tokenize(words(8)), params)
         async for event in stream:  # the generation is running once its first token arrives
             assert isinstance(event, Token)
             break

@@ -90,7 +90,7 @@ def held(engine: Engine) -> Iterator[None]:
 
 
 def chat(engine: Engine, text: str = QUESTION) -> list[int]:
-    return engine.model.tokenize(CHAT.format(text))
+    return engine.tokenize(CHAT.format(text))
 
 
 def solo(engine: Engine, prompt: list[int], **params: object) -> str:
@@ -144,7 +144,7 @@ def test_a_failing_decode_fails_only_its_request_and_keeps_the_others_kv(
 
         def after_first_token(request: Request, event: Event) -> None:
             if not bad and isinstance(event, Token):  # the bystander is decoding: join its batch
-                bad.append(Probe(engine, [*chat(engine, "Hi"), engine.model.n_vocab], loop=loop, **GREEDY))
+                bad.append(Probe(engine, [*chat(engine, "Hi"), engine.n_vocab], loop=loop, **GREEDY))
 
         bystander = Probe(engine, prompt, session="bystander", on_event=after_first_token, **GREEDY)
         await bystander.first_token()  # the bad request was submitted before this event was
@@ -193,7 +193,7 @@ def test_empty_and_out_of_vocabulary_prompts_are_refused(engine: Engine) -> None
     with pytest.raises(ValueError, match="empty"):
         engine.generate([], SamplingParams())
     with pytest.raises(ValueError, match="invalid token id"):
-        engine.generate([1, engine.model.n_vocab], SamplingParams())
+        engine.generate([1, engine.n_vocab], SamplingParams())
     with pytest.raises(ValueError, match="invalid token id"):
         engine.generate([-1], SamplingParams())
     prompt = chat(engine, "What color is the sky?")
@@ -202,7 +202,7 @@ def test_empty_and_out_of_vocabulary_prompts_are_refused(engine: Engine) -> None
     async def next_to_a_bystander() -> list[tuple[str, Done]]:
         with held(engine):  # straight to the engine: it checks again
             probes = [Probe(engine, prompt, **GREEDY), Probe(engine, [], **GREEDY)]
-            probes.append(Probe(engine, [engine.model.n_vocab + 5], **GREEDY))
+            probes.append(Probe(engine, [engine.n_vocab + 5], **GREEDY))
         return [await p.result() for p in probes]
 
     (text, done), (_, empty), (_, bad) = asyncio.run(next_to_a_bystander())
