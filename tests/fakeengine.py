@@ -57,7 +57,6 @@ class FakeEngine:
     n_vocab = 0x110000 + 2
     healthy = True
     failure: str | None = None
-    embedder = None
 
     def __init__(self, factory: FakeEngines, path: Path, n_ctx: int) -> None:
         self.factory = factory

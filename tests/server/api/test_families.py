@@ -179,7 +179,7 @@ def test_an_unhealthy_engine_is_reloaded_on_the_next_request(server) -> None:
     out = generate(url, model, "Hello", options={"temperature": 0, "num_predict": 2})
     assert out["eval_count"] == 2
     [replaced] = runners.loaded.values()
-    assert replaced.engine is not old and old.ctx.ptr is None  # the failed one was closed
+    assert replaced.engine is not old and old.closed  # the failed one was closed
     [shown] = ps(url)
     assert shown["healthy"] is True and "failure" not in shown
     assert metric(url, "llamita_model_healthy", {"model": model}) == 1
