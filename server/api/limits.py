@@ -4,7 +4,10 @@
   few base64 images), ``/api/blobs/*`` at most ``LLAMITA_MAX_BLOB_BODY`` (1 TiB).  A declared
   ``Content-Length`` over the limit is refused before a byte of the body is read; a chunked
   body is counted as it arrives and refused as soon as it crosses the limit, so nothing is
-  ever buffered beyond it.  413, connection closed.
+  ever buffered beyond it.  413.  Before answering, up to ``DRAIN_BYTES`` more of the body are
+  read and thrown away (for at most ``DRAIN_SECONDS``): a client still sending would otherwise
+  get a TCP reset instead of the 413, since closing a socket with unread data resets it (Go's
+  server lingers for the same reason).  A larger body gets the 413 and a closed connection.
 - **Body time.** A client that sends headers and then trickles (or never sends) the body
   would hold a connection and a handler forever: a JSON body must arrive within
   ``LLAMITA_BODY_TIMEOUT`` seconds of the request, and a blob upload may not pause longer
@@ -33,6 +36,21 @@ from . import errors
 from .auth import IDENTITY
 
 BLOB_PREFIX = "/api/blobs/"
+DRAIN_BYTES = 64 << 20
+DRAIN_SECONDS = 5.0
+
+
+async def _discard(receive: Receive, budget: int) -> None:
+    """Read and drop what is left of a refused body, up to ``budget`` bytes and ``DRAIN_SECONDS``."""
+    deadline = time.monotonic() + DRAIN_SECONDS
+    while budget >= 0:
+        try:
+            message = await asyncio.wait_for(receive(), max(deadline - time.monotonic(), 0))
+        except TimeoutError:
+            return
+        if message["type"] != "http.request" or not message.get("more_body", False):
+            return
+        budget -= len(message.get("body", b""))
 
 
 @dataclass(frozen=True)
@@ -82,6 +100,9 @@ class _Body:
             return message
         self.received += len(message.get("body", b""))
         if self.received > self.limit:
+            if message.get("more_body", False):
+                await _discard(self.receive, DRAIN_BYTES)
+            self.complete = True
             raise errors.body_too_large(self.limit)
         if not message.get("more_body", False):
             self.complete = True
@@ -131,6 +152,8 @@ class LimitGuard:
         limit = self.limits.max_blob_body if blob else self.limits.max_body
         length = _content_length(scope)
         if length is not None and length > limit:
+            if length <= DRAIN_BYTES:
+                await _discard(receive, DRAIN_BYTES)
             await errors.as_response(errors.body_too_large(limit))(scope, receive, send)
             return
         body = _Body(receive, limit, self.limits.body_timeout, per_chunk=blob)
