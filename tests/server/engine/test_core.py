@@ -206,3 +206,36 @@ def test_more_requests_than_cells_for_them_wait_instead_of_failing(smollm2_gguf:
         e.close()
     assert [d.reason for d in results] == [FinishReason.LENGTH] * 4, [d.error for d in results]
     assert all(d.eval_count == 40 for d in results)
+
+
+def test_a_prompt_evaluated_alone_gets_long_steps_and_yields_once_others_run(engine: Engine) -> None:
+    """Small prefill chunks waste a CPU's matmul throughput, so a lone prompt gets the long
+    ``solo_step_target``; beside a decoder, or with another prompt, the short targets apply."""
+    from types import SimpleNamespace
+
+    from llamita.server.engine.request import RequestStatus
+
+    def budgets() -> dict[str, int | None]:
+        scheduler, saved = engine.scheduler, (engine.scheduler.running, engine._sec_per_token)
+        prefill = SimpleNamespace(status=RequestStatus.PREFILLING)
+        decode = SimpleNamespace(status=RequestStatus.DECODING)
+        engine._sec_per_token = 0.001
+        try:
+            out = {}
+            for name, running in {
+                "alone": [prefill],
+                "two": [prefill, prefill],
+                "decode": [prefill, decode],
+            }.items():
+                scheduler.running = running
+                out[name] = engine._prefill_budget()
+            return out
+        finally:
+            scheduler.running, engine._sec_per_token = saved
+
+    got = engine.call(budgets).result(timeout=600)  # between steps, on the engine thread
+    assert got == {
+        "alone": int(engine.solo_step_target / 0.001),
+        "two": int(engine.step_target / 0.001),
+        "decode": int(engine.step_target * engine.decode_share / 0.001),
+    }
