@@ -6,6 +6,7 @@ This is the façade: the runtime imports what it needs from here, never from the
 from __future__ import annotations
 
 from .core import Engine, EngineFailed, EngineStats
+from .cpus import physical_cores
 from .embed import EMBED_MIN_TOKENS, EmbeddingError
 from .llama import ContextOptions, LoadOptions, supports_gpu
 from .request import CANCELED, SUPERSEDED, Done, Event, FinishReason, SamplingParams, Token
@@ -30,5 +31,6 @@ __all__ = [
     "SamplingParams",
     "Token",
     "format_grammar",
+    "physical_cores",
     "supports_gpu",
 ]

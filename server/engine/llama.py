@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import ctypes
 import logging
-import os
 import threading
 from dataclasses import dataclass
 from pathlib import Path
@@ -18,6 +17,8 @@ from pathlib import Path
 import llama_cpp as ll
 
 from llamita.server.options import DEFAULT_NUM_CTX
+
+from .cpus import physical_cores
 
 log = logging.getLogger("llamita.llama")
 
@@ -212,7 +213,7 @@ class Context:
         params.n_ubatch = n_batch if options.embeddings else min(n_batch, max(512, options.n_seq_max))
         params.n_seq_max = options.n_seq_max
         params.kv_unified = True
-        threads = options.n_threads or os.cpu_count() or 1
+        threads = options.n_threads or physical_cores()
         params.n_threads = threads
         params.n_threads_batch = threads
         params.embeddings = options.embeddings

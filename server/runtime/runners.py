@@ -18,7 +18,8 @@ old engine is closed once its last holder releases it.  ``/api/ps`` and ``/metri
 Resource options are clamped here, where the context is sized, so that no request value can
 crash the process or allocate absurd memory: ``num_batch`` lies in [sequences, 8192] (below
 the sequence count llama.cpp aborts; a huge one allocates its batch arrays up front),
-``num_thread`` in [1, CPUs], ``num_gpu`` at most the layer count (+1 for the output layer);
+``num_thread`` in [1, CPUs] (default: physical cores, see ``engine/cpus.py``), ``num_gpu`` at
+most the layer count (+1 for the output layer);
 a value that is not a positive finite number means the default (the API edge clamps first,
 ``options.RESOURCE_BOUNDS``; Modelfile parameters and direct callers come through here too).
 Recurrent and hybrid models run one request at a time, as in Ollama: their state cannot be
@@ -37,7 +38,14 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from llamita.server import config
-from llamita.server.engine import EMBED_MIN_TOKENS, ContextOptions, Engine, LoadOptions, supports_gpu
+from llamita.server.engine import (
+    EMBED_MIN_TOKENS,
+    ContextOptions,
+    Engine,
+    LoadOptions,
+    physical_cores,
+    supports_gpu,
+)
 from llamita.server.model.ggufinfo import GGUFInfo
 from llamita.server.model.model import StoredModel
 from llamita.server.options import DEFAULT_NUM_CTX
@@ -126,9 +134,8 @@ def load_options(model: StoredModel, options: dict[str, Any]) -> LoadPlan:
     num_batch = _option_int(options, "num_batch") or 0
     num_batch = num_batch if num_batch > 0 else DEFAULT_NUM_BATCH
     num_batch = max(min(num_batch, MAX_BATCH), n_seq_max)  # and at most n_ctx: see ``_load``
-    cpus = os.cpu_count() or 1
     num_thread = _option_int(options, "num_thread") or 0
-    num_thread = min(num_thread, cpus) if num_thread > 0 else cpus
+    num_thread = min(num_thread, os.cpu_count() or 1) if num_thread > 0 else physical_cores()
     num_gpu = _option_int(options, "num_gpu")
     num_gpu = -1 if num_gpu is None or num_gpu < 0 else num_gpu
     gpu_layers = 0
