@@ -78,6 +78,7 @@ class Runner:
     loaded_at: float = field(default_factory=time.time)
     load_duration: float = 0.0  # seconds the load took (reported once, by the loading request)
     retired: bool = False  # taken out of service (unhealthy); closed when the last holder leaves
+    draining: bool = False  # a request with other load options waits for it to go idle and unload
     num_batch: int = 0  # as requested (bounded); the context's n_batch may be cut to its n_ctx
     _timer: asyncio.TimerHandle | None = None
 
@@ -181,7 +182,17 @@ class Runners:
         task.add_done_callback(self._tasks.discard)
 
     async def acquire(self, model: StoredModel, options: dict[str, Any], keep_alive: float | None) -> Runner:
+        """The model's runner, loaded if need be.
+
+        A loaded, healthy, compatible runner is claimed at once: one global lock serialises
+        loads and evictions (memory is shared), but a request for a model already loaded must
+        not wait behind another model's load.  A runner that a request with other load options
+        is draining is not claimed, so that request is not starved.
+        """
         plan = load_options(model, options)
+        runner = self.loaded.get(str(model.model_path))
+        if runner is not None and runner.healthy and not runner.draining and self._compatible(runner, plan):
+            return self._claim(runner, keep_alive)
         async with self._load_lock:
             runner = self.loaded.get(str(model.model_path))
             if runner is not None and not runner.healthy:
@@ -189,16 +200,20 @@ class Runners:
                 await self._retire(runner)
                 runner = None
             if runner is not None and not self._compatible(runner, plan):
+                runner.draining = True
                 await self._wait_idle_and_unload(runner)
                 runner = None
             if runner is None:
                 runner = await self._load(model, plan, keep_alive)
-            runner.refcount += 1
-            if keep_alive is not None:
-                runner.duration = _duration(keep_alive)
-            self._cancel_timer(runner)
-            runner.expires_at = time.time() + min(runner.duration, 1e10)
-            return runner
+            return self._claim(runner, keep_alive)
+
+    def _claim(self, runner: Runner, keep_alive: float | None) -> Runner:
+        runner.refcount += 1
+        if keep_alive is not None:
+            runner.duration = _duration(keep_alive)
+        self._cancel_timer(runner)
+        runner.expires_at = time.time() + min(runner.duration, 1e10)
+        return runner
 
     def release(self, runner: Runner) -> None:
         runner.refcount -= 1

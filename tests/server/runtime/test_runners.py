@@ -223,3 +223,59 @@ def test_a_smaller_context_reuses_the_runner_whatever_its_batch_was_cut_to(model
     big, small, tiny = run(scenario())
     assert small is big and len(FakeEngine.made) == 2
     assert tiny.context.n_batch == tiny.context.n_ctx == 64  # never more than the cells
+
+
+def test_a_loaded_model_is_not_kept_waiting_by_another_models_load(models) -> None:
+    import threading
+
+    release_load = threading.Event()
+
+    class SlowForB(FakeEngine):
+        def __init__(self, path, *args) -> None:
+            if path == models["b"].model_path:
+                assert release_load.wait(600), "the test never let the load finish"
+            super().__init__(path, *args)
+
+    async def scenario():
+        runners = Runners(SlowForB)
+        a = await runners.acquire(models["a"], {}, None)
+        runners.release(a)
+        loading_b = asyncio.ensure_future(runners.acquire(models["b"], {}, None))
+        while not runners._load_lock.locked():  # b's load holds the lock (its factory is blocked)
+            await asyncio.sleep(0)
+        try:  # claimed without the lock; the bound only turns a regression into a failure, not a hang
+            again = await asyncio.wait_for(runners.acquire(models["a"], {}, None), 120)
+            waited = loading_b.done()
+        finally:
+            release_load.set()
+        b = await loading_b
+        runners.release(again)
+        runners.release(b)
+        await runners.close()
+        return again is a, waited
+
+    same, waited = run(scenario())
+    assert same and not waited
+
+
+def test_a_runner_being_drained_for_other_options_is_not_claimed(models) -> None:
+    async def scenario():
+        runners = Runners(FakeEngine)
+        held = await runners.acquire(models["a"], {"num_ctx": 128}, None)
+        bigger = asyncio.ensure_future(runners.acquire(models["a"], {"num_ctx": 512}, None))
+        while not held.draining:
+            await asyncio.sleep(0)
+        small = asyncio.ensure_future(runners.acquire(models["a"], {"num_ctx": 128}, None))
+        for _ in range(20):
+            await asyncio.sleep(0)
+        claimed_old = held.refcount > 1 or small.done()
+        runners.release(held)  # the drain completes: the bigger context loads
+        new = await asyncio.wait_for(bigger, 120)  # a bound: a claimed old runner would never drain
+        runners.release(new)
+        reused = await small  # 128 fits in the new 512 runner
+        runners.release(reused)
+        await runners.close()
+        return claimed_old, new is not held, reused is new
+
+    claimed_old, reloaded, reused = run(scenario())
+    assert not claimed_old and reloaded and reused
