@@ -28,10 +28,11 @@ from starlette.concurrency import iterate_in_threadpool, run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response, StreamingResponse
 
+from llamita.server.engine import CANCELED
+
 from .errors import HANDLED, APIError, error_response, status_of
 
 NDJSON = "application/x-ndjson"
-CANCELED = "request canceled"
 Json = dict[str, Any]
 
 log = logging.getLogger("llamita")

@@ -52,6 +52,11 @@ def now_rfc3339() -> str:
     return dt.datetime.now(dt.UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
 
+def _stamp(base: Json, part: Json, done: bool) -> Json:
+    """A native chunk: the request's model, the time now, ``part`` (the kind's fields), ``done``."""
+    return {**base, "created_at": now_rfc3339(), **part, "done": done}
+
+
 def _with_logprobs(chunk: Json, logprobs: list[Json]) -> Json:
     """Ollama's ``logprobs`` field (``omitempty``): the entries of the tokens in this chunk."""
     if logprobs:
@@ -106,7 +111,7 @@ class Runtime:
         base = {"model": req.model, "created_at": ""}
 
         def done(**fields: Any) -> Json:
-            return {**base, "created_at": now_rfc3339(), **kind.empty_part(), "done": True, **fields}
+            return {**_stamp(base, kind.empty_part(), True), **fields}
 
         if kind.empty and keep_alive == 0:
             await self.runners.expire(model)
@@ -168,7 +173,7 @@ class Runtime:
 
         def chunk(part: Json) -> Json:
             nonlocal logprobs
-            out = _with_logprobs({**base, "created_at": now_rfc3339(), **part, "done": False}, logprobs)
+            out = _with_logprobs(_stamp(base, part, False), logprobs)
             logprobs = []
             return out
 
@@ -186,7 +191,7 @@ class Runtime:
                     check_finished(event)
                     for part in kind.flush(bool(logprobs)):
                         yield chunk(part)
-                    final = {**base, "created_at": now_rfc3339(), **kind.empty_part(), "done": True}
+                    final = _stamp(base, kind.empty_part(), True)
                     final["done_reason"] = done_reason(event)
                     _with_logprobs(final, logprobs)
                     final.update(kind.extra(event))
