@@ -8,7 +8,9 @@ connection, which makes the model server stop generating.
 
 Headers: ``Authorization: Bearer <key>`` when an API key is configured (a remote box behind a proxy), and
 ``X-Llamita-Session`` on completion requests: llamita routes a session to its own KV-cache slot and lets a
-newer request of the same session supersede the older one; stock Ollama ignores the header. Certificates
+newer request of the same session supersede the older one; ``X-Llamita-Priority`` (``interactive`` for
+keystrokes, ``batch`` for reviews and PR text) lets llamita serve a keystroke ahead of a long review
+prompt.  Stock Ollama ignores both. Certificates
 are always verified: against ``LLAMITA_TLS_CA`` when set, as the ``llamita`` CLI does.
 
 Errors::
@@ -32,6 +34,7 @@ import httpx
 from . import config
 
 SESSION_HEADER = "X-Llamita-Session"
+PRIORITY_HEADER = "X-Llamita-Priority"
 _UNREACHABLE = (httpx.ConnectError, httpx.ConnectTimeout, httpx.ReadTimeout, httpx.RemoteProtocolError)
 
 
@@ -165,18 +168,23 @@ class OllamaClient:
     async def show(self, model: str) -> ModelInfo:
         return ModelInfo.from_show(model, await self._json("POST", "/api/show", {"model": model}))
 
-    async def generate(self, body: dict[str, Any], *, session: str = "") -> dict[str, Any]:
+    async def generate(
+        self, body: dict[str, Any], *, session: str = "", priority: str = ""
+    ) -> dict[str, Any]:
         """``/api/generate`` without streaming; ``session`` becomes the ``X-Llamita-Session`` header."""
-        headers = {SESSION_HEADER: session} if session else None
-        return dict(await self._json("POST", "/api/generate", {**body, "stream": False}, headers))
+        return dict(
+            await self._json("POST", "/api/generate", {**body, "stream": False}, _headers(session, priority))
+        )
 
-    async def chat(self, body: dict[str, Any]) -> dict[str, Any]:
+    async def chat(self, body: dict[str, Any], *, priority: str = "") -> dict[str, Any]:
         """``/api/chat`` without streaming."""
-        return dict(await self._json("POST", "/api/chat", {**body, "stream": False}))
+        return dict(await self._json("POST", "/api/chat", {**body, "stream": False}, _headers("", priority)))
 
-    async def chat_stream(self, body: dict[str, Any]) -> AsyncIterator[dict[str, Any]]:
+    async def chat_stream(self, body: dict[str, Any], *, priority: str = "") -> AsyncIterator[dict[str, Any]]:
         """``/api/chat`` streamed: one dict per NDJSON line; an ``{"error": ...}`` line raises."""
-        async with self._request("POST", "/api/chat", {**body, "stream": True}) as response:
+        async with self._request(
+            "POST", "/api/chat", {**body, "stream": True}, _headers("", priority)
+        ) as response:
             async for line in response.aiter_lines():
                 if not line.strip():
                     continue
@@ -187,6 +195,14 @@ class OllamaClient:
                 if isinstance(chunk, dict) and "error" in chunk:
                     raise ResponseError(response.status_code, str(chunk["error"]))
                 yield chunk
+
+
+def _headers(session: str, priority: str) -> dict[str, str] | None:
+    """llamita's editor headers (stock Ollama ignores them): the session, and the priority class."""
+    headers = {SESSION_HEADER: session} if session else {}
+    if priority:
+        headers[PRIORITY_HEADER] = priority
+    return headers or None
 
 
 def _error_text(response: httpx.Response) -> str:

@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from llamita.server.engine import Done, EngineStats, Event, FinishReason, SamplingParams, Token
+from llamita.server.engine import Done, EngineStats, Event, FinishReason, Priority, SamplingParams, Token
 
 BOS = 1
 
@@ -27,6 +27,7 @@ class Submitted:
     prompt: list[int]
     params: SamplingParams
     session: str | None
+    priority: Priority = Priority.NORMAL
     finished: bool = False
     aborted: bool = False
 
@@ -77,9 +78,13 @@ class FakeEngine:
         return self.stats().running
 
     def generate(
-        self, prompt: list[int], params: SamplingParams, session: str | None = None
+        self,
+        prompt: list[int],
+        params: SamplingParams,
+        session: str | None = None,
+        priority: Priority = Priority.NORMAL,
     ) -> AsyncGenerator[Event, None]:
-        request = Submitted(list(prompt), params, session)
+        request = Submitted(list(prompt), params, session, priority)
         self.requests.append(request)
         return self._events(request)
 

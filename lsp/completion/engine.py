@@ -192,7 +192,7 @@ class CompletionEngine:
             )
             started = time.monotonic()
             self.stats.model_calls += 1
-            answer = await self.client.generate(body, session=session_id(request.uri))
+            answer = await self.client.generate(body, session=session_id(request.uri), priority="interactive")
             debouncer.record_latency(time.monotonic() - started)
         except ResponseError as e:
             if e.status == CANCELED:  # the server stopped it for a newer request: no completion

@@ -323,7 +323,7 @@ async def review_text(
         }
         if keep_alive:
             body["keep_alive"] = keep_alive
-        answer = await client.chat(body)
+        answer = await client.chat(body, priority="batch")
         content = (answer.get("message") or {}).get("content") or ""
         for raw in parse_findings(content):
             finding = anchor(raw, text, chunk)

@@ -54,7 +54,7 @@ def make_generate(
             "options": options,
             "keep_alive": "5m",
         }
-        async for chunk in client.chat_stream(body):
+        async for chunk in client.chat_stream(body, priority="batch"):
             text = (chunk.get("message") or {}).get("content") or ""
             parts.append(text)
             if on_token and text:

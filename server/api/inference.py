@@ -21,6 +21,7 @@ from .request import (
     chat_request,
     embed_request,
     generate_request,
+    priority_of,
     read_json,
     runtime_of,
     session_of,
@@ -58,7 +59,7 @@ def merge(chunks: list[Json], field: str) -> Json:
 
 async def generate(request: Request) -> Response:
     body = await read_json(request)
-    events = runtime_of(request).generate(generate_request(body), session_of(request))
+    events = runtime_of(request).generate(generate_request(body), session_of(request), priority_of(request))
     return await respond(
         request, events, stream=wants_stream(body), collect=lambda c: JSONResponse(merge(c, "response"))
     )
@@ -66,7 +67,7 @@ async def generate(request: Request) -> Response:
 
 async def chat(request: Request) -> Response:
     body = await read_json(request)
-    events = runtime_of(request).chat(chat_request(body), session_of(request))
+    events = runtime_of(request).chat(chat_request(body), session_of(request), priority_of(request))
     return await respond(
         request, events, stream=wants_stream(body), collect=lambda c: JSONResponse(merge(c, "message"))
     )

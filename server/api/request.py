@@ -25,6 +25,7 @@ from llamita.server.prompt.wire import (
 )
 from llamita.server.runtime.errors import InvalidRequest
 from llamita.server.runtime.generate import Runtime
+from llamita.server.runtime.kinds import PRIORITIES
 from llamita.server.runtime.requests import ChatRequest, EmbedRequest, GenerateRequest
 from llamita.server.store.blobs import Store
 
@@ -33,6 +34,7 @@ from .errors import APIError
 Json = dict[str, Any]
 T = TypeVar("T")
 SESSION_HEADER = "x-llamita-session"
+PRIORITY_HEADER = "x-llamita-priority"
 
 
 def store_of(request: Request) -> Store:
@@ -77,6 +79,17 @@ def runtime_of(request: Request) -> Runtime:
 def session_of(request: Request) -> str | None:
     """The editor session a request belongs to: a newer request of it supersedes this one."""
     return request.headers.get(SESSION_HEADER)
+
+
+def priority_of(request: Request) -> str | None:
+    """The class the caller gives its request (``interactive``, ``normal``, ``batch``), if any."""
+    value = request.headers.get(PRIORITY_HEADER)
+    if value is None:
+        return None
+    value = value.strip().lower()
+    if value not in PRIORITIES:
+        raise InvalidRequest(f"X-Llamita-Priority must be one of {', '.join(PRIORITIES)}, not {value!r}")
+    return value
 
 
 def _typed(check: Callable[[Any], T], value: Any) -> T:

@@ -9,7 +9,7 @@ from .core import Engine, EngineFailed, EngineStats
 from .cpus import physical_cores
 from .embed import EMBED_MIN_TOKENS, EmbeddingError
 from .llama import ContextOptions, LoadOptions, supports_gpu
-from .request import CANCELED, SUPERSEDED, Done, Event, FinishReason, SamplingParams, Token
+from .request import CANCELED, SUPERSEDED, Done, Event, FinishReason, Priority, SamplingParams, Token
 from .sampling import GrammarError, format_grammar
 from .scheduler import QueueFull
 
@@ -27,6 +27,7 @@ __all__ = [
     "FinishReason",
     "GrammarError",
     "LoadOptions",
+    "Priority",
     "QueueFull",
     "SamplingParams",
     "Token",

@@ -40,6 +40,7 @@ from .request import (
     Done,
     Event,
     FinishReason,
+    Priority,
     Request,
     RequestStatus,
     SamplingParams,
@@ -85,6 +86,7 @@ class Engine:
         step_target: float = 0.3,
         decode_share: float = 0.25,
         solo_step_target: float = 2.0,
+        interactive_window: float = 10.0,
     ) -> None:
         self.model = Model(model_path, load)
         try:
@@ -105,6 +107,8 @@ class Engine:
         self.step_target = step_target
         self.decode_share = decode_share
         self.solo_step_target = solo_step_target
+        self.interactive_window = interactive_window
+        self._last_interactive = float("-inf")  # when the last interactive request arrived
         self._sec_per_token: float | None = None  # prompt-evaluation cost, moving average
         self._cv = threading.Condition()
         self._inbox: deque[Item] = deque()
@@ -224,7 +228,11 @@ class Engine:
 
     # ---- asyncio API ---------------------------------------------------------------------
     def generate(
-        self, prompt: list[int], params: SamplingParams, session: str | None = None
+        self,
+        prompt: list[int],
+        params: SamplingParams,
+        session: str | None = None,
+        priority: Priority = Priority.NORMAL,
     ) -> AsyncGenerator[Event, None]:
         """The events of a new request; closing the iterator aborts it.
 
@@ -234,10 +242,10 @@ class Engine:
         self.validate(prompt)
         with self._cv:
             self._check_alive()
-        return self._events(list(prompt), params, session)
+        return self._events(list(prompt), params, session, priority)
 
     async def _events(
-        self, prompt: list[int], params: SamplingParams, session: str | None
+        self, prompt: list[int], params: SamplingParams, session: str | None, priority: Priority
     ) -> AsyncGenerator[Event, None]:
         loop = asyncio.get_running_loop()
         queue: asyncio.Queue[Event] = asyncio.Queue()
@@ -248,7 +256,7 @@ class Engine:
             except RuntimeError:  # the event loop is gone: nobody is listening any more
                 self.abort(request.id)
 
-        request = Request(prompt=prompt, params=params, emit=emit, session=session)
+        request = Request(prompt=prompt, params=params, emit=emit, session=session, priority=priority)
         self.submit(request)
         done = False
         try:
@@ -314,6 +322,8 @@ class Engine:
             case Add(request):
                 try:
                     self.validate(request.prompt)  # defence in depth: ``submit`` takes any Request
+                    if request.priority == Priority.INTERACTIVE:
+                        self._last_interactive = time.monotonic()
                     if request.session is not None:
                         for old in self.scheduler.of_session(request.session):
                             self._finish_surely(old, RequestStatus.FINISHED_ABORTED, SUPERSEDED)
@@ -362,14 +372,20 @@ class Engine:
         would stretch every completion in flight.  A prompt evaluated alone gets
         ``solo_step_target``: small chunks waste most of a CPU's matmul throughput (a 3k-token
         prompt ran at a quarter of bare llama.cpp's rate in 0.3 s steps), and a newcomer
-        waits at most one such step before it shares the batch.
+        waits at most one such step before it shares the batch.  Not while editors are typing
+        (an interactive request within ``interactive_window`` seconds): their next keystroke
+        would wait for the whole long step.
         """
         if self._sec_per_token is None:
             return 64  # measure on a modest first chunk
         running = self.scheduler.running
         if any(r.status == RequestStatus.DECODING for r in running):
             target = self.step_target * self.decode_share
-        elif len(running) == 1 and not self.scheduler.waiting:
+        elif (
+            len(running) == 1
+            and not self.scheduler.waiting
+            and time.monotonic() - self._last_interactive > self.interactive_window
+        ):
             target = max(self.step_target, self.solo_step_target)
         else:
             target = self.step_target

@@ -50,6 +50,20 @@ _REASONS = {
 }
 
 
+class Priority(enum.IntEnum):
+    """Who waits for a request: admission and prefill go in this order (lower first).
+
+    ``INTERACTIVE`` is a keystroke's completion (our language server marks it; short raw and
+    FIM prompts are taken to be one): its user waits with the cursor, so it is admitted ahead
+    of chat and agent work, has a running place kept for it, and its prefill is not shared
+    with longer prompts.  ``BATCH`` is work nobody watches token by token (review, PR text).
+    """
+
+    INTERACTIVE = 0
+    NORMAL = 1
+    BATCH = 2
+
+
 @dataclass
 class SamplingParams:
     """Per-request sampling, with Ollama's defaults; ``temperature <= 0`` means greedy."""
@@ -119,6 +133,7 @@ class Request:
     params: SamplingParams
     emit: Callable[[Event], None]
     session: str | None = None
+    priority: Priority = Priority.NORMAL
     id: int = field(default_factory=lambda: next(_ids))
     status: RequestStatus = RequestStatus.WAITING
     arrival: float = field(default_factory=time.monotonic)

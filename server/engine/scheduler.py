@@ -23,7 +23,7 @@ from collections import deque
 from dataclasses import dataclass, field
 
 from .cache import KVOps, Slot, SlotTable
-from .request import Request, RequestStatus
+from .request import Priority, Request, RequestStatus
 
 QUEUE_FULL = "server busy, please try again.  maximum pending requests exceeded"
 
@@ -76,6 +76,7 @@ class Scheduler:
         self.waiting: deque[Request] = deque()
         self.running: list[Request] = []
         self._turn = 0  # rotates decoders when more decode than fit in n_batch
+        self._held_back = False  # the last step kept other prompts out for an interactive one
 
     @property
     def has_work(self) -> bool:
@@ -87,18 +88,34 @@ class Scheduler:
         self.waiting.append(request)
 
     def admit(self, kv: KVOps) -> list[Request]:
-        """Place waiting requests on free sequences; returns the newly admitted ones."""
+        """Place waiting requests on free sequences, by priority then arrival; returns the new ones.
+
+        An interactive request may take one running place beyond ``max_running`` (there are
+        spare sequences, and its prompt is short): a keystroke must never wait for a review
+        prompt to finish.
+        """
         admitted = []
-        while self.waiting and len(self.running) < self.max_running:
-            placement = self.slots.place(self.waiting[0], kv)
+        while True:
+            request = self._next_waiting()
+            if request is None:
+                break
+            placement = self.slots.place(request, kv)
             if placement is None:
                 break
-            request = self.waiting.popleft()
+            self.waiting.remove(request)
             request.n_past = request.n_cached = placement.reused
             request.status = RequestStatus.PREFILLING
             self.running.append(request)
             admitted.append(request)
         return admitted
+
+    def _next_waiting(self) -> Request | None:
+        """The waiting request to admit next: the most urgent class first, then the oldest."""
+        if not self.waiting:
+            return None
+        request = min(self.waiting, key=lambda r: (r.priority, r.arrival))
+        room = self.max_running + (1 if request.priority == Priority.INTERACTIVE else 0)
+        return request if len(self.running) < min(room, len(self.slots.slots)) else None
 
     def schedule(self, prefill_budget: int | None = None) -> SchedulerOutput:
         """``prefill_budget`` caps prompt tokens this step (the engine sizes it to a step time)."""
@@ -113,27 +130,36 @@ class Scheduler:
             assert slot is not None and request.pending is not None
             chunk = Chunk(request, slot.seq, [request.pending], self.slots.held(slot), True, decode=True)
             out.chunks.append(chunk)
+        # Prompt tokens, and the tail a context shift has to evaluate again: the most urgent class
+        # first, then the shortest.  The first interactive prompt goes in whole whatever the
+        # step-time budget (its first token is what the typist waits for), and a step that
+        # prefills an interactive prompt carries no other class's prompt, except every other
+        # such step, so that a stream of keystrokes cannot starve the other prompts.
+        prefilling = sorted(
+            (r for r in self.running if (r.status == RequestStatus.PREFILLING or r.replay) and _left(r) > 0),
+            key=lambda r: (r.priority, _left(r), r.arrival),
+        )
+        urgent = bool(prefilling) and prefilling[0].priority == Priority.INTERACTIVE
+        exclusive = urgent and not self._held_back
         budget = self.n_batch - len(decoding)
         if prefill_budget is not None:
-            budget = min(budget, max(prefill_budget, 1))
-        # Prompt tokens, and the tail a context shift has to evaluate again, shortest first.
-        prefilling = sorted(
-            (r for r in self.running if r.status == RequestStatus.PREFILLING or r.replay),
-            key=lambda r: (len(_todo(r)) - _done(r), r.arrival),
-        )
+            budget = min(budget, max(prefill_budget, 1) + (_left(prefilling[0]) if urgent else 0))
+        held_back = False
         for request in prefilling:
+            if exclusive and request.priority != Priority.INTERACTIVE:
+                held_back = True
+                break
             if budget <= 0:
                 break
             slot = self.slots.slot_of(request)
             assert slot is not None
             todo, done = _todo(request), _done(request)
             take = min(len(todo) - done, budget)
-            if take <= 0:
-                continue
             tokens = todo[done : done + take]
             pos = self.slots.held(slot)
             out.chunks.append(Chunk(request, slot.seq, tokens, pos, done + take == len(todo)))
             budget -= take
+        self._held_back = held_back
         return out
 
     def after_decode(self, decoded: SchedulerOutput | list[Chunk]) -> None:
@@ -192,6 +218,11 @@ class Scheduler:
 def _todo(request: Request) -> list[int]:
     """What a request still has to get into the KV before it samples: its prompt, or a replay."""
     return request.prompt if request.status == RequestStatus.PREFILLING else request.replay
+
+
+def _left(request: Request) -> int:
+    """Tokens a request still has to get into the KV before it samples."""
+    return len(_todo(request)) - _done(request)
 
 
 def _done(request: Request) -> int:

@@ -18,14 +18,14 @@ import time
 from collections.abc import AsyncIterator
 from typing import Any
 
-from llamita.server.engine import Done, QueueFull, SamplingParams, Token
+from llamita.server.engine import Done, Priority, QueueFull, SamplingParams, Token
 from llamita.server.model.model import StoredModel
 from llamita.server.options import DEFAULT_NUM_CTX
 from llamita.server.store.blobs import Store
 
 from .embed import embed
 from .errors import Failed, InvalidRequest
-from .kinds import Chat, Generate, Kind
+from .kinds import PRIORITIES, Chat, Generate, Kind
 from .metrics import Metrics
 from .prepare import (
     Timing,
@@ -77,13 +77,18 @@ class Runtime:
         self.runners = runners
         self.metrics = metrics
 
-    def generate(self, req: GenerateRequest, session: str | None = None) -> AsyncIterator[Json]:
-        """``/api/generate``'s chunks; ``session`` supersedes that editor's previous request."""
-        return self._run(Generate(req), session)
+    def generate(
+        self, req: GenerateRequest, session: str | None = None, priority: str | None = None
+    ) -> AsyncIterator[Json]:
+        """``/api/generate``'s chunks; ``session`` supersedes that editor's previous request,
+        ``priority`` (one of ``PRIORITIES``) overrides the class the request's shape implies."""
+        return self._run(Generate(req), session, priority)
 
-    def chat(self, req: ChatRequest, session: str | None = None) -> AsyncIterator[Json]:
-        """``/api/chat``'s chunks; ``session`` supersedes that editor's previous request."""
-        return self._run(Chat(req), session)
+    def chat(
+        self, req: ChatRequest, session: str | None = None, priority: str | None = None
+    ) -> AsyncIterator[Json]:
+        """``/api/chat``'s chunks (``session`` and ``priority`` as for ``generate``)."""
+        return self._run(Chat(req), session, priority)
 
     async def embed(self, req: EmbedRequest) -> Json:
         """``/api/embed``'s (or, ``legacy``, ``/api/embeddings``') reply."""
@@ -103,7 +108,7 @@ class Runtime:
         return runner
 
     # ---- the prologue ---------------------------------------------------------------------
-    async def _run(self, kind: Kind, session: str | None) -> AsyncIterator[Json]:
+    async def _run(self, kind: Kind, session: str | None, priority: str | None) -> AsyncIterator[Json]:
         req = kind.req
         timing = Timing(time.monotonic())
         model = resolve_model(self.store, req.model, kind.missing())
@@ -152,7 +157,8 @@ class Runtime:
                 options, grammar, shift=req.shift, logprobs=req.logprobs, top_logprobs=req.top_logprobs
             )
             kind.start(template, think, text)
-            async for chunk in self._events(kind, runner, tokens, params, session, base, timing):
+            urgency = PRIORITIES[priority] if priority else kind.priority(len(tokens))
+            async for chunk in self._events(kind, runner, tokens, params, (session, urgency), base, timing):
                 yield chunk
         finally:
             self.runners.release(runner)
@@ -164,7 +170,7 @@ class Runtime:
         runner: Runner,
         tokens: list[int],
         params: SamplingParams,
-        session: str | None,
+        caller: tuple[str | None, Priority],
         base: Json,
         timing: Timing,
     ) -> AsyncIterator[Json]:
@@ -178,7 +184,7 @@ class Runtime:
             return out
 
         try:
-            events = runner.engine.generate(tokens, params, session)
+            events = runner.engine.generate(tokens, params, *caller)
             async with contextlib.aclosing(events):
                 async for event in events:
                     if isinstance(event, Token):

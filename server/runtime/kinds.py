@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from llamita.server.engine import Done, Engine
+from llamita.server.engine import Done, Engine, Priority
 from llamita.server.model.model import StoredModel
 from llamita.server.prompt.fit import chat_text, dedupe_bos, generate_text
 from llamita.server.prompt.thinking import ThinkingParser
@@ -22,6 +22,12 @@ from .requests import ChatRequest, GenerateRequest
 
 Json = dict[str, Any]
 ASSISTANT = {"role": "assistant", "content": ""}
+
+# What ``X-Llamita-Priority`` may say (our language server sends ``interactive`` for keystrokes
+# and ``batch`` for reviews and PR text); without it the request's shape decides.
+PRIORITIES = {"interactive": Priority.INTERACTIVE, "normal": Priority.NORMAL, "batch": Priority.BATCH}
+# A raw or FIM prompt up to this long is taken to be an editor's completion request.
+INTERACTIVE_TOKENS = 2048
 
 
 class Generate:
@@ -104,6 +110,11 @@ class Generate:
 
     def extra(self, done: Done) -> Json:
         return {} if self.req.raw else {"context": done.context}
+
+    def priority(self, n_tokens: int) -> Priority:
+        """A short FIM (``suffix``) or raw prompt is an editor's completion: someone is typing."""
+        short = n_tokens <= INTERACTIVE_TOKENS
+        return Priority.INTERACTIVE if short and (self.req.suffix or self.req.raw) else Priority.NORMAL
 
 
 class Chat:
@@ -193,6 +204,10 @@ class Chat:
 
     def extra(self, done: Done) -> Json:
         return {}
+
+    def priority(self, n_tokens: int) -> Priority:
+        """A conversation or an agent's turn: not a keystroke (a header may say otherwise)."""
+        return Priority.NORMAL
 
 
 Kind = Generate | Chat

@@ -29,6 +29,7 @@ from llamita.server.api.request import (
     chat_request,
     embed_request,
     generate_request,
+    priority_of,
     read_json,
     runtime_of,
     session_of,
@@ -116,11 +117,11 @@ def _completions(kind: _Completion) -> Handler:
         body = await read_json(request)
         stream, include_usage = stream_settings(body)
         native = kind.native_body(body)
-        runtime, session = runtime_of(request), session_of(request)
+        runtime, session, priority = runtime_of(request), session_of(request), priority_of(request)
         if kind.chat:
-            events = runtime.chat(chat_request(native), session)
+            events = runtime.chat(chat_request(native), session, priority)
         else:
-            events = runtime.generate(generate_request(native), session)
+            events = runtime.generate(generate_request(native), session, priority)
         state = kind.stream_state(new_id(kind.prefix), include_usage)
         return await respond(
             request,

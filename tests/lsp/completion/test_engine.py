@@ -85,6 +85,7 @@ async def test_native_fim_request_and_postprocessing() -> None:
     assert show[0] == "/api/show" and path == "/api/generate"
     assert body["prompt"] == DOC[:CURSOR] and body["suffix"] == DOC[CURSOR:] and "raw" not in body
     assert headers["x-llamita-session"].startswith("llamita-lsp-")
+    assert headers["x-llamita-priority"] == "interactive"  # served ahead of chat and review work
     assert headers["authorization"] == "Bearer k"
     assert body["keep_alive"] == "30m" and body["stream"] is False
     assert any("native FIM" in line for line in logs)

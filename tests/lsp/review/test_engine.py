@@ -201,9 +201,11 @@ class FakeChat:
 
     def __init__(self) -> None:
         self.bodies: list[dict[str, Any]] = []
+        self.priorities: list[str] = []
 
-    async def chat(self, body: dict[str, Any]) -> dict[str, Any]:
+    async def chat(self, body: dict[str, Any], *, priority: str = "") -> dict[str, Any]:
         self.bodies.append(body)
+        self.priorities.append(priority)
         prompt = body["messages"][0]["content"]
         lines = [
             line.split(" | ", 1)
@@ -246,6 +248,7 @@ async def test_review_text_chunks_asks_with_the_schema_and_anchors() -> None:
         progress=lambda i, n: progress.append((i, n)),
     )
     assert len(chat.bodies) == len(chunks(CODE, 20)) > 1
+    assert set(chat.priorities) == {"batch"}  # a keystroke's completion goes first
     body = chat.bodies[0]
     assert body["format"] == FINDINGS_SCHEMA and body["model"] == "reviewer" and body["keep_alive"] == "1m"
     assert body["options"] == {"temperature": 0, "num_predict": 99}

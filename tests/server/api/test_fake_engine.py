@@ -19,6 +19,7 @@ from starlette.testclient import TestClient
 
 from ggufgen import write_tiny_gguf
 from llamita.server.api import build_app
+from llamita.server.engine import Priority
 from llamita.server.model.create import import_gguf
 from llamita.server.runtime.runners import Runners
 from llamita.server.store.blobs import Store
@@ -212,3 +213,17 @@ def test_debug_render_only_loads_no_model(client: TestClient, engines: FakeEngin
     assert "x" in info["rendered_template"] and info["image_count"] == 0
     r = client.post("/api/chat", json={"model": MODEL, "messages": USER_HI, "_debug_render_only": True})
     assert "hi" in r.json()["_debug_info"]["rendered_template"] and engines.made == []
+
+
+@pytest.mark.parametrize("path", ["/api/generate", "/api/chat", "/v1/chat/completions", "/v1/completions"])
+def test_the_priority_header_reaches_the_engine_and_a_bad_one_is_a_400(
+    client: TestClient, engines: FakeEngines, path: str
+) -> None:
+    body: dict[str, Any] = {"model": MODEL, "stream": False}
+    body.update({"messages": USER_HI} if "chat" in path else {"prompt": "x"})
+    r = client.post(path, json=body, headers={"X-Llamita-Priority": "Batch"})
+    assert r.status_code == 200, r.text
+    assert engines.requests[-1].priority == Priority.BATCH
+    r = client.post(path, json=body, headers={"X-Llamita-Priority": "urgent"})
+    assert r.status_code == 400 and "X-Llamita-Priority must be one of interactive, normal, batch" in r.text
+    assert len(engines.requests) == 1  # refused before it reached the engine

@@ -2,15 +2,21 @@ from __future__ import annotations
 
 import pytest
 
-from llamita.server.engine.request import Request, RequestStatus, SamplingParams
+from llamita.server.engine.request import Priority, Request, RequestStatus, SamplingParams
 from llamita.server.engine.scheduler import QUEUE_FULL, QueueFull, Scheduler
 
 from .test_cache import FakeKV
 
 
-def req(n: int, session: str | None = None) -> Request:
+def req(
+    n: int, session: str | None = None, priority: Priority = Priority.NORMAL, base: int = 1000
+) -> Request:
     return Request(
-        prompt=list(range(1000, 1000 + n)), params=SamplingParams(), emit=lambda e: None, session=session
+        prompt=list(range(base, base + n)),
+        params=SamplingParams(),
+        emit=lambda e: None,
+        session=session,
+        priority=priority,
     )
 
 
@@ -139,3 +145,76 @@ def test_decoded_tokens_are_counted_as_new_cells_without_a_recount() -> None:
     assert sched.slots.cells_used() == 20
     sched.slots.changed()  # a recount sees one prompt: a lower bound, llama.cpp has the last word
     assert sched.slots.cells_used() == 10
+
+
+# ---- priority classes ----------------------------------------------------------------------
+
+
+def test_an_interactive_request_is_admitted_ahead_of_older_chat_work() -> None:
+    sched, kv = Scheduler(n_slots=4, n_batch=64, max_running=1), FakeKV()
+    running, chat, batch = req(50, base=1), req(50, base=2000), req(50, Priority.BATCH, base=3000)
+    sched.add_request(running)
+    sched.admit(kv)
+    keystroke = req(8, "editor", Priority.INTERACTIVE, base=5000)
+    for r in (batch, chat, keystroke):
+        sched.add_request(r)
+    # The one running place is taken, yet the keystroke gets the place kept for it.
+    assert sched.admit(kv) == [keystroke]
+    sched.finish(running, RequestStatus.FINISHED_STOPPED)
+    sched.finish(keystroke, RequestStatus.FINISHED_STOPPED)
+    assert sched.admit(kv) == [chat]  # then NORMAL before BATCH, whatever arrived first
+    sched.finish(chat, RequestStatus.FINISHED_STOPPED)
+    assert sched.admit(kv) == [batch]
+
+
+def test_only_one_place_beyond_max_running_and_only_for_interactive_work() -> None:
+    sched, kv = Scheduler(n_slots=4, n_batch=64, max_running=1), FakeKV()
+    keys = [req(8, f"e{i}", Priority.INTERACTIVE, base=1000 * (i + 1)) for i in range(3)]
+    chat = req(8, base=9000)
+    for r in (*keys, chat):
+        sched.add_request(r)
+    assert sched.admit(kv) == keys[:2]
+    assert list(sched.waiting) == [keys[2], chat]
+
+
+def test_an_interactive_prompt_goes_in_whole_and_alone_then_others_get_every_other_step() -> None:
+    sched, kv = Scheduler(n_slots=4, n_batch=512), FakeKV()
+    review = req(400, priority=Priority.BATCH, base=1)
+    sched.add_request(review)
+    sched.admit(kv)
+    sched.after_decode(sched.schedule(prefill_budget=32))  # the review is under way
+    keystroke, later = (
+        req(100, "a", Priority.INTERACTIVE, base=5000),
+        req(90, "b", Priority.INTERACTIVE, base=7000),
+    )
+    for r in (keystroke, later):
+        sched.add_request(r)
+    sched.admit(kv)
+    out = sched.schedule(prefill_budget=32)
+    # The shortest interactive prompt whole despite the budget, the next one within the budget,
+    # and nothing of the review.
+    assert [(c.request, len(c.tokens)) for c in out.chunks] == [(later, 90), (keystroke, 32)]
+    sched.after_decode(out)
+    out = sched.schedule(prefill_budget=32)
+    # A step that held the review back is followed by one that gives it its usual budget
+    # beside the next keystroke's whole prompt.
+    assert [(c.request, len(c.tokens)) for c in out.chunks] == [(keystroke, 68), (review, 32)]
+
+
+def test_the_review_gets_a_share_while_keystrokes_keep_coming() -> None:
+    sched, kv = Scheduler(n_slots=8, n_batch=512), FakeKV()
+    review = req(400, priority=Priority.BATCH, base=1)
+    sched.add_request(review)
+    sched.admit(kv)
+    steps_with_review = 0
+    for i in range(6):
+        keystroke = req(20, f"e{i}", Priority.INTERACTIVE, base=10_000 + 100 * i)
+        sched.add_request(keystroke)
+        sched.admit(kv)
+        out = sched.schedule(prefill_budget=64)
+        steps_with_review += any(c.request is review for c in out.chunks)
+        sched.after_decode(out)
+        for c in out.chunks:
+            if c.logits and c.request is not review:
+                sched.finish(c.request, RequestStatus.FINISHED_STOPPED)
+    assert steps_with_review == 3

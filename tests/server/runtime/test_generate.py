@@ -10,9 +10,11 @@ import pytest
 from fakeengine import FakeEngines
 
 from ggufgen import write_tiny_gguf
+from llamita.server.engine import Priority
 from llamita.server.model.create import import_gguf
 from llamita.server.runtime.errors import Canceled, InvalidRequest, ModelMissing
 from llamita.server.runtime.generate import Runtime
+from llamita.server.runtime.kinds import INTERACTIVE_TOKENS, Generate
 from llamita.server.runtime.metrics import Metrics
 from llamita.server.runtime.requests import ChatRequest, EmbedRequest, GenerateRequest
 from llamita.server.runtime.runners import Runners
@@ -46,6 +48,34 @@ def test_generate(runtime: Runtime, engines: FakeEngines) -> None:
     assert [c["response"] for c in chunks] == ["Hello", " world", ""]
     assert chunks[-1]["done_reason"] == "stop" and chunks[-1]["eval_count"] == 2
     assert engines.requests[0].session == "s1"
+
+
+@pytest.mark.parametrize(
+    ("req", "header", "expected"),
+    [
+        (GenerateRequest(model="tiny", prompt="def f(", raw=True), None, Priority.INTERACTIVE),
+        (GenerateRequest(model="tiny", prompt="tell me a story"), None, Priority.NORMAL),
+        (GenerateRequest(model="tiny", prompt="def f(", raw=True), "batch", Priority.BATCH),
+        (ChatRequest(model="tiny", messages=[{"role": "user", "content": "hi"}]), None, Priority.NORMAL),
+        (
+            ChatRequest(model="tiny", messages=[{"role": "user", "content": "hi"}]),
+            "interactive",
+            Priority.INTERACTIVE,
+        ),
+    ],
+)
+def test_the_priority_class_comes_from_the_header_or_the_requests_shape(
+    runtime: Runtime, engines: FakeEngines, req: Any, header: str | None, expected: Priority
+) -> None:
+    run = runtime.generate if isinstance(req, GenerateRequest) else runtime.chat
+    collect(runtime, run(req, None, header))
+    assert engines.requests[0].priority == expected
+
+
+def test_a_long_raw_prompt_is_not_a_keystroke() -> None:
+    kind = Generate(GenerateRequest(model="tiny", prompt="x", raw=True))
+    assert kind.priority(INTERACTIVE_TOKENS) == Priority.INTERACTIVE
+    assert kind.priority(INTERACTIVE_TOKENS + 1) == Priority.NORMAL
 
 
 def test_chat(runtime: Runtime) -> None:
