@@ -445,3 +445,26 @@ def test_without_a_gpu_free_vram_is_never_read_and_nothing_is_evicted_for_it(mod
 
     assert run(scenario()) == ["a", "b", "c"]
     assert gpu.reads == 0 and all(e.load.n_gpu_layers == 0 for e in FakeEngine.made)
+
+
+def test_a_failed_load_gives_back_its_place(models, monkeypatch) -> None:
+    monkeypatch.setenv("OLLAMA_MAX_LOADED_MODELS", "1")
+
+    class FailsForB(FakeEngine):
+        def __init__(self, path, *args) -> None:
+            if path == models["b"].model_path:
+                raise RuntimeError("llama.cpp could not load it")
+            super().__init__(path, *args)
+
+    async def scenario():
+        runners = Runners(FailsForB)
+        with pytest.raises(RuntimeError):
+            await runners.acquire(models["b"], {}, None)
+        # the bound only turns a leaked place (a wait for an idle runner that never comes) into a failure
+        a = await asyncio.wait_for(runners.acquire(models["a"], {}, None), 120)
+        runners.release(a)
+        loaded = [r.model.name.model for r in runners.ps()]
+        await runners.close()
+        return loaded
+
+    assert run(scenario()) == ["a"]
