@@ -1,4 +1,4 @@
-"""How much memory a loaded model needs, and how many layers fit on the GPU.
+"""How much memory a loaded model needs, how many layers fit on the GPU, and what is free.
 
 Estimates come from GGUF tensor sizes plus the KV cache (llama.cpp stores K and V in f16 by
 default), following the shape of Ollama's pre-0.13 estimator: fill layers from the last
@@ -211,3 +211,15 @@ def free_vram() -> int | None:
         return int(out.split()[0]) * 1024**2
     except (OSError, subprocess.SubprocessError, ValueError, IndexError):
         return None
+
+
+def available_memory() -> int | None:
+    """Bytes of RAM the kernel says a new allocation can get (Linux), else None."""
+    try:
+        with open("/proc/meminfo") as f:
+            for line in f:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) * 1024
+    except OSError:
+        return None
+    return None

@@ -3,13 +3,21 @@
 A request ``acquire``s a runner (loading it, or reusing a loaded one whose load options are
 compatible) and ``release``s it when done.  When no request holds a runner, it stays loaded
 for its keep-alive duration and is then unloaded; ``keep_alive`` 0 unloads at once, a
-negative value keeps it forever.  Loading happens one model at a time; when
-``OLLAMA_MAX_LOADED_MODELS`` is reached, or memory is short, the idle runner that expires
-soonest is evicted first.
+negative value keeps it forever.
+
+Locking: a loaded compatible runner is claimed without any lock.  Each model has its own load
+lock (two requests for an unloaded model load it once; a model's load never blocks another
+model's), and one short room lock decides evictions and GPU layers for one load at a time,
+counting the loads still in flight.  When ``OLLAMA_MAX_LOADED_MODELS`` is reached, or RAM is
+short, the idle runner that expires soonest is evicted first; on a GPU, when the model would
+not fit in free VRAM, idle runners holding VRAM are evicted least recently used first (Ollama).
 
 Compatibility (Ollama reloads on any runner-option difference, a top user complaint): a
-loaded model is reused when its context is at least the requested ``num_ctx`` and the GPU
-layer count, batch size, mmap and adapters match.
+loaded model is reused when its context is at least the requested ``num_ctx`` and the batch
+size, mmap and adapters match.  An automatic ``num_gpu`` (absent or negative) matches any
+loaded layer count, which is decided from free VRAM only when loading (never per request:
+free VRAM drops by the loaded model's own size, and a per-request count reloaded every other
+request); an explicit one must equal the loaded count.
 
 Health: an engine whose thread died (``engine.healthy`` False) has already failed its
 requests; the next ``acquire`` takes it out of service and loads the model again, and the
@@ -29,12 +37,13 @@ shared between sequences, so parallel sequences would only multiply prefill work
 from __future__ import annotations
 
 import asyncio
+import itertools
 import logging
 import math
 import os
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from llamita.server import config
@@ -50,7 +59,7 @@ from llamita.server.model.ggufinfo import GGUFInfo
 from llamita.server.model.model import StoredModel
 from llamita.server.options import DEFAULT_NUM_CTX
 
-from .memory import estimate, free_vram, has_recurrent_state, layers_that_fit
+from .memory import GPU_RESERVE, available_memory, estimate, free_vram, has_recurrent_state, layers_that_fit
 
 log = logging.getLogger("llamita.runners")
 
@@ -58,6 +67,7 @@ MAX_NUM_CTX = 1 << 17  # for a GGUF that does not say its training context
 DEFAULT_NUM_BATCH = 512
 MAX_BATCH = 8192
 FOREVER = math.inf
+AUTO = -1  # num_gpu: as many layers as fit in free VRAM, decided when loading
 
 EngineFactory = Callable[..., Engine]
 
@@ -80,6 +90,7 @@ class Runner:
     retired: bool = False  # taken out of service (unhealthy); closed when the last holder leaves
     draining: bool = False  # a request with other load options waits for it to go idle and unload
     num_batch: int = 0  # as requested (bounded); the context's n_batch may be cut to its n_ctx
+    last_use: int = 0  # order of the last claim or release: VRAM eviction takes the least recent
     _timer: asyncio.TimerHandle | None = None
 
     @property
@@ -105,13 +116,17 @@ class Runner:
 
 @dataclass(frozen=True)
 class LoadPlan:
-    """What a request's options ask for, bounded: the reuse key and the context to create."""
+    """What a request's options ask for, bounded: the reuse key and the context to create.
+
+    ``num_gpu`` is the GPU layer count asked for (bounded; 0 without GPU support) or ``AUTO``;
+    ``load.n_gpu_layers`` is that count, or 0 for ``AUTO`` until the load decides it.
+    """
 
     load: LoadOptions
     num_ctx: int
     num_batch: int
     num_thread: int
-    gpu_layers: int
+    num_gpu: int
     parallel: int
 
     @property
@@ -138,23 +153,19 @@ def load_options(model: StoredModel, options: dict[str, Any]) -> LoadPlan:
     num_thread = _option_int(options, "num_thread") or 0
     num_thread = min(num_thread, os.cpu_count() or 1) if num_thread > 0 else physical_cores()
     num_gpu = _option_int(options, "num_gpu")
-    num_gpu = -1 if num_gpu is None or num_gpu < 0 else num_gpu
-    gpu_layers = 0
-    if num_gpu != 0 and supports_gpu():
-        if num_gpu > 0:
-            layers = info.block_count + 1 if info is not None and info.block_count else 1024
-            gpu_layers = min(num_gpu, layers)
-        elif info is not None:
-            free = free_vram()
-            est = estimate(info, num_ctx * parallel, n_seq_max, _embed_tokens(info))
-            gpu_layers = layers_that_fit(est, free) if free is not None else est.n_layers + 1
+    if num_gpu == 0 or not supports_gpu():
+        num_gpu = 0
+    elif num_gpu is None or num_gpu < 0:
+        num_gpu = AUTO
+    else:
+        num_gpu = min(num_gpu, info.block_count + 1 if info is not None and info.block_count else 1024)
     use_mmap = options.get("use_mmap")
     load = LoadOptions(
-        n_gpu_layers=gpu_layers,
+        n_gpu_layers=max(num_gpu, 0),
         use_mmap=True if use_mmap is None else bool(use_mmap),
         lora_paths=tuple(str(p) for p in model.adapter_paths),
     )
-    return LoadPlan(load, num_ctx, num_batch, num_thread, gpu_layers, parallel)
+    return LoadPlan(load, num_ctx, num_batch, num_thread, num_gpu, parallel)
 
 
 def _option_int(options: dict[str, Any], name: str) -> int | None:
@@ -171,7 +182,10 @@ class Runners:
     def __init__(self, factory: EngineFactory = Engine) -> None:
         self.factory = factory
         self.loaded: dict[str, Runner] = {}
-        self._load_lock = asyncio.Lock()
+        self._model_locks: dict[str, asyncio.Lock] = {}  # one load at a time per model file
+        self._room = asyncio.Lock()  # evictions and GPU layers: one load's decision at a time
+        self._pending: dict[str, tuple[int, int]] = {}  # loads in flight: (size, size_vram)
+        self._uses = itertools.count(1)
         self._idle = asyncio.Condition()
         self._tasks: set[asyncio.Task[None]] = set()
 
@@ -184,17 +198,18 @@ class Runners:
     async def acquire(self, model: StoredModel, options: dict[str, Any], keep_alive: float | None) -> Runner:
         """The model's runner, loaded if need be.
 
-        A loaded, healthy, compatible runner is claimed at once: one global lock serialises
-        loads and evictions (memory is shared), but a request for a model already loaded must
-        not wait behind another model's load.  A runner that a request with other load options
-        is draining is not claimed, so that request is not starved.
+        A loaded, healthy, compatible runner is claimed at once, without a lock: a request
+        for a loaded model must not wait behind any load.  Otherwise the model's own lock
+        serialises its loads (other models load meanwhile).  A runner that a request with
+        other load options is draining is not claimed, so that request is not starved.
         """
         plan = load_options(model, options)
-        runner = self.loaded.get(str(model.model_path))
+        key = str(model.model_path)
+        runner = self.loaded.get(key)
         if runner is not None and runner.healthy and not runner.draining and self._compatible(runner, plan):
             return self._claim(runner, keep_alive)
-        async with self._load_lock:
-            runner = self.loaded.get(str(model.model_path))
+        async with self._model_locks.setdefault(key, asyncio.Lock()):
+            runner = self.loaded.get(key)
             if runner is not None and not runner.healthy:
                 log.warning("%s: %s; loading the model again", runner.model.short_name, runner.failure)
                 await self._retire(runner)
@@ -209,6 +224,7 @@ class Runners:
 
     def _claim(self, runner: Runner, keep_alive: float | None) -> Runner:
         runner.refcount += 1
+        runner.last_use = next(self._uses)
         if keep_alive is not None:
             runner.duration = _duration(keep_alive)
         self._cancel_timer(runner)
@@ -217,6 +233,7 @@ class Runners:
 
     def release(self, runner: Runner) -> None:
         runner.refcount -= 1
+        runner.last_use = next(self._uses)
         if runner.refcount > 0:
             return
         if runner.retired:
@@ -255,8 +272,13 @@ class Runners:
     # ---- internals ---------------------------------------------------------------------
     @staticmethod
     def _compatible(runner: Runner, plan: LoadPlan) -> bool:
+        """Ollama's rule: an automatic num_gpu matches any loaded layer count."""
+        gpu = runner.gpu_layers if plan.num_gpu == AUTO else plan.num_gpu
         return (
-            runner.load == plan.load and runner.num_ctx >= plan.num_ctx and runner.num_batch == plan.num_batch
+            gpu == runner.gpu_layers
+            and replace(plan.load, n_gpu_layers=runner.load.n_gpu_layers) == runner.load
+            and runner.num_ctx >= plan.num_ctx
+            and runner.num_batch == plan.num_batch
         )
 
     async def _load(self, model: StoredModel, plan: LoadPlan, keep_alive: float | None) -> Runner:
@@ -268,57 +290,90 @@ class Runners:
             n_threads=plan.num_thread,
             flash_attn=_flash_attention(),
         )
-        await self._make_room(_sizes(model, context, 0)[0])
         assert model.model_path is not None
+        key = str(model.model_path)
+        async with self._room:
+            gpu_layers = await self._make_room(model, context, plan.num_gpu)
+            size, size_vram = _sizes(model, context, gpu_layers)
+            self._pending[key] = (size, size_vram)
+        load = replace(plan.load, n_gpu_layers=gpu_layers)
         started = time.monotonic()
-        engine = await asyncio.to_thread(
-            self.factory, model.model_path, plan.load, context, config.max_queue(), config.step_target()
-        )
+        try:
+            engine = await asyncio.to_thread(
+                self.factory, model.model_path, load, context, config.max_queue(), config.step_target()
+            )
+        finally:
+            del self._pending[key]
+            self._spawn(self._notify_idle())  # a failed load frees its place in the count
         log.info(
             "loaded %s in %.2fs (ctx %d x %d, %d GPU layers)",
             model.short_name,
             time.monotonic() - started,
             plan.num_ctx,
             plan.parallel,
-            plan.gpu_layers,
+            gpu_layers,
         )
-        size, size_vram = _sizes(model, context, plan.gpu_layers)
         duration = _duration(keep_alive) if keep_alive is not None else config.keep_alive()
-        runner = Runner(
-            model, engine, plan.load, context, plan.num_ctx, plan.gpu_layers, size, size_vram, duration
-        )
+        runner = Runner(model, engine, load, context, plan.num_ctx, gpu_layers, size, size_vram, duration)
         runner.load_duration = time.monotonic() - started
         runner.num_batch = plan.num_batch
         self.loaded[runner.key] = runner
         return runner
 
-    async def _make_room(self, needed: int) -> None:
-        """Evict idle runners (shortest keep-alive first) for the count limit and for memory.
+    async def _make_room(self, model: StoredModel, context: ContextOptions, num_gpu: int) -> int:
+        """Evict idle runners for the count limit and memory; the GPU layers to load with.
 
-        Over the count limit with nothing idle, wait for a runner to go idle (Ollama does the
-        same).  Short of memory with nothing idle, load anyway and let llama.cpp decide: a
-        busy model is never unloaded under its users.
+        For the count limit and RAM, the idle runner with the shortest keep-alive goes first;
+        over the count limit with nothing idle, wait for a runner to go idle (Ollama does the
+        same).  On a GPU, while the model does not fit whole in free VRAM, the least recently
+        used idle runner holding VRAM goes.  Short of memory with nothing idle to evict, load
+        anyway (fewer GPU layers; llama.cpp decides about RAM): a busy model is never
+        unloaded under its users.  Loads in flight count as loaded.
         """
         limit = config.max_loaded_models() or 3
-        while self.loaded:
-            over_count = len(self.loaded) >= limit
+        info = model.gguf
+        est = estimate(info, context.n_ctx, context.n_seq_max, _embed_tokens(info)) if info else None
+        needed = est.total if est is not None else 0
+        every_layer = est.n_layers + 1 if est is not None else 0
+        wanted = every_layer if num_gpu == AUTO else num_gpu
+        vram_needed = est.vram_for(wanted) + GPU_RESERVE if est is not None and wanted else 0
+        while True:
+            free = await self._free_vram() if vram_needed else None
+            vram_short = free is not None and vram_needed > free
+            over_count = self._over_count(limit)
             available = available_memory()
+            if available is not None:
+                available -= sum(size for size, _ in self._pending.values())
             short = available is not None and needed * 1.1 > available
-            if not over_count and not short:
-                return
             idle = [r for r in self.loaded.values() if r.refcount == 0]
-            if idle:
+            holding_vram = [r for r in idle if r.size_vram > 0]
+            if (over_count or short) and idle:
                 await self._unload(min(idle, key=lambda r: (r.duration, r.key)))
+            elif vram_short and holding_vram:
+                await self._unload(min(holding_vram, key=lambda r: r.last_use))
             elif over_count:
-                async with self._idle:
-                    await self._idle.wait()
+                async with self._idle:  # checked again under the condition: no lost wake-up
+                    if self._over_count(limit) and all(r.refcount for r in self.loaded.values()):
+                        await self._idle.wait()
             else:
-                log.warning(
-                    "%d MB free for a model needing %d MB; loading anyway",
-                    (available or 0) >> 20,
-                    needed >> 20,
-                )
-                return
+                if short:
+                    log.warning(
+                        "%d MB free for a model needing %d MB; loading anyway",
+                        (available or 0) >> 20,
+                        needed >> 20,
+                    )
+                break
+        if num_gpu != AUTO or est is None:
+            return wanted
+        return layers_that_fit(est, free) if free is not None else est.n_layers + 1
+
+    def _over_count(self, limit: int) -> bool:
+        return len(self.loaded) + len(self._pending) >= limit
+
+    async def _free_vram(self) -> int | None:
+        """Free VRAM less what loads in flight will take; nvidia-smi runs off the event loop."""
+        free = await asyncio.to_thread(free_vram)
+        return None if free is None else free - sum(vram for _, vram in self._pending.values())
 
     async def _wait_idle_and_unload(self, runner: Runner) -> None:
         while runner.refcount > 0:
@@ -347,9 +402,11 @@ class Runners:
             await self._unload(runner)
 
     async def _unload(self, runner: Runner) -> None:
+        """Unload a loaded runner; one already unloaded (evicted while drained, say) is left."""
         self._cancel_timer(runner)
-        if self.loaded.get(runner.key) is runner:
-            del self.loaded[runner.key]
+        if self.loaded.get(runner.key) is not runner:
+            return
+        del self.loaded[runner.key]
         await asyncio.to_thread(runner.engine.close)
         log.info("unloaded %s", runner.model.short_name)
         async with self._idle:
@@ -364,18 +421,6 @@ class Runners:
     async def _notify_idle(self) -> None:
         async with self._idle:
             self._idle.notify_all()
-
-
-def available_memory() -> int | None:
-    """Bytes of RAM the kernel says a new allocation can get (Linux), else None."""
-    try:
-        with open("/proc/meminfo") as f:
-            for line in f:
-                if line.startswith("MemAvailable:"):
-                    return int(line.split()[1]) * 1024
-    except OSError:
-        return None
-    return None
 
 
 def _duration(keep_alive: float) -> float:

@@ -117,3 +117,10 @@ def test_embedding_context_is_counted(smollm2_gguf: Path) -> None:
     assert with_embed.total - plain.total >= 512 * len(info.tokens) * 4
     assert with_embed.vram_for(31) - plain.vram_for(31) == with_embed.embed_bytes
     assert not has_recurrent_state(info)
+
+
+def test_available_memory_is_bytes_or_unknown() -> None:
+    from llamita.server.runtime.memory import available_memory
+
+    available = available_memory()
+    assert available is None or available > 0

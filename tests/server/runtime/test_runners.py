@@ -182,7 +182,7 @@ def test_num_gpu_is_at_most_the_layer_count(models) -> None:
     from llamita.server.runtime.runners import load_options
 
     plan = load_options(models["a"], {"num_gpu": 10**6})
-    assert plan.load.n_gpu_layers <= 3  # 2 blocks + the output layer (0 on a CPU-only build)
+    assert plan.num_gpu == plan.load.n_gpu_layers <= 3  # 2 blocks + the output layer (0 without GPU)
 
 
 def test_recurrent_models_run_one_request_at_a_time(store: Store, tmp_path, monkeypatch) -> None:
@@ -228,11 +228,12 @@ def test_a_smaller_context_reuses_the_runner_whatever_its_batch_was_cut_to(model
 def test_a_loaded_model_is_not_kept_waiting_by_another_models_load(models) -> None:
     import threading
 
-    release_load = threading.Event()
+    release_load, loading = threading.Event(), threading.Event()
 
     class SlowForB(FakeEngine):
         def __init__(self, path, *args) -> None:
             if path == models["b"].model_path:
+                loading.set()
                 assert release_load.wait(600), "the test never let the load finish"
             super().__init__(path, *args)
 
@@ -241,8 +242,7 @@ def test_a_loaded_model_is_not_kept_waiting_by_another_models_load(models) -> No
         a = await runners.acquire(models["a"], {}, None)
         runners.release(a)
         loading_b = asyncio.ensure_future(runners.acquire(models["b"], {}, None))
-        while not runners._load_lock.locked():  # b's load holds the lock (its factory is blocked)
-            await asyncio.sleep(0)
+        await asyncio.to_thread(loading.wait, 600)  # b's load is under way (its factory is blocked)
         try:  # claimed without the lock; the bound only turns a regression into a failure, not a hang
             again = await asyncio.wait_for(runners.acquire(models["a"], {}, None), 120)
             waited = loading_b.done()
@@ -279,3 +279,192 @@ def test_a_runner_being_drained_for_other_options_is_not_claimed(models) -> None
 
     claimed_old, reloaded, reused = run(scenario())
     assert not claimed_old and reloaded and reused
+
+
+# ---- GPU layers, per-model load locks, VRAM eviction (a GPU simulated by monkeypatching) -------
+
+
+class FakeGPU:
+    """Free VRAM as a GPU of ``total`` bytes reports it with the loaded runners' VRAM in use."""
+
+    def __init__(self, monkeypatch: pytest.MonkeyPatch, total: int) -> None:
+        from llamita.server.runtime import runners as module
+
+        self.total = total
+        self.runners: Runners | None = None
+        self.reads_on_loop = 0
+        self.reads = 0
+        monkeypatch.setattr(module, "supports_gpu", lambda: True)
+        monkeypatch.setattr(module, "free_vram", self.free)
+
+    def free(self) -> int:
+        import threading
+
+        self.reads += 1
+        self.reads_on_loop += threading.current_thread() is threading.main_thread()
+        assert self.runners is not None
+        return self.total - sum(r.size_vram for r in self.runners.loaded.values())
+
+    def attach(self, runners: Runners) -> Runners:
+        self.runners = runners
+        return runners
+
+
+def full_offload(models, monkeypatch: pytest.MonkeyPatch) -> tuple[int, int]:
+    """(VRAM, GPU layers) of one tiny model loaded whole on a roomy GPU (the three are alike)."""
+
+    async def scenario():
+        with monkeypatch.context() as patch:
+            gpu = FakeGPU(patch, 1 << 40)
+            runners = gpu.attach(Runners(FakeEngine))
+            r = await runners.acquire(models["a"], {}, None)
+            runners.release(r)
+            await runners.close()
+            return r.size_vram, r.gpu_layers
+
+    vram, layers = run(scenario())
+    FakeEngine.made = []
+    assert vram > 0 and layers == 3  # 2 blocks + the output layer
+    return vram, layers
+
+
+def test_automatic_num_gpu_never_reloads_because_free_vram_moved(models, monkeypatch) -> None:
+    """Free VRAM drops by the loaded model's own size: recomputing the layer count per request
+    gave fewer layers, another key, and a reload every other request."""
+    from llamita.server.runtime.memory import GPU_RESERVE
+
+    vram, every_layer = full_offload(models, monkeypatch)
+    gpu = FakeGPU(monkeypatch, GPU_RESERVE + vram + vram // 2)  # fits whole once, not twice
+
+    async def scenario():
+        runners = gpu.attach(Runners(FakeEngine))
+        first = await runners.acquire(models["a"], {}, None)
+        runners.release(first)
+        reads_after_load = gpu.reads
+        again = await runners.acquire(models["a"], {"num_gpu": -1}, None)
+        runners.release(again)
+        explicit_same = await runners.acquire(models["a"], {"num_gpu": every_layer}, None)
+        runners.release(explicit_same)
+        reuse_reads = gpu.reads - reads_after_load
+        explicit_other = await runners.acquire(models["a"], {"num_gpu": 1}, None)
+        runners.release(explicit_other)
+        await runners.close()
+        return first, again, explicit_same, explicit_other, reuse_reads
+
+    first, again, explicit_same, explicit_other, reuse_reads = run(scenario())
+    assert first.gpu_layers == every_layer and first.engine.load.n_gpu_layers == every_layer
+    assert again is first and explicit_same is first and reuse_reads == 0
+    assert explicit_other is not first and explicit_other.engine.load.n_gpu_layers == 1
+    assert len(FakeEngine.made) == 2
+    assert gpu.reads > 0 and gpu.reads_on_loop == 0  # nvidia-smi never runs on the event loop
+
+
+def test_a_models_load_does_not_block_another_models_load_and_one_model_loads_once(models) -> None:
+    import threading
+
+    release_b, loading_b = threading.Event(), threading.Event()
+    release_c, loading_c = threading.Event(), threading.Event()
+
+    class Blocking(FakeEngine):
+        def __init__(self, path, *args) -> None:
+            for model, entered, release in (("b", loading_b, release_b), ("c", loading_c, release_c)):
+                if path == models[model].model_path:
+                    entered.set()
+                    assert release.wait(600), "the test never let the load finish"
+            super().__init__(path, *args)
+
+    async def scenario():
+        runners = Runners(Blocking)
+        b = asyncio.ensure_future(runners.acquire(models["b"], {}, None))
+        await asyncio.to_thread(loading_b.wait, 600)
+        try:  # the bound only turns a regression into a failure, not a hang
+            a = await asyncio.wait_for(runners.acquire(models["a"], {}, None), 120)
+            b_was_loading = not b.done()
+            c1 = asyncio.ensure_future(runners.acquire(models["c"], {}, None))
+            await asyncio.to_thread(loading_c.wait, 600)
+            c2 = asyncio.ensure_future(runners.acquire(models["c"], {}, None))
+        finally:
+            release_b.set()
+            release_c.set()
+        held = [a, await b, await c1, await c2]
+        for r in held:
+            runners.release(r)
+        await runners.close()
+        return held, b_was_loading
+
+    (a, b, c1, c2), b_was_loading = run(scenario())
+    assert b_was_loading and a.model.name.model == "a" and b.model.name.model == "b"
+    assert c1 is c2 and c1.refcount == 0
+    assert [e.path for e in FakeEngine.made].count(models["c"].model_path) == 1
+
+
+def test_idle_runners_holding_vram_are_evicted_least_recently_used_first(models, monkeypatch) -> None:
+    from llamita.server.runtime.memory import GPU_RESERVE
+
+    vram, every_layer = full_offload(models, monkeypatch)
+    gpu = FakeGPU(monkeypatch, GPU_RESERVE + 2 * vram + vram // 2)  # two fit whole, not three
+
+    async def scenario():
+        runners = gpu.attach(Runners(FakeEngine))
+        a = await runners.acquire(models["a"], {}, 60)  # the shortest keep-alive, first by name
+        runners.release(a)
+        b = await runners.acquire(models["b"], {}, 600)
+        runners.release(b)
+        runners.release(await runners.acquire(models["a"], {}, None))  # b is now the least recent
+        c = await runners.acquire(models["c"], {}, None)
+        after_c = sorted(r.model.name.model for r in runners.ps())
+        closed = (a.engine.closed, b.engine.closed)
+        held_a = await runners.acquire(models["a"], {}, None)
+        partial_b = await runners.acquire(models["b"], {}, None)  # a and c busy: nothing to evict
+        after_b = sorted(r.model.name.model for r in runners.ps())
+        for r in (c, held_a, partial_b):
+            runners.release(r)
+        await runners.close()
+        return c, partial_b, after_c, after_b, closed
+
+    c, partial_b, after_c, after_b, closed = run(scenario())
+    assert after_c == ["a", "c"] and closed == (False, True)
+    assert c.gpu_layers == every_layer
+    assert after_b == ["a", "b", "c"] and 0 <= partial_b.gpu_layers < every_layer
+
+
+def test_without_a_gpu_free_vram_is_never_read_and_nothing_is_evicted_for_it(models, monkeypatch) -> None:
+    from llamita.server.runtime import runners as module
+    from llamita.server.runtime.memory import GPU_RESERVE
+
+    gpu = FakeGPU(monkeypatch, GPU_RESERVE)  # no room at all, if it were asked
+    monkeypatch.setattr(module, "supports_gpu", lambda: False)
+
+    async def scenario():
+        runners = gpu.attach(Runners(FakeEngine))
+        for name in ("a", "b", "c"):
+            runners.release(await runners.acquire(models[name], {}, None))
+        loaded = sorted(r.model.name.model for r in runners.ps())
+        await runners.close()
+        return loaded
+
+    assert run(scenario()) == ["a", "b", "c"]
+    assert gpu.reads == 0 and all(e.load.n_gpu_layers == 0 for e in FakeEngine.made)
+
+
+def test_a_failed_load_gives_back_its_place(models, monkeypatch) -> None:
+    monkeypatch.setenv("OLLAMA_MAX_LOADED_MODELS", "1")
+
+    class FailsForB(FakeEngine):
+        def __init__(self, path, *args) -> None:
+            if path == models["b"].model_path:
+                raise RuntimeError("llama.cpp could not load it")
+            super().__init__(path, *args)
+
+    async def scenario():
+        runners = Runners(FailsForB)
+        with pytest.raises(RuntimeError):
+            await runners.acquire(models["b"], {}, None)
+        # the bound only turns a leaked place (a wait for an idle runner that never comes) into a failure
+        a = await asyncio.wait_for(runners.acquire(models["a"], {}, None), 120)
+        runners.release(a)
+        loaded = [r.model.name.model for r in runners.ps()]
+        await runners.close()
+        return loaded
+
+    assert run(scenario()) == ["a"]
