@@ -50,6 +50,7 @@ from llamita.server.model.ggufinfo import GGUFInfo
 from llamita.server.model.model import StoredModel
 from llamita.server.options import DEFAULT_NUM_CTX
 
+from .knobs import Knobs, context_options, resolve, same_knobs
 from .memory import estimate, free_vram, has_recurrent_state, layers_that_fit
 
 log = logging.getLogger("llamita.runners")
@@ -113,6 +114,7 @@ class LoadPlan:
     num_thread: int
     gpu_layers: int
     parallel: int
+    knobs: Knobs = field(default_factory=Knobs)  # num_parallel, flash attention, KV type, layout
 
     @property
     def n_seq_max(self) -> int:
@@ -126,7 +128,8 @@ def _n_seq_max(parallel: int) -> int:
 def load_options(model: StoredModel, options: dict[str, Any]) -> LoadPlan:
     """The bounded runner options for a request's merged options (see the module docstring)."""
     info = model.gguf
-    parallel = 1 if info is not None and has_recurrent_state(info) else config.num_parallel()
+    knobs = resolve(model, options, recurrent=info is not None and has_recurrent_state(info))
+    parallel = knobs.parallel
     requested = _option_int(options, "num_ctx") or 0
     num_ctx = requested if requested > 0 else config.context_length() or DEFAULT_NUM_CTX
     limit = info.context_length if info is not None and info.context_length else MAX_NUM_CTX
@@ -154,7 +157,7 @@ def load_options(model: StoredModel, options: dict[str, Any]) -> LoadPlan:
         use_mmap=True if use_mmap is None else bool(use_mmap),
         lora_paths=tuple(str(p) for p in model.adapter_paths),
     )
-    return LoadPlan(load, num_ctx, num_batch, num_thread, gpu_layers, parallel)
+    return LoadPlan(load, num_ctx, num_batch, num_thread, gpu_layers, parallel, knobs)
 
 
 def _option_int(options: dict[str, Any], name: str) -> int | None:
@@ -256,17 +259,19 @@ class Runners:
     @staticmethod
     def _compatible(runner: Runner, plan: LoadPlan) -> bool:
         return (
-            runner.load == plan.load and runner.num_ctx >= plan.num_ctx and runner.num_batch == plan.num_batch
+            runner.load == plan.load
+            and runner.num_ctx >= plan.num_ctx
+            and runner.num_batch == plan.num_batch
+            and same_knobs(runner.context, plan.knobs)
         )
 
     async def _load(self, model: StoredModel, plan: LoadPlan, keep_alive: float | None) -> Runner:
-        context = ContextOptions(
-            n_ctx=plan.num_ctx * plan.parallel,
-            n_ctx_seq=plan.num_ctx,
-            n_batch=max(min(plan.num_batch, plan.num_ctx * plan.parallel), plan.n_seq_max),
+        context = context_options(
+            plan.knobs,
+            num_ctx=plan.num_ctx,
+            num_batch=plan.num_batch,
             n_seq_max=plan.n_seq_max,
-            n_threads=plan.num_thread,
-            flash_attn=_flash_attention(),
+            num_thread=plan.num_thread,
         )
         await self._make_room(_sizes(model, context, 0)[0])
         assert model.model_path is not None
@@ -380,10 +385,6 @@ def available_memory() -> int | None:
 
 def _duration(keep_alive: float) -> float:
     return FOREVER if keep_alive < 0 else keep_alive
-
-
-def _flash_attention() -> bool | None:
-    return config.flash_attention()
 
 
 def _sizes(
