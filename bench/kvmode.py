@@ -42,7 +42,8 @@ class Figures:
 
 async def burst(engine: Engine, streams: int, tokens: int, round_: int) -> Figures:
     """``streams`` requests at once.  Decode rate: tokens generated while every stream was
-    decoding (from the last first token to the first Done) over that time."""
+    decoding (from the last first token to the first Done) over that time; when the streams
+    never all overlap (too few ``--tokens``), all tokens after the first over the whole burst."""
     params = SamplingParams(temperature=0, num_predict=tokens, ignore_eos=True)
 
     async def one(i: int) -> tuple[Done, list[float]]:
@@ -60,8 +61,12 @@ async def burst(engine: Engine, streams: int, tokens: int, round_: int) -> Figur
     first_done = min(times[-1] for _, times in results)
     in_window = sum(sum(1 for t in times[:-1] if all_decoding < t <= first_done) for _, times in results)
     prompt_tokens = sum(done.prompt_eval_count for done, _ in results)
+    if in_window == 0:  # too few tokens for the streams to overlap: all decoding, end to end
+        all_decoding = min(times[0] for _, times in results)
+        first_done = max(times[-1] for _, times in results)
+        in_window = sum(len(times) - 2 for _, times in results)
     return Figures(
-        decode_tps=in_window / max(first_done - all_decoding, 1e-9),
+        decode_tps=max(in_window, 0) / max(first_done - all_decoding, 1e-9),
         prefill_tps=prompt_tokens / max(all_decoding - start, 1e-9),
         generated=sum(done.eval_count for done, _ in results),
     )
@@ -120,6 +125,8 @@ def main() -> int:
         knobs = Knobs(parallel=args.streams, flash_attn=flash, cache_type=kv, kv_unified=layout == "unified")
         figures = asyncio.run(measure(args.gguf, knobs, args))
         base = base or figures
+        base.decode_tps = base.decode_tps or 1e-9
+        base.prefill_tps = base.prefill_tps or 1e-9
         print(
             f"{layout:8} {kv:5} {figures.decode_tps:13.1f} {figures.decode_tps / base.decode_tps:6.2f} "
             f"{figures.prefill_tps:14.1f} {figures.prefill_tps / base.prefill_tps:6.2f}"
