@@ -39,11 +39,28 @@ VARIABLES: tuple[Variable, ...] = (
     Variable("OLLAMA_MODELS", "model store directory (default ~/.ollama/models)"),
     Variable("OLLAMA_ORIGINS", "extra allowed browser origins, comma separated"),
     Variable("OLLAMA_KEEP_ALIVE", "how long models stay loaded (default 5m)"),
-    Variable("OLLAMA_NUM_PARALLEL", "sequences batched per model (default 4)"),
+    Variable(
+        "OLLAMA_NUM_PARALLEL",
+        "requests decoded at once per model, unless its num_parallel PARAMETER says (default 4)",
+    ),
+    Variable(
+        "LLAMITA_NUM_PARALLEL",
+        "override num_parallel: N for every model, or model=N,... per model (wins over the PARAMETER)",
+    ),
     Variable("OLLAMA_MAX_LOADED_MODELS", "models loaded at once (default 3)"),
     Variable("OLLAMA_MAX_QUEUE", "pending requests before 503 (default 512)"),
     Variable("OLLAMA_CONTEXT_LENGTH", "default context length"),
-    Variable("OLLAMA_FLASH_ATTENTION", "1 forces flash attention on, 0 off (default: llama.cpp decides)"),
+    Variable(
+        "OLLAMA_FLASH_ATTENTION",
+        "1 forces flash attention on, 0 off; a flash_attn PARAMETER wins (default: llama.cpp decides)",
+    ),
+    Variable(
+        "OLLAMA_KV_CACHE_TYPE", "KV cache type: f16 (default), q8_0 or q4_0 (quantized needs flash attention)"
+    ),
+    Variable(
+        "LLAMITA_KV_UNIFIED",
+        "auto (default) or 1: one KV pool shared by all sequences; 0: fixed cells per sequence",
+    ),
     Variable("OLLAMA_NOPRUNE", "do not prune unused blobs at startup"),
     Variable("OLLAMA_DEBUG", "log level: 1 debug, -1 warn, -2 error"),
     Variable("LLAMITA_STEP_MS", "engine step budget for prompt evaluation in ms (default 300)"),
@@ -153,6 +170,29 @@ def num_parallel() -> int:
     return _uint("OLLAMA_NUM_PARALLEL", 4) or 4
 
 
+def num_parallel_override(model: str = "") -> int | None:
+    """``LLAMITA_NUM_PARALLEL`` for ``model`` (a short name, ``smollm2:latest``): ``N`` applies
+    to every model, ``name=N`` to one (case-insensitive; ``name`` alone means ``name:latest``),
+    and a named entry wins over a bare ``N``.  None when nothing applies; bad entries are logged."""
+    found: int | None = None
+    for entry in var("LLAMITA_NUM_PARALLEL").split(","):
+        name, sep, count = entry.strip().rpartition("=")
+        name = name.strip()
+        try:
+            n = int(count.strip())
+        except ValueError:
+            n = 0
+        if n <= 0:
+            if entry.strip():
+                logging.getLogger(__name__).warning("invalid LLAMITA_NUM_PARALLEL entry %r", entry.strip())
+            continue
+        if not sep:
+            found = n if found is None else found
+        elif model and model.lower() in (name.lower(), f"{name.lower()}:latest"):
+            return n
+    return found
+
+
 def max_loaded_models() -> int:
     return _uint("OLLAMA_MAX_LOADED_MODELS", 0)
 
@@ -177,6 +217,29 @@ def no_prune() -> bool:
 def flash_attention() -> bool | None:
     """``OLLAMA_FLASH_ATTENTION``: True or False when set, None (llama.cpp's choice) when not."""
     return _bool("OLLAMA_FLASH_ATTENTION") if var("OLLAMA_FLASH_ATTENTION") else None
+
+
+KV_CACHE_TYPES = ("f16", "q8_0", "q4_0")
+
+
+def kv_cache_type() -> str:
+    """``OLLAMA_KV_CACHE_TYPE`` lower-cased; f16 when unset or not one of :data:`KV_CACHE_TYPES`
+    (logged, as Ollama does for a type it cannot use)."""
+    value = var("OLLAMA_KV_CACHE_TYPE").lower()
+    if value and value not in KV_CACHE_TYPES:
+        logging.getLogger(__name__).warning("unsupported OLLAMA_KV_CACHE_TYPE=%r, using f16", value)
+        return "f16"
+    return value or "f16"
+
+
+def kv_unified() -> bool:
+    """``LLAMITA_KV_UNIFIED``: one KV pool for all sequences (``auto``, the default, is unified:
+    idle editors' KV fills free cells, prefixes are shared without copies, and the batch is one
+    micro-batch); ``0`` gives each sequence its own ``num_ctx`` cells."""
+    value = var("LLAMITA_KV_UNIFIED")
+    if value.lower() in ("", "auto"):
+        return True
+    return _env("LLAMITA_KV_UNIFIED", True, parse_bool)
 
 
 def no_default_model() -> bool:

@@ -18,6 +18,11 @@ Options reach the runtime from two directions with different strictness, as in O
 
 Merge order at request time is ``default_options()`` <- model parameters <- request options
 (:func:`merge_options`).
+
+llamita adds model-only parameters (:data:`MODEL_OPTION_TYPES`: ``num_parallel``,
+``flash_attn``): a Modelfile PARAMETER or ``/api/create`` parameter sets them for one model,
+but a request cannot (Ollama's options table lacks them, and a request that changed them
+would reload the model under everyone else's requests), so request options drop them.
 """
 
 from __future__ import annotations
@@ -35,6 +40,7 @@ logger = logging.getLogger(__name__)
 __all__ = [
     "DEFAULTS",
     "DEPRECATED_OPTIONS",
+    "MODEL_OPTION_TYPES",
     "OPTION_TYPES",
     "REMOVED_OPTIONS",
     "RESOURCE_BOUNDS",
@@ -76,6 +82,12 @@ OPTION_TYPES: dict[str, type] = {
     "frequency_penalty": float,
     "stop": list,
 }
+
+# llamita's per-model knobs, set by a Modelfile PARAMETER only (see the module docstring):
+# ``num_parallel`` requests decoded at once (env OLLAMA_NUM_PARALLEL is the default and
+# LLAMITA_NUM_PARALLEL overrides it), ``flash_attn`` on/off (over OLLAMA_FLASH_ATTENTION).
+MODEL_OPTION_TYPES: dict[str, type] = {"num_parallel": int, "flash_attn": bool}
+MAX_NUM_PARALLEL = 128  # n_seq_max is twice this, and llama.cpp allows 256 sequences
 
 # Options that need a runner reload when they differ from the loaded runner's.
 RUNNER_OPTIONS: frozenset[str] = frozenset(
@@ -155,6 +167,7 @@ RESOURCE_BOUNDS: dict[str, tuple[int, int]] = {
     "num_predict": (-1, _INT32_MAX),
     "repeat_last_n": (-1, MAX_NUM_CTX),
     "top_k": (0, _INT32_MAX),
+    "num_parallel": (0, MAX_NUM_PARALLEL),  # 0: not set (the environment decides)
 }
 
 
@@ -241,7 +254,7 @@ def format_params(params: Mapping[str, list[str]]) -> dict[str, object]:
         if name in DEPRECATED_OPTIONS:
             logger.warning("parameter %s is deprecated", name)
             continue
-        kind = OPTION_TYPES.get(name)
+        kind = OPTION_TYPES.get(name) or MODEL_OPTION_TYPES.get(name)
         if kind is None:
             raise OptionError(f"unknown parameter '{name}'")
         values = list(values)
@@ -317,7 +330,9 @@ def validate_request_options(options: Mapping[str, Any] | None) -> dict[str, obj
     for name, value in options.items():
         kind = OPTION_TYPES.get(name)
         if kind is None:
-            if name in DEPRECATED_OPTIONS or name in REMOVED_OPTIONS:
+            if name in MODEL_OPTION_TYPES:
+                logger.warning("option %s is set per model (a Modelfile PARAMETER); ignored", name)
+            elif name in DEPRECATED_OPTIONS or name in REMOVED_OPTIONS:
                 logger.debug("ignoring obsolete option %s", name)
             else:
                 logger.warning("invalid option provided: option=%s", name)
@@ -351,7 +366,7 @@ def validate_parameters(params: Mapping[str, Any]) -> None:
     if not isinstance(params, Mapping):
         raise OptionError("parameters must be a JSON object")
     for name, value in params.items():
-        kind = OPTION_TYPES.get(name) or _DEPRECATED_TYPES.get(name)
+        kind = OPTION_TYPES.get(name) or MODEL_OPTION_TYPES.get(name) or _DEPRECATED_TYPES.get(name)
         if kind is None:
             raise OptionError(f"unknown parameter '{name}'")
         _coerce_json(name, kind, value)
@@ -368,7 +383,7 @@ def merge_options(model_params: Mapping[str, Any] | None, requested: Any) -> dic
     """
     merged = default_options()
     for name, value in (model_params or {}).items():
-        kind = OPTION_TYPES.get(name) or _DEPRECATED_TYPES.get(name)
+        kind = OPTION_TYPES.get(name) or MODEL_OPTION_TYPES.get(name) or _DEPRECATED_TYPES.get(name)
         if kind is None:
             continue
         try:

@@ -61,9 +61,23 @@ class LoadOptions:
     lora_paths: tuple[str, ...] = ()
 
 
+# OLLAMA_KV_CACHE_TYPE names → ggml types (K and V alike, as in Ollama).
+KV_CACHE_TYPES: dict[str, int] = {
+    "f16": ll.GGML_TYPE_F16,
+    "q8_0": ll.GGML_TYPE_Q8_0,
+    "q4_0": ll.GGML_TYPE_Q4_0,
+}
+
+
 @dataclass(frozen=True)
 class ContextOptions:
-    n_ctx: int = DEFAULT_NUM_CTX  # total cells; each sequence may use ``n_ctx_seq``
+    """A context's shape.  ``n_ctx`` is the cells running requests may use (``n_ctx_seq`` ×
+    parallel: the engine runs ``n_ctx // n_ctx_seq`` requests at once); ``n_seq_max`` - parallel
+    more sequences keep idle editors' KV.  In a unified cache (the default) all sequences share
+    those ``n_ctx`` cells; with ``kv_unified=False`` each sequence has ``n_ctx_seq`` cells of its
+    own, so the context allocates :attr:`cells` = ``n_ctx_seq × n_seq_max``."""
+
+    n_ctx: int = DEFAULT_NUM_CTX
     n_ctx_seq: int = DEFAULT_NUM_CTX
     n_batch: int = 512
     n_seq_max: int = 4
@@ -71,6 +85,27 @@ class ContextOptions:
     flash_attn: bool | None = None
     embeddings: bool = False
     pooling: int = ll.LLAMA_POOLING_TYPE_UNSPECIFIED  # embeddings only; see ``Model.pooling``
+    cache_type: str = "f16"  # a key of KV_CACHE_TYPES; quantized V needs flash attention
+    kv_unified: bool = True
+
+    @property
+    def unified(self) -> bool:
+        """Embedding contexts are always unified: one input may fill all of their cells."""
+        return self.kv_unified or self.embeddings
+
+    @property
+    def cells(self) -> int:
+        """KV cells the context allocates (before llama.cpp rounds up to 256s)."""
+        return self.n_ctx if self.unified else self.n_ctx_seq * self.n_seq_max
+
+    @property
+    def kv_type(self) -> str:
+        """The cache type the context really gets: a quantized cache needs flash attention
+        (llama.cpp refuses a quantized V cache without it), so with flash attention forced off
+        it is f16, as in Ollama; an unknown name is f16 too."""
+        if self.cache_type not in KV_CACHE_TYPES or self.flash_attn is False:
+            return "f16"
+        return self.cache_type
 
 
 class Model:
@@ -198,21 +233,57 @@ class Model:
 
 
 class Context:
-    """A llama.cpp context with ``n_seq_max`` sequences over one unified KV cache."""
+    """A llama.cpp context with ``n_seq_max`` sequences over one unified KV cache, or over one
+    cache each (``ContextOptions.kv_unified``)."""
 
     def __init__(self, model: Model, options: ContextOptions) -> None:
         self.model = model
         self.options = options
-        params = ll.llama_context_default_params()
-        params.n_ctx = options.n_ctx
+        kv_type = options.kv_type
+        if kv_type != options.cache_type:
+            log.warning(
+                "KV cache type %s needs flash attention, which is off (or the type is unknown): using f16",
+                options.cache_type,
+            )
+        self._ptr = self._create(options, kv_type)
+        if not self._ptr and kv_type != "f16":
+            # A head size the quantized blocks do not divide, or a backend without flash attention.
+            log.warning("llama.cpp refused a %s KV cache for this model: using f16", kv_type)
+            kv_type = "f16"
+            self._ptr = self._create(options, kv_type)
+        if not self._ptr:
+            raise LlamaError("llama.cpp could not create a context (not enough memory for the KV cache?)")
+        self.kv_type = kv_type
+        self.unified = options.unified
+        if model._loras:
+            n = len(model._loras)
+            adapters = (type(model._loras[0]) * n)(*model._loras)
+            scales = (ctypes.c_float * n)(*([1.0] * n))
+            ll.llama_set_adapters_lora(self._ptr, adapters, n, scales)
+        self.memory = ll.llama_get_memory(self._ptr)
+        self.n_ctx = ll.llama_n_ctx(self._ptr)
+        self.n_batch = self._n_batch(options)
+        self.can_shift = bool(ll.llama_memory_can_shift(self.memory))
+        self.batch = Batch(self.n_batch, options.n_seq_max)
+
+    @staticmethod
+    def _n_batch(options: ContextOptions) -> int:
         # Every sequence may decode one token per step, and llama.cpp aborts the process when
         # n_batch < n_seq_max; more than n_ctx is never usable (and would be allocated).
-        n_batch = max(min(options.n_batch, options.n_ctx), options.n_seq_max, 1)
+        return max(min(options.n_batch, options.n_ctx), options.n_seq_max, 1)
+
+    def _create(self, options: ContextOptions, kv_type: str) -> ctypes.c_void_p:
+        """``llama_init_from_model`` with ``options`` and a ``kv_type`` cache (NULL on failure)."""
+        model = self.model
+        params = ll.llama_context_default_params()
+        params.n_ctx = options.cells
+        n_batch = self._n_batch(options)
         params.n_batch = n_batch
         # Pooled embeddings need a whole input in one micro-batch.
         params.n_ubatch = n_batch if options.embeddings else min(n_batch, max(512, options.n_seq_max))
         params.n_seq_max = options.n_seq_max
-        params.kv_unified = True
+        params.kv_unified = options.unified
+        params.type_k = params.type_v = KV_CACHE_TYPES[kv_type]
         threads = options.n_threads or physical_cores()
         params.n_threads = threads
         params.n_threads_batch = threads
@@ -224,19 +295,7 @@ class Context:
             True: ll.LLAMA_FLASH_ATTN_TYPE_ENABLED,
             False: ll.LLAMA_FLASH_ATTN_TYPE_DISABLED,
         }[options.flash_attn]
-        self._ptr = ll.llama_init_from_model(model.ptr, params)
-        if not self._ptr:
-            raise LlamaError("llama.cpp could not create a context (not enough memory for the KV cache?)")
-        if model._loras:
-            n = len(model._loras)
-            adapters = (type(model._loras[0]) * n)(*model._loras)
-            scales = (ctypes.c_float * n)(*([1.0] * n))
-            ll.llama_set_adapters_lora(self._ptr, adapters, n, scales)
-        self.memory = ll.llama_get_memory(self._ptr)
-        self.n_ctx = ll.llama_n_ctx(self._ptr)
-        self.n_batch = n_batch
-        self.can_shift = bool(ll.llama_memory_can_shift(self.memory))
-        self.batch = Batch(n_batch, options.n_seq_max)
+        return ll.llama_init_from_model(model.ptr, params)
 
     @property
     def ptr(self) -> ctypes.c_void_p:
@@ -249,7 +308,18 @@ class Context:
         return bool(ll.llama_memory_seq_rm(self.memory, seq, start, end))
 
     def seq_cp(self, src: int, dst: int, start: int, end: int) -> None:
-        ll.llama_memory_seq_cp(self.memory, src, dst, start, end)
+        """Give ``dst`` ``src``'s KV at [start, end); ``dst`` holds the same tokens before ``start``.
+
+        A unified cache shares the cells.  Per-sequence caches copy data, and llama.cpp only
+        copies a whole sequence (it asserts otherwise and aborts the process): copy all of
+        ``src`` (its tokens before ``start`` are ``dst``'s) and cut what lies past ``end``.
+        """
+        if self.unified:
+            ll.llama_memory_seq_cp(self.memory, src, dst, start, end)
+            return
+        ll.llama_memory_seq_cp(self.memory, src, dst, -1, -1)
+        if end >= 0:
+            ll.llama_memory_seq_rm(self.memory, dst, end, -1)
 
     def seq_add(self, seq: int, start: int, end: int, delta: int) -> None:
         ll.llama_memory_seq_add(self.memory, seq, start, end, delta)

@@ -59,6 +59,7 @@ from llamita.server.model.ggufinfo import GGUFInfo
 from llamita.server.model.model import StoredModel
 from llamita.server.options import DEFAULT_NUM_CTX
 
+from .knobs import Knobs, context_options, resolve, same_knobs
 from .memory import GPU_RESERVE, available_memory, estimate, free_vram, has_recurrent_state, layers_that_fit
 
 log = logging.getLogger("llamita.runners")
@@ -128,6 +129,7 @@ class LoadPlan:
     num_thread: int
     num_gpu: int
     parallel: int
+    knobs: Knobs = field(default_factory=Knobs)  # num_parallel, flash attention, KV type, layout
 
     @property
     def n_seq_max(self) -> int:
@@ -141,7 +143,8 @@ def _n_seq_max(parallel: int) -> int:
 def load_options(model: StoredModel, options: dict[str, Any]) -> LoadPlan:
     """The bounded runner options for a request's merged options (see the module docstring)."""
     info = model.gguf
-    parallel = 1 if info is not None and has_recurrent_state(info) else config.num_parallel()
+    knobs = resolve(model, options, recurrent=info is not None and has_recurrent_state(info))
+    parallel = knobs.parallel
     requested = _option_int(options, "num_ctx") or 0
     num_ctx = requested if requested > 0 else config.context_length() or DEFAULT_NUM_CTX
     limit = info.context_length if info is not None and info.context_length else MAX_NUM_CTX
@@ -165,7 +168,7 @@ def load_options(model: StoredModel, options: dict[str, Any]) -> LoadPlan:
         use_mmap=True if use_mmap is None else bool(use_mmap),
         lora_paths=tuple(str(p) for p in model.adapter_paths),
     )
-    return LoadPlan(load, num_ctx, num_batch, num_thread, num_gpu, parallel)
+    return LoadPlan(load, num_ctx, num_batch, num_thread, num_gpu, parallel, knobs)
 
 
 def _option_int(options: dict[str, Any], name: str) -> int | None:
@@ -279,16 +282,16 @@ class Runners:
             and replace(plan.load, n_gpu_layers=runner.load.n_gpu_layers) == runner.load
             and runner.num_ctx >= plan.num_ctx
             and runner.num_batch == plan.num_batch
+            and same_knobs(runner.context, plan.knobs)
         )
 
     async def _load(self, model: StoredModel, plan: LoadPlan, keep_alive: float | None) -> Runner:
-        context = ContextOptions(
-            n_ctx=plan.num_ctx * plan.parallel,
-            n_ctx_seq=plan.num_ctx,
-            n_batch=max(min(plan.num_batch, plan.num_ctx * plan.parallel), plan.n_seq_max),
+        context = context_options(
+            plan.knobs,
+            num_ctx=plan.num_ctx,
+            num_batch=plan.num_batch,
             n_seq_max=plan.n_seq_max,
-            n_threads=plan.num_thread,
-            flash_attn=_flash_attention(),
+            num_thread=plan.num_thread,
         )
         assert model.model_path is not None
         key = str(model.model_path)
@@ -332,7 +335,7 @@ class Runners:
         """
         limit = config.max_loaded_models() or 3
         info = model.gguf
-        est = estimate(info, context.n_ctx, context.n_seq_max, _embed_tokens(info)) if info else None
+        est = estimate(info, context.cells, context.n_seq_max, _embed_tokens(info)) if info else None
         needed = est.total if est is not None else 0
         every_layer = est.n_layers + 1 if est is not None else 0
         wanted = every_layer if num_gpu == AUTO else num_gpu
@@ -427,10 +430,6 @@ def _duration(keep_alive: float) -> float:
     return FOREVER if keep_alive < 0 else keep_alive
 
 
-def _flash_attention() -> bool | None:
-    return config.flash_attention()
-
-
 def _sizes(
     model: StoredModel, context: ContextOptions, gpu_layers: int, embed_tokens: int | None = None
 ) -> tuple[int, int]:
@@ -440,7 +439,7 @@ def _sizes(
     if info is None:
         return 0, 0
     tokens = _embed_tokens(info) if embed_tokens is None else embed_tokens
-    est = estimate(info, context.n_ctx, context.n_seq_max, tokens)
+    est = estimate(info, context.cells, context.n_seq_max, tokens)
     return est.total, est.vram_for(gpu_layers) if gpu_layers else 0
 
 

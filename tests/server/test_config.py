@@ -105,3 +105,51 @@ def test_parsed_values_fall_back_to_the_default(
 ) -> None:
     monkeypatch.setenv(key, value)
     assert accessor() == expected
+
+
+@pytest.mark.parametrize(
+    ("value", "model", "expected"),
+    [
+        ("", "smollm2:latest", None),
+        ("6", "smollm2:latest", 6),
+        ("6", "", 6),
+        ("smollm2=2", "smollm2:latest", 2),  # a bare name means :latest
+        ("smollm2=2", "smollm2:135m", None),
+        ("SmolLM2:135m=3", "smollm2:135m", 3),  # names match case-insensitively
+        ("8, smollm2:135m=3", "smollm2:135m", 3),  # a named entry wins over the bare number
+        ("8, smollm2:135m=3", "qwen:latest", 8),
+        ("0", "smollm2:latest", None),
+        ("junk, other=x, 5", "smollm2:latest", 5),
+    ],
+)
+def test_num_parallel_override(
+    monkeypatch: pytest.MonkeyPatch, value: str, model: str, expected: int | None
+) -> None:
+    monkeypatch.setenv("LLAMITA_NUM_PARALLEL", value)
+    assert config.num_parallel_override(model) == expected
+
+
+@pytest.mark.parametrize(
+    ("value", "expected"),
+    [("", "f16"), ("q8_0", "q8_0"), ("Q4_0", "q4_0"), ("'q8_0'", "q8_0"), ("f16", "f16"), ("q5_1", "f16")],
+)
+def test_kv_cache_type(monkeypatch: pytest.MonkeyPatch, value: str, expected: str) -> None:
+    monkeypatch.setenv("OLLAMA_KV_CACHE_TYPE", value)
+    assert config.kv_cache_type() == expected
+
+
+@pytest.mark.parametrize(
+    ("value", "expected"),
+    [("", True), ("auto", True), ("AUTO", True), ("1", True), ("true", True), ("0", False), ("false", False)],
+)
+def test_kv_unified(monkeypatch: pytest.MonkeyPatch, value: str, expected: bool) -> None:
+    monkeypatch.setenv("LLAMITA_KV_UNIFIED", value)
+    assert config.kv_unified() is expected
+
+
+def test_an_invalid_kv_unified_keeps_the_unified_default(
+    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    monkeypatch.setenv("LLAMITA_KV_UNIFIED", "sometimes")
+    assert config.kv_unified() is True
+    assert "LLAMITA_KV_UNIFIED" in caplog.text
