@@ -30,7 +30,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from .cache import Slot
+from .cpus import allowed_cpus, physical_cores
 from .decoding import Decoder
+from .delivery import Outbox
 from .embed import Embedder
 from .inbox import Abort, Add, Call, Item
 from .llama import Context, ContextOptions, LoadOptions, Model
@@ -114,6 +116,10 @@ class Engine:
         self._inbox: deque[Item] = deque()
         self._samplers: dict[int, Sampler] = {}
         self._streams: dict[int, TextStream] = {}
+        # Let the event loop stream a step's tokens before the next step when llama.cpp's
+        # threads take every core (see :mod:`delivery`); with cores to spare, overlap them.
+        threads = context.n_threads or physical_cores()
+        self._outbox = Outbox(wait_for_loop=threads >= len(allowed_cpus()))
         self.embedder = Embedder(self.model, context, self.call, limit=context.n_ctx_seq)
         self._closing = False
         self._thread = threading.Thread(target=self._run, name=f"engine:{model_path.name}", daemon=True)
@@ -251,10 +257,7 @@ class Engine:
         queue: asyncio.Queue[Event] = asyncio.Queue()
 
         def emit(event: Event) -> None:
-            try:
-                loop.call_soon_threadsafe(queue.put_nowait, event)
-            except RuntimeError:  # the event loop is gone: nobody is listening any more
-                self.abort(request.id)
+            self._outbox.post(loop, queue.put_nowait, event, lambda: self.abort(request.id))
 
         request = Request(prompt=prompt, params=params, emit=emit, session=session, priority=priority)
         self.submit(request)
@@ -285,7 +288,9 @@ class Engine:
                     self._inbox.clear()
                 for item in items:
                     self._handle(item)
+                self._outbox.flush()
                 self.step()
+                self._outbox.flush()
         except BaseException as e:  # outside any one request: nothing in here can be trusted
             log.exception("engine thread failed")
             self._fail_all(f"the model runner failed ({type(e).__name__}: {e}); it is reloaded")
@@ -305,6 +310,8 @@ class Engine:
         for item in items:
             if isinstance(item, Call) and item.future.set_running_or_notify_cancel():
                 item.future.set_exception(EngineFailed(message))
+        self._outbox.wait_for_loop = False
+        self._outbox.flush()
 
     def _finish_surely(self, request: Request, status: RequestStatus, error: str) -> None:
         """``_finish``, and should the bookkeeping itself be what broke, at least the Done."""
