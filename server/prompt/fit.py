@@ -63,9 +63,13 @@ def chat_text(
 ) -> str:
     """Render a chat, dropping the oldest turns until it fits ``num_ctx`` (Ollama's chatPrompt).
 
-    System messages and the last message are always kept.  Ollama renders once per dropped
-    turn; dropping turns never makes the rendering longer, so a binary search for the first
-    kept message gives the same result in O(log M) renders (a long chat is not O(M²) work).
+    System messages and the last message are always kept.  Ollama renders and tokenizes once
+    per turn; dropping turns never makes the rendering longer, so a search for the first kept
+    message gives the same result in O(log M) renders.  It starts from the newest end (one
+    turn, two, four, ... then bisects), so a 200-turn chat that keeps 8 turns renders and
+    tokenizes only texts up to twice the kept size, never the whole chat; a chat whose text is
+    short enough to fit is tried whole first (one render, the common case).  Images count no
+    tokens here: the runtime refuses them before rendering (no multimodal path).
     """
     msgs = chat_prompt_messages(messages, model_system=model_system, model_messages=model_messages)
     renders: dict[int, str] = {}
@@ -80,17 +84,47 @@ def chat_text(
     def fits(start: int) -> bool:
         return len(tokenize(render(start))) <= num_ctx
 
-    if not truncate or len(msgs) <= 1 or fits(0):
+    if not truncate or len(msgs) <= 1:
         return render(0)
-    # The smallest start in [1, last] that fits; the last message alone is kept even if it does not.
-    low, high = 1, len(msgs) - 1
-    while low < high:
-        middle = (low + high) // 2
+    too_long = -1  # the largest start known not to fit (-1: none yet)
+    if _may_fit(msgs, num_ctx):
+        if fits(0):
+            return render(0)
+        too_long = 0
+    return render(first_kept(fits, len(msgs) - 1, too_long))
+
+
+def first_kept(fits: Callable[[int], bool], last: int, too_long: int = -1) -> int:
+    """The smallest start in ``(too_long, last)`` that fits, else ``last`` (kept even alone).
+
+    ``fits`` must be monotone (a later start fits when an earlier one does): gallop from the
+    end, doubling the kept turns until one does not fit, then bisect between the two.
+    """
+    fitting, step = last, 1
+    while fitting - too_long > 1:
+        start = max(last - step, too_long + 1)
+        if not fits(start):
+            too_long = start
+            break
+        fitting, step = start, step * 2
+    while fitting - too_long > 1:
+        middle = (fitting + too_long) // 2
         if fits(middle):
-            high = middle
+            fitting = middle
         else:
-            low = middle + 1
-    return render(low)
+            too_long = middle
+    return fitting
+
+
+# Tokens are rarely over 8 characters on average; a longer chat is not tried whole first (a
+# wrong guess costs renders, never a different result: see ``first_kept``).
+_CHARS_PER_TOKEN = 8
+
+
+def _may_fit(msgs: Sequence[dict[str, Any]], num_ctx: int) -> bool:
+    """Whether the whole chat is short enough that it may fit: then it is tried first."""
+    size = sum(len(str(m.get("content") or "")) for m in msgs)
+    return size <= _CHARS_PER_TOKEN * num_ctx
 
 
 def fit_tokens(tokens: list[int], num_ctx: int, num_keep: int, truncate: bool) -> list[int]:
