@@ -111,6 +111,7 @@ class Engine:
         self.solo_step_target = solo_step_target
         self.interactive_window = interactive_window
         self._last_interactive = float("-inf")  # when the last interactive request arrived
+        self._urgent = False  # an interactive request arrived during this step
         self._sec_per_token: float | None = None  # prompt-evaluation cost, moving average
         self._cv = threading.Condition()
         self._inbox: deque[Item] = deque()
@@ -133,6 +134,8 @@ class Engine:
             if queued >= self.scheduler.max_queue:
                 raise QueueFull()
             self._inbox.append(Add(request))
+            if request.priority == Priority.INTERACTIVE:
+                self._urgent = True
             self._cv.notify()
 
     def abort(self, request_id: int) -> None:
@@ -286,6 +289,7 @@ class Engine:
                         break
                     items = list(self._inbox)
                     self._inbox.clear()
+                    self._urgent = False  # what arrives from now on may stop the next step
                 for item in items:
                     self._handle(item)
                 self._outbox.flush()
@@ -352,14 +356,22 @@ class Engine:
     def step(self) -> None:
         for request in self.scheduler.admit(self.ctx):
             self._start(request)
-        output = self.scheduler.schedule(self._prefill_budget())
+        target = self._step_time()
+        budget = None if target is None else max(8, int(target / self._sec_per_token))
+        output = self.scheduler.schedule(64 if self._sec_per_token is None else budget)
         if not output.chunks:
             return
         self._make_room(output.n_tokens)
         self.counters.steps += 1
-        seconds = self._decoder.decode(output.chunks)
+        # A long step (a prompt alone) stops for a keystroke instead of making it wait.
+        preempt = self._urgent_waiting if target is not None and target > self.step_target else None
+        seconds = self._decoder.decode(output.chunks, preempt)
         if seconds is not None:
             self._learn_cost(output.n_tokens, seconds)
+
+    def _urgent_waiting(self) -> bool:
+        """Polled by llama.cpp during a long step: has an interactive request arrived since?"""
+        return self._urgent
 
     def _make_room(self, n_tokens: int) -> None:
         """Keep the unified KV within its cells: drop idle sequences' KV, least recent first.
@@ -371,32 +383,30 @@ class Engine:
         """
         self.scheduler.slots.make_room(self.ctx, n_tokens, self.ctx.n_ctx)
 
-    def _prefill_budget(self) -> int | None:
-        """Prompt tokens that fit in one step of ``step_target`` seconds (all of n_batch on a GPU).
+    def _step_time(self) -> float | None:
+        """Seconds of prompt evaluation one step may take (None: not measured yet).
 
-        While some request is generating, steps are kept to ``decode_share`` of the target:
+        While some request is generating, steps are kept to ``decode_share`` of ``step_target``:
         each step yields only one token per generating request, so a long prefill step
         would stretch every completion in flight.  A prompt evaluated alone gets
         ``solo_step_target``: small chunks waste most of a CPU's matmul throughput (a 3k-token
         prompt ran at a quarter of bare llama.cpp's rate in 0.3 s steps), and a newcomer
-        waits at most one such step before it shares the batch.  Not while editors are typing
-        (an interactive request within ``interactive_window`` seconds): their next keystroke
-        would wait for the whole long step.
+        waits at most one such step before it shares the batch; an interactive newcomer stops
+        the step instead (``preempt``).  Not while editors are typing (an interactive request
+        within ``interactive_window`` seconds): each keystroke would stop a long step.
         """
         if self._sec_per_token is None:
-            return 64  # measure on a modest first chunk
+            return None
         running = self.scheduler.running
         if any(r.status == RequestStatus.DECODING for r in running):
-            target = self.step_target * self.decode_share
-        elif (
+            return self.step_target * self.decode_share
+        if (
             len(running) == 1
             and not self.scheduler.waiting
             and time.monotonic() - self._last_interactive > self.interactive_window
         ):
-            target = max(self.step_target, self.solo_step_target)
-        else:
-            target = self.step_target
-        return max(8, int(target / self._sec_per_token))
+            return max(self.step_target, self.solo_step_target)
+        return self.step_target
 
     def _learn_cost(self, n_tokens: int, seconds: float) -> None:
         if n_tokens < 16:

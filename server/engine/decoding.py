@@ -27,6 +27,7 @@ from .scheduler import Chunk
 log = logging.getLogger("llamita.engine")
 
 Decoded = Callable[[list[Chunk], list[tuple[Request, int]]], None]
+PREEMPTED = 2  # llama_decode's "aborted": the abort callback said stop
 
 
 class Decoder:
@@ -37,17 +38,27 @@ class Decoder:
         self.slots = slots
         self._decoded = decoded  # the chunks are in the KV: record them and sample (request, index)
         self._fail = fail
+        self.preempted = 0  # steps stopped for an urgent request
 
-    def decode(self, chunks: list[Chunk]) -> float | None:
-        """Decode ``chunks``; the seconds one call for all of them took, None if it had to retry."""
+    def decode(self, chunks: list[Chunk], preempt: Callable[[], bool] | None = None) -> float | None:
+        """Decode ``chunks``; the seconds one call for all of them took, None if it had to retry.
+
+        ``preempt`` (see ``Context.decode``) may stop a long step for an urgent request: then
+        nothing of the step is recorded, each sequence is cut back to its bookkeeping, and the
+        chunks are simply scheduled again.
+        """
         chunks = [c for c in chunks if not c.request.status.is_finished]
         if not chunks:
             return None
         logits_at = self._fill_batch(chunks)
         started = time.monotonic()
-        rc = self.ctx.decode()
+        rc = self.ctx.decode(preempt)
         seconds = time.monotonic() - started
-        if rc == 1:
+        if rc == PREEMPTED and preempt is not None:
+            self.preempted += 1
+            for chunk in chunks:
+                self._rollback(chunk)
+        elif rc == 1:
             self._no_room(chunks)
         elif rc != 0:
             self._isolate(chunks, rc)

@@ -11,6 +11,7 @@ from __future__ import annotations
 import ctypes
 import logging
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -23,6 +24,7 @@ from .cpus import physical_cores
 log = logging.getLogger("llamita.llama")
 
 _init_lock = threading.Lock()
+_NO_ABORT = ll.ggml_abort_callback()  # a NULL callback: nothing polls
 _initialised = False
 
 
@@ -301,8 +303,21 @@ class Context:
     def ptr(self) -> ctypes.c_void_p:
         return self._ptr
 
-    def decode(self) -> int:
-        return ll.llama_decode(self._ptr, self.batch.raw)
+    def decode(self, preempt: Callable[[], bool] | None = None) -> int:
+        """``llama_decode`` of the batch: 0 done, 1 no room in the KV, 2 preempted, < 0 failed.
+
+        ``preempt`` is polled by llama.cpp between graph nodes (a Python call each, so only for
+        long steps); when it says True the call stops, llama.cpp drops what the unfinished
+        micro-batch put in the memory, and the result is 2.
+        """
+        if preempt is None:
+            return ll.llama_decode(self._ptr, self.batch.raw)
+        callback = ll.ggml_abort_callback(lambda _data: bool(preempt()))
+        ll.llama_set_abort_callback(self._ptr, callback, None)
+        try:
+            return ll.llama_decode(self._ptr, self.batch.raw)
+        finally:
+            ll.llama_set_abort_callback(self._ptr, _NO_ABORT, None)
 
     def seq_rm(self, seq: int, start: int, end: int = -1) -> bool:
         return bool(ll.llama_memory_seq_rm(self.memory, seq, start, end))

@@ -57,13 +57,7 @@ async def embed(runtime: Runtime, req: EmbedRequest) -> Json:
         runtime.runners.release(runner)
     if req.legacy:
         return {"embedding": vectors[0] if vectors else []}
-    dims = req.dimensions
-    out = []
-    for vector in vectors:
-        vector = normalise(vector)
-        if isinstance(dims, int) and 0 < dims < len(vector):
-            vector = normalise(vector[:dims])
-        out.append(vector)
+    out = await asyncio.to_thread(_shaped, vectors, req.dimensions)  # many vectors: not on the loop
     return {
         "model": req.model,
         "embeddings": out,
@@ -71,3 +65,14 @@ async def embed(runtime: Runtime, req: EmbedRequest) -> Json:
         "load_duration": int(timing.load * 1e9),
         "prompt_eval_count": sum(len(t) for t in tokenized),
     }
+
+
+def _shaped(vectors: list[list[float]], dims: Any) -> list[list[float]]:
+    """Unit vectors, cut to ``dimensions`` (and normalised again) when asked, as Ollama does."""
+    out = []
+    for vector in vectors:
+        vector = normalise(vector)
+        if isinstance(dims, int) and 0 < dims < len(vector):
+            vector = normalise(vector[:dims])
+        out.append(vector)
+    return out

@@ -210,13 +210,16 @@ def test_more_requests_than_cells_for_them_wait_instead_of_failing(smollm2_gguf:
 
 def test_a_prompt_evaluated_alone_gets_long_steps_and_yields_once_others_run(engine: Engine) -> None:
     """Small prefill chunks waste a CPU's matmul throughput, so a lone prompt gets the long
-    ``solo_step_target``; beside a decoder, or with another prompt, the short targets apply."""
+    ``solo_step_target``; beside a decoder, or with another prompt, or while an editor is
+    typing, the short targets apply."""
+    import time
     from types import SimpleNamespace
 
     from llamita.server.engine.request import RequestStatus
 
-    def budgets() -> dict[str, int | None]:
-        scheduler, saved = engine.scheduler, (engine.scheduler.running, engine._sec_per_token)
+    def step_times() -> dict[str, float | None]:
+        scheduler = engine.scheduler
+        saved = (scheduler.running, engine._sec_per_token, engine._last_interactive)
         prefill = SimpleNamespace(status=RequestStatus.PREFILLING)
         decode = SimpleNamespace(status=RequestStatus.DECODING)
         engine._sec_per_token = 0.001
@@ -228,14 +231,49 @@ def test_a_prompt_evaluated_alone_gets_long_steps_and_yields_once_others_run(eng
                 "decode": [prefill, decode],
             }.items():
                 scheduler.running = running
-                out[name] = engine._prefill_budget()
+                out[name] = engine._step_time()
+            scheduler.running = [prefill]
+            engine._last_interactive = time.monotonic()
+            out["typing"] = engine._step_time()
             return out
         finally:
-            scheduler.running, engine._sec_per_token = saved
+            scheduler.running, engine._sec_per_token, engine._last_interactive = saved
 
-    got = engine.call(budgets).result(timeout=600)  # between steps, on the engine thread
+    got = engine.call(step_times).result(timeout=600)  # between steps, on the engine thread
     assert got == {
-        "alone": int(engine.solo_step_target / 0.001),
-        "two": int(engine.step_target / 0.001),
-        "decode": int(engine.step_target * engine.decode_share / 0.001),
+        "alone": engine.solo_step_target,
+        "two": engine.step_target,
+        "decode": engine.step_target * engine.decode_share,
+        "typing": engine.step_target,
     }
+
+
+def test_a_long_step_stops_for_a_keystroke_and_loses_nothing(engine: Engine) -> None:
+    """A prompt alone gets long steps; a keystroke arriving during one stops it (llama.cpp's
+    abort callback), and the stopped step is simply evaluated again: same greedy answer."""
+    text = "Summarise this: " + "the quick brown fox jumps over the lazy dog. " * 50
+
+    def forget_idle_kv() -> None:
+        for slot in engine.scheduler.slots.slots:
+            if not slot.busy:
+                engine.scheduler.slots.evict(slot, engine.ctx)
+
+    expected, _ = run(collect(engine, text, temperature=0, num_predict=12))
+    engine.call(forget_idle_kv).result(timeout=600)
+    real, fired = engine.ctx.decode, []
+
+    def decode(preempt=None):  # noqa: ANN001, ANN202 - stands in for Context.decode
+        if preempt is not None and not fired:
+            fired.append(len(engine.ctx.batch))
+            engine._urgent = True  # a keystroke arrives as the long step starts
+        return real(preempt)
+
+    before = engine._decoder.preempted
+    engine.ctx.decode = decode
+    try:
+        got, done = run(collect(engine, text, temperature=0, num_predict=12))
+    finally:
+        del engine.ctx.decode
+    assert fired, "the lone prompt never got a long (stoppable) step"
+    assert engine._decoder.preempted == before + 1
+    assert got == expected and done.prompt_cache_tokens == 0
