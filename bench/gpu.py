@@ -131,10 +131,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 def main(argv: list[str] | None = None) -> int:
     a = parse_args(argv)
     exit_on_sigterm()
+    if not a.allow_cpu:
+        refuse_without_gpu(gpu_problems(None))  # first: the plainest message on a box without a GPU
     fim_load = fim_load_path(a.fim_load)
     peers = [s for s in a.server_names if s != OURS]
-    if not a.allow_cpu:
-        refuse_without_gpu(gpu_problems(None))  # before looking for llama-server: the plainer message
     binary = find_llama_server(a.llama_server) if peers else None
     problems = gpu_problems(binary)
     if not a.allow_cpu:
