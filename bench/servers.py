@@ -143,6 +143,13 @@ def _create(server: Server, env: dict[str, str], log: Path) -> None:
         raise RuntimeError(f"llamita create failed ({done.returncode}); log {log}:\n{_tail(log)}")
 
 
+def _load(server: Server, url: str, timeout: float) -> None:
+    """One token, so that loading the model is not charged to fim_load's warm-up (it waits 120 s)."""
+    body = {"model": server.model, "prompt": "def", "raw": True, "stream": False}
+    body["options"] = {"num_predict": 1}
+    httpx.post(url + "/api/generate", json=body, timeout=timeout, trust_env=False).raise_for_status()
+
+
 @contextlib.contextmanager
 def running(server: Server, log: Path, timeout: float = 600) -> Iterator[str]:
     """Start ``server``, wait until it is healthy (and its model created); yields its fim_load target."""
@@ -157,6 +164,7 @@ def running(server: Server, log: Path, timeout: float = 600) -> Iterator[str]:
         _wait_healthy(server, proc, url, log, timeout)
         if server.modelfile is not None:
             _create(server, env, log.with_suffix(".create.log"))
+            _load(server, url, timeout)
         yield server.target(url)
     finally:
         stop(proc)
