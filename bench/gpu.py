@@ -23,9 +23,10 @@ import shutil
 import subprocess
 import sys
 import tempfile
+from collections.abc import Callable
 from pathlib import Path
 
-from servers import BUILD_HELP, exit_on_sigterm, find_llama_server, llama_server, llamita
+from servers import BUILD_HELP, Server, exit_on_sigterm, find_llama_server, llama_server, llamita
 from sidebyside import Check, Phase, fim_load_path, load, report, run_server
 
 OURS = "llamita"
@@ -152,7 +153,7 @@ def main(argv: list[str] | None = None) -> int:
     parameters = {"num_gpu": a.ngl, "num_ctx": a.ctx} | ({"num_thread": a.threads} if a.threads else {})
     env = {"OLLAMA_NUM_PARALLEL": str(a.parallel)}
 
-    def peer(name: str, np: int):
+    def peer(name: str, np: int) -> Callable[[], Server]:
         return lambda: llama_server(
             name, binary, a.gguf, ctx=a.ctx, parallel=np, threads=a.threads, ngl=a.ngl
         )

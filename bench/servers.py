@@ -81,9 +81,11 @@ def llama_server_argv(
     return argv
 
 
-def llama_server(name: str, binary: Path, gguf: Path, **options: int | None) -> Server:
+def llama_server(
+    name: str, binary: Path, gguf: Path, *, ctx: int, parallel: int, threads: int | None, ngl: int | None
+) -> Server:
     port = free_port()
-    argv = llama_server_argv(binary, gguf, port, **options)  # type: ignore[arg-type]
+    argv = llama_server_argv(binary, gguf, port, ctx=ctx, parallel=parallel, threads=threads, ngl=ngl)
     return Server(name, "llama-server", argv, health="/health", port=port)
 
 
