@@ -19,6 +19,11 @@ Recurrent and hybrid models (``can_copy=False``) keep one state per sequence, th
 its last token: it cannot be trimmed to a position, and llama.cpp's ``seq_cp`` hands over the
 donor's whole state whatever range is asked.  For them a slot is reused only when everything
 it holds is a prefix of the request, nothing is ever copied, and any other slot is cleared.
+
+With 64 editors of 4k-token prompts, placement runs at every keystroke, so it costs O(slots)
+per request: each slot's prefix shared with the request is found once, through blocks of
+tokens interned so that shared blocks compare by identity (``SlotTable._blocks``), and what
+each slot shares with the others comes from one sort of the slots (``SlotTable._sorted``).
 """
 
 from __future__ import annotations
@@ -30,6 +35,8 @@ from dataclasses import dataclass, field
 from typing import Protocol
 
 from .request import Request
+
+BLOCK = 64  # tokens per interned block: a prefix compares at one pointer per block
 
 
 class KVOps(Protocol):
@@ -65,6 +72,9 @@ class Slot:
     request: Request | None = None
     last_used: float = 0.0
     exact: int | None = None  # after an in-place context shift, only KV below this is exact
+    # ``tokens`` as interned blocks (``SlotTable._blocks``): the list they describe, and its full blocks.
+    _of: list[int] | None = field(default=None, init=False, repr=False)
+    _blocks: list[tuple[int, ...]] = field(default_factory=list, init=False, repr=False)
 
     @property
     def busy(self) -> bool:
@@ -79,10 +89,15 @@ class Placement:
 
 
 class SlotTable:
-    def __init__(self, n_slots: int, can_copy: bool = True) -> None:
+    """The slots, and placement over them in O(slots) per request (see ``_blocks``)."""
+
+    def __init__(self, n_slots: int, can_copy: bool = True, block: int = BLOCK) -> None:
         self.can_copy = can_copy  # False: recurrent state, only whole-state reuse (see above)
         self.slots = [Slot(seq) for seq in range(n_slots)]
         self._cells: int | None = None  # ``cells_used``, kept up to date between placements
+        self._block = block
+        self._canon: dict[tuple[int, ...], tuple[int, ...]] = {}  # one object per distinct block
+        self._by_request: dict[int, Slot] = {}  # request id -> its slot (``slot_of``)
 
     def changed(self) -> None:
         """Slots' tokens changed other than by decoding: count the cells again when asked."""
@@ -113,70 +128,138 @@ class SlotTable:
         idle = self.idle()
         if not idle:
             return None
-        slot = self._choose(request, idle)
-        reused = self._usable(slot, request)
+        self._tidy()
+        prompt = request.prompt
+        mine = self._prompt_blocks(prompt, max(len(s.tokens) for s in self.slots))
+        lcp = {s: self._lcp(s, prompt, mine) for s in self.slots}  # each slot compared once
+        slot = self._choose(request, idle, lcp)
+        reused = self._usable(slot, lcp[slot])
         copied_from = None
         donor = max(
             (s for s in self.slots if s is not slot and self.can_copy),  # recurrent: never a donor
-            key=lambda s: common_prefix(s.tokens, request.prompt),
+            key=lcp.__getitem__,
             default=None,
         )
         if donor is not None:
-            donor_lcp = common_prefix(donor.tokens, request.prompt)
+            donor_lcp = lcp[donor]
             if donor.exact is not None:  # a context shift moved the rest: not this prompt's KV
                 donor_lcp = min(donor_lcp, donor.exact)
             if donor_lcp > reused + 16:
                 kv.seq_rm(slot.seq, 0, -1)
                 kv.seq_cp(donor.seq, slot.seq, 0, donor_lcp)
-                slot.tokens = list(request.prompt[:donor_lcp])
+                slot.tokens = list(prompt[:donor_lcp])
+                slot._of, slot._blocks = slot.tokens, self._blocks(donor)[: donor_lcp // self._block]
                 reused, copied_from = donor_lcp, donor.seq
         # Always evaluate at least the last prompt token: its logits start the generation.
-        reused = max(min(reused, len(request.prompt) - 1), 0)
+        reused = max(min(reused, len(prompt) - 1), 0)
         if reused < len(slot.tokens) and not kv.seq_rm(slot.seq, reused, -1):
             kv.seq_rm(slot.seq, 0, -1)  # memory that cannot be trimmed (recurrent models)
             reused = 0
         del slot.tokens[reused:]
+        self._blocks(slot)
         self.changed()
         slot.request = request
         slot.session = request.session  # the KV is now this request's, not a previous editor's
         slot.last_used = time.monotonic()
+        self._by_request[request.id] = slot
         return Placement(slot, reused, copied_from)
 
-    def _choose(self, request: Request, idle: list[Slot]) -> Slot:
+    def _choose(self, request: Request, idle: list[Slot], lcp: dict[Slot, int]) -> Slot:
         if request.session is not None:
             for slot in idle:
                 if slot.session == request.session:
                     return slot
+        kept = {s: self._usable(s, lcp[s]) for s in idle}
+        # What another slot also holds is not lost; computed only when some slot would lose tokens.
+        elsewhere = self._elsewhere() if self.can_copy and any(len(s.tokens) > kept[s] for s in idle) else {}
 
         def score(slot: Slot) -> tuple[int, int, float]:
             # An editor must not evict another editor's KV while an unclaimed slot exists;
             # shared prefixes are still reused by copying (see ``place``).
             unclaimed = 1 if slot.session is None or slot.session == request.session else 0
-            lcp = self._usable(slot, request)
-            gain = lcp - self._lost(slot, lcp)
+            gain = kept[slot] - self._lost(slot, kept[slot], elsewhere.get(slot, 0))
             if request.session is not None:
                 return (unclaimed, gain, -slot.last_used)
             return (gain, unclaimed, -slot.last_used)
 
         return max(idle, key=score)
 
-    def _usable(self, slot: Slot, request: Request) -> int:
-        """Prompt tokens the slot's state can serve: its prefix shared with the request, or for
-        recurrent state all of it when it is a prefix of the request and nothing otherwise."""
-        lcp = common_prefix(slot.tokens, request.prompt)
+    def _usable(self, slot: Slot, lcp: int) -> int:
+        """Prompt tokens the slot's state can serve: its prefix ``lcp`` shared with the request,
+        or for recurrent state all of it when it is a prefix of the request and nothing otherwise."""
         return lcp if self.can_copy or lcp == len(slot.tokens) else 0
 
-    def _lost(self, slot: Slot, kept: int) -> int:
-        """Tokens of ``slot`` that trimming it to ``kept`` would drop and no other slot holds."""
+    def _lost(self, slot: Slot, kept: int, elsewhere: int) -> int:
+        """Tokens of ``slot`` that trimming it to ``kept`` would drop and no other slot holds
+        (``elsewhere``: the longest prefix it shares with another slot)."""
         if len(slot.tokens) <= kept:
             return 0
         if not self.can_copy:
             return len(slot.tokens)  # no other slot can lend a recurrent state back
-        elsewhere = max(
-            (common_prefix(slot.tokens, other.tokens) for other in self.slots if other is not slot),
-            default=0,
-        )
         return max(len(slot.tokens) - max(kept, elsewhere), 0)
+
+    def _blocks(self, slot: Slot) -> list[tuple[int, ...]]:
+        """``slot.tokens``' full blocks of ``block`` tokens, interned: equal blocks are one object.
+
+        Two token lists then compare block by block at a pointer compare per shared block, so
+        a longest common prefix costs O(blocks) plus one block of tokens, not O(tokens).  Kept
+        up to date lazily: a list assigned anew is blocked again, one cut shorter in place loses
+        its stale blocks here (``decoded`` and ``copy`` look before they extend), and new full
+        blocks are interned as they appear.  Interning compares contents, so it is exact.
+        """
+        tokens, n = slot.tokens, self._block
+        if slot._of is not tokens:
+            slot._of, slot._blocks = tokens, []
+        blocks, full = slot._blocks, len(tokens) // n
+        if len(blocks) > full:
+            del blocks[full:]
+        canon = self._canon
+        for i in range(len(blocks) * n, full * n, n):
+            block = tuple(tokens[i : i + n])
+            blocks.append(canon.setdefault(block, block))
+        return blocks
+
+    def _prompt_blocks(self, prompt: Sequence[int], longest: int) -> list[tuple[int, ...]]:
+        """The prompt's full blocks up to ``longest`` tokens, as the interned objects where they exist."""
+        n, canon = self._block, self._canon
+        ends = range(n, min(len(prompt), longest) + 1, n)
+        return [canon.get(b, b) for b in (tuple(prompt[end - n : end]) for end in ends)]
+
+    def _lcp(self, slot: Slot, tokens: Sequence[int], blocks: list[tuple[int, ...]]) -> int:
+        """``common_prefix(slot.tokens, tokens)`` from their blocks, then one block of tokens."""
+        k = common_prefix(self._blocks(slot), blocks) * self._block
+        return k + common_prefix(slot.tokens[k : k + self._block], tokens[k : k + self._block])
+
+    def _tidy(self) -> None:
+        """Forget interned blocks no slot holds any more, once they outnumber the live ones."""
+        live = sum(len(self._blocks(s)) for s in self.slots)
+        if len(self._canon) > 2 * live + 1024:
+            canon: dict[tuple[int, ...], tuple[int, ...]] = {}
+            for s in self.slots:
+                s._blocks[:] = [canon.setdefault(b, b) for b in s._blocks]
+            self._canon = canon
+
+    def _sorted(self) -> tuple[list[Slot], list[int]]:
+        """Slots holding tokens in token order, and the prefix each shares with the one before.
+
+        In sorted order the longest prefix a list shares with any other is the one it shares
+        with a neighbour, and two lists share ``min`` of what the lists between them share.
+        Interned blocks make both the sort and the neighbours' prefixes O(blocks).
+        """
+        keys = {
+            s: [*self._blocks(s), tuple(s.tokens[len(s._blocks) * self._block :])]
+            for s in self.slots
+            if s.tokens
+        }
+        order = sorted(keys, key=keys.__getitem__)
+        adj = [0] + [self._lcp(b, a.tokens, a._blocks) for a, b in itertools.pairwise(order)]
+        return order, adj
+
+    def _elsewhere(self) -> dict[Slot, int]:
+        """Each slot's longest prefix shared with another slot."""
+        order, adj = self._sorted()
+        adj.append(0)
+        return {s: max(adj[i], adj[i + 1]) for i, s in enumerate(order)}
 
     def cells_used(self) -> int:
         """Distinct KV cells the slots hold: prefixes shared through ``seq_cp`` count once.
@@ -185,22 +268,38 @@ class SlotTable:
         prefixes over all slots (the nodes of a trie of their token lists): sorted, each list
         adds what it does not share with its predecessor.  It is a lower bound when two slots
         evaluated the same prefix separately; the engine evicts more if llama.cpp disagrees.
-        Computed after placements only (O(slots x tokens)); decoding just adds its tokens.
+        Computed after placements only (O(slots x blocks)); decoding just adds its tokens.
         """
         if self._cells is None:
-            lists = sorted(s.tokens for s in self.slots if s.tokens)
-            total = sum(len(t) for t in lists)
-            self._cells = total - sum(common_prefix(a, b) for a, b in itertools.pairwise(lists))
+            order, adj = self._sorted()
+            self._cells = sum(len(s.tokens) for s in order) - sum(adj)
         return self._cells
 
     def make_room(self, kv: KVOps, n_tokens: int, n_cells: int) -> None:
-        """Drop idle slots' KV, least recently used first, until ``n_tokens`` more cells fit."""
-        if self.kv_tokens() + n_tokens <= n_cells:
-            return  # the cheap upper bound already fits
+        """Drop idle slots' KV, least recently used first, until ``n_tokens`` more cells fit.
+
+        One sort of the slots, then each eviction takes its list out of the sorted order:
+        the cells it alone held go, and its neighbours now share what they shared through it.
+        """
+        if self.kv_tokens() + n_tokens <= n_cells or self.cells_used() + n_tokens <= n_cells:
+            return  # the cheap upper bound, or the count kept since the last placement, fits
+        order, adj = self._sorted()
+        cells = sum(len(s.tokens) for s in order) - sum(adj)
+        at = {s: i for i, s in enumerate(order)}
+        prev, nxt = list(range(-1, len(order) - 1)), [*range(1, len(order)), -1]
         for slot in sorted((s for s in self.slots if not s.busy and s.tokens), key=lambda s: s.last_used):
-            if self.cells_used() + n_tokens <= n_cells:
+            if cells + n_tokens <= n_cells:
                 break
+            i = at[slot]
+            p, q = prev[i], nxt[i]
+            after = adj[q] if q >= 0 else 0
+            cells -= len(slot.tokens) - max(adj[i], after)
+            if q >= 0:
+                adj[q], prev[q] = min(adj[i], after), p
+            if p >= 0:
+                nxt[p] = q
             self.evict(slot, kv)
+        self._cells = cells
 
     def evict_one(self, kv: KVOps) -> bool:
         """Drop the least recently used idle slot's KV; False when no idle slot holds any."""
@@ -226,7 +325,9 @@ class SlotTable:
 
     def decoded(self, slot: Slot, tokens: list[int]) -> None:
         """``tokens`` were decoded into ``slot``'s sequence, each into a new cell."""
+        self._blocks(slot)  # a list cut in place outside the table: drop its stale blocks first
         slot.tokens.extend(tokens)
+        self._blocks(slot)
         self.grew(len(tokens))
 
     def copy(self, donor: Slot, slot: Slot, start: int, end: int, kv: KVOps) -> None:
@@ -235,7 +336,9 @@ class SlotTable:
         ``seq_cp`` shares cells (no new ones), so the cell count stays as it is.
         """
         kv.seq_cp(donor.seq, slot.seq, start, end)
+        self._blocks(slot)
         slot.tokens.extend(donor.tokens[start:end])
+        self._blocks(slot)
 
     def shares_beyond(self, slot: Slot, pos: int) -> bool:
         """Whether another slot may share ``slot``'s cells at positions >= ``pos``.
@@ -243,7 +346,8 @@ class SlotTable:
         Shared cells only come from copying a common prefix and a trim unshares everything
         after it, so a cell at position p is shared only if both token lists agree up to p.
         """
-        return any(common_prefix(slot.tokens, o.tokens) > pos for o in self.slots if o is not slot)
+        mine = self._blocks(slot)
+        return any(self._lcp(o, slot.tokens, mine) > pos for o in self.slots if o is not slot)
 
     def shift(self, slot: Slot, keep: int, discard: int, kv: KVOps, can_shift: bool) -> list[int]:
         """Context shift: keep ``keep`` tokens, drop the next ``discard``, and move the rest down.
@@ -265,6 +369,7 @@ class SlotTable:
             return []
         if kv.seq_rm(slot.seq, keep, -1):
             del slot.tokens[keep:]
+            self._blocks(slot)
             return kept[keep:]
         kv.seq_rm(slot.seq, 0, -1)  # memory that cannot be trimmed (recurrent): start over
         slot.tokens.clear()
@@ -278,11 +383,18 @@ class SlotTable:
                 kv.seq_rm(slot.seq, 0, -1)
                 slot.exact = 0
             del slot.tokens[slot.exact :]
+            self._blocks(slot)
         slot.exact = None
 
     def release(self, slot: Slot) -> None:
+        if slot.request is not None and self._by_request.get(slot.request.id) is slot:
+            del self._by_request[slot.request.id]
         slot.request = None
         slot.last_used = time.monotonic()
 
     def slot_of(self, request: Request) -> Slot | None:
+        """O(1) for a placed request; a request set on a slot directly is still found."""
+        slot = self._by_request.get(request.id)
+        if slot is not None and slot.request is request:
+            return slot
         return next((s for s in self.slots if s.request is request), None)
