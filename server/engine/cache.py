@@ -21,14 +21,15 @@ donor's whole state whatever range is asked.  For them a slot is reused only whe
 it holds is a prefix of the request, nothing is ever copied, and any other slot is cleared.
 
 With 64 editors of 4k-token prompts, placement runs at every keystroke, so it costs O(slots)
-per request: each slot's prefix shared with the request is found once, through blocks of
-tokens interned so that shared blocks compare by identity (``SlotTable._blocks``), and what
+per request: each slot's prefix shared with the request is found once, through a trie of
+token blocks that makes a shared prefix one object per block (``SlotTable._path``), and what
 each slot shares with the others comes from one sort of the slots (``SlotTable._sorted``).
 """
 
 from __future__ import annotations
 
 import itertools
+import operator
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -36,7 +37,16 @@ from typing import Protocol
 
 from .request import Request
 
-BLOCK = 64  # tokens per interned block: a prefix compares at one pointer per block
+BLOCK = 64  # tokens per trie node: prefixes compare at one pointer per block
+
+
+class Node:
+    """A trie node: the prefix of full blocks up to ``block``, shared by ``n`` slots."""
+
+    __slots__ = ("block", "key", "n")
+
+    def __init__(self, key: tuple[Node | None, tuple[int, ...]]) -> None:
+        self.key, self.block, self.n = key, key[1], 0
 
 
 class KVOps(Protocol):
@@ -52,6 +62,8 @@ class KVOps(Protocol):
 def common_prefix(a: Sequence[int], b: Sequence[int]) -> int:
     """Length of the shared prefix; slices compare in C, so placement stays cheap on long prompts."""
     n = min(len(a), len(b))
+    if not n or a[0] != b[0]:
+        return 0
     if a[:n] == b[:n]:
         return n
     lo, hi = 0, n  # a[:lo] == b[:lo], and the first difference lies in [lo, hi)
@@ -72,8 +84,9 @@ class Slot:
     request: Request | None = None
     last_used: float = 0.0
     exact: int | None = None  # after an in-place context shift, only KV below this is exact
-    # ``tokens`` as interned blocks (``SlotTable._blocks``): the list they describe, and its full blocks.
+    # ``tokens`` in the trie (``SlotTable._path``): the list described, its nodes and their blocks.
     _of: list[int] | None = field(default=None, init=False, repr=False)
+    _path: list[Node] = field(default_factory=list, init=False, repr=False)
     _blocks: list[tuple[int, ...]] = field(default_factory=list, init=False, repr=False)
 
     @property
@@ -89,14 +102,14 @@ class Placement:
 
 
 class SlotTable:
-    """The slots, and placement over them in O(slots) per request (see ``_blocks``)."""
+    """The slots, and placement over them in O(slots) per request (see ``_path``)."""
 
     def __init__(self, n_slots: int, can_copy: bool = True, block: int = BLOCK) -> None:
         self.can_copy = can_copy  # False: recurrent state, only whole-state reuse (see above)
         self.slots = [Slot(seq) for seq in range(n_slots)]
         self._cells: int | None = None  # ``cells_used``, kept up to date between placements
         self._block = block
-        self._canon: dict[tuple[int, ...], tuple[int, ...]] = {}  # one object per distinct block
+        self._nodes: dict[tuple[Node | None, tuple[int, ...]], Node] = {}  # (parent, block) -> node
         self._by_request: dict[int, Slot] = {}  # request id -> its slot (``slot_of``)
 
     def changed(self) -> None:
@@ -128,9 +141,10 @@ class SlotTable:
         idle = self.idle()
         if not idle:
             return None
-        self._tidy()
         prompt = request.prompt
-        mine = self._prompt_blocks(prompt, max(len(s.tokens) for s in self.slots))
+        for s in self.slots:
+            self._path(s)  # the trie holds every slot's blocks before the prompt walks it
+        mine = self._prompt_path(prompt, max(len(s.tokens) for s in self.slots))
         lcp = {s: self._lcp(s, prompt, mine) for s in self.slots}  # each slot compared once
         slot = self._choose(request, idle, lcp)
         reused = self._usable(slot, lcp[slot])
@@ -147,8 +161,7 @@ class SlotTable:
             if donor_lcp > reused + 16:
                 kv.seq_rm(slot.seq, 0, -1)
                 kv.seq_cp(donor.seq, slot.seq, 0, donor_lcp)
-                slot.tokens = list(prompt[:donor_lcp])
-                slot._of, slot._blocks = slot.tokens, self._blocks(donor)[: donor_lcp // self._block]
+                self._reset(slot, list(prompt[:donor_lcp]), self._path(donor)[: donor_lcp // self._block])
                 reused, copied_from = donor_lcp, donor.seq
         # Always evaluate at least the last prompt token: its logits start the generation.
         reused = max(min(reused, len(prompt) - 1), 0)
@@ -156,7 +169,7 @@ class SlotTable:
             kv.seq_rm(slot.seq, 0, -1)  # memory that cannot be trimmed (recurrent models)
             reused = 0
         del slot.tokens[reused:]
-        self._blocks(slot)
+        self._path(slot)
         self.changed()
         slot.request = request
         slot.session = request.session  # the KV is now this request's, not a previous editor's
@@ -198,61 +211,79 @@ class SlotTable:
             return len(slot.tokens)  # no other slot can lend a recurrent state back
         return max(len(slot.tokens) - max(kept, elsewhere), 0)
 
-    def _blocks(self, slot: Slot) -> list[tuple[int, ...]]:
-        """``slot.tokens``' full blocks of ``block`` tokens, interned: equal blocks are one object.
+    def _path(self, slot: Slot) -> list[Node]:
+        """``slot.tokens``' full blocks of ``block`` tokens as trie nodes: one object per prefix.
 
-        Two token lists then compare block by block at a pointer compare per shared block, so
-        a longest common prefix costs O(blocks) plus one block of tokens, not O(tokens).  Kept
-        up to date lazily: a list assigned anew is blocked again, one cut shorter in place loses
-        its stale blocks here (``decoded`` and ``copy`` look before they extend), and new full
-        blocks are interned as they appear.  Interning compares contents, so it is exact.
+        Two lists share their first i blocks exactly when their paths hold the same node at
+        i - 1, so a longest common prefix is a binary search on identity plus one block of
+        tokens: O(log blocks + block), not O(tokens).  Kept up to date lazily: a list assigned
+        anew is walked again, one cut shorter in place loses its stale nodes here (``decoded``
+        and ``copy`` look before they extend), and new full blocks are added as they appear.
+        Each node counts the slots through it and leaves the trie with the last one.
         """
         tokens, n = slot.tokens, self._block
         if slot._of is not tokens:
-            slot._of, slot._blocks = tokens, []
-        blocks, full = slot._blocks, len(tokens) // n
-        if len(blocks) > full:
-            del blocks[full:]
-        canon = self._canon
-        for i in range(len(blocks) * n, full * n, n):
-            block = tuple(tokens[i : i + n])
-            blocks.append(canon.setdefault(block, block))
-        return blocks
+            self._reset(slot, tokens, [])
+        path, full = slot._path, len(tokens) // n
+        if len(path) > full:
+            self._cut(slot, full)
+        nodes, parent = self._nodes, path[-1] if path else None
+        for i in range(len(path) * n, full * n, n):
+            key = (parent, tuple(tokens[i : i + n]))
+            node = nodes.get(key)
+            if node is None:
+                node = nodes[key] = Node(key)
+            node.n += 1
+            path.append(node)
+            slot._blocks.append(node.block)
+            parent = node
+        return path
 
-    def _prompt_blocks(self, prompt: Sequence[int], longest: int) -> list[tuple[int, ...]]:
-        """The prompt's full blocks up to ``longest`` tokens, as the interned objects where they exist."""
-        n, canon = self._block, self._canon
-        ends = range(n, min(len(prompt), longest) + 1, n)
-        return [canon.get(b, b) for b in (tuple(prompt[end - n : end]) for end in ends)]
+    def _reset(self, slot: Slot, tokens: list[int], path: list[Node]) -> None:
+        """``slot`` now holds ``tokens``, whose first blocks are ``path`` (another slot's nodes)."""
+        self._cut(slot, 0)
+        for node in path:
+            node.n += 1
+        slot.tokens, slot._of, slot._path, slot._blocks = tokens, tokens, list(path), [p.block for p in path]
 
-    def _lcp(self, slot: Slot, tokens: Sequence[int], blocks: list[tuple[int, ...]]) -> int:
-        """``common_prefix(slot.tokens, tokens)`` from their blocks, then one block of tokens."""
-        k = common_prefix(self._blocks(slot), blocks) * self._block
-        return k + common_prefix(slot.tokens[k : k + self._block], tokens[k : k + self._block])
+    def _cut(self, slot: Slot, k: int) -> None:
+        """Keep the first ``k`` nodes of ``slot``'s path."""
+        for node in slot._path[k:]:
+            node.n -= 1
+            if not node.n:
+                del self._nodes[node.key]
+        del slot._path[k:], slot._blocks[k:]
 
-    def _tidy(self) -> None:
-        """Forget interned blocks no slot holds any more, once they outnumber the live ones."""
-        live = sum(len(self._blocks(s)) for s in self.slots)
-        if len(self._canon) > 2 * live + 1024:
-            canon: dict[tuple[int, ...], tuple[int, ...]] = {}
-            for s in self.slots:
-                s._blocks[:] = [canon.setdefault(b, b) for b in s._blocks]
-            self._canon = canon
+    def _prompt_path(self, prompt: Sequence[int], longest: int) -> list[Node]:
+        """The nodes of the prompt's leading blocks that some slot holds (none beyond ``longest``)."""
+        n, nodes, path = self._block, self._nodes, []
+        parent: Node | None = None
+        for end in range(n, min(len(prompt), longest) + 1, n):
+            parent = nodes.get((parent, tuple(prompt[end - n : end])))
+            if parent is None:
+                break
+            path.append(parent)
+        return path
+
+    def _lcp(self, slot: Slot, tokens: Sequence[int], path: list[Node]) -> int:
+        """``common_prefix(slot.tokens, tokens)`` from their paths, then one block of tokens."""
+        k = _same_nodes(self._path(slot), path) * self._block
+        return k + _within(slot.tokens[k : k + self._block], tokens[k : k + self._block])
 
     def _sorted(self) -> tuple[list[Slot], list[int]]:
         """Slots holding tokens in token order, and the prefix each shares with the one before.
 
         In sorted order the longest prefix a list shares with any other is the one it shares
         with a neighbour, and two lists share ``min`` of what the lists between them share.
-        Interned blocks make both the sort and the neighbours' prefixes O(blocks).
+        Shared blocks are one object, so the sort skips them at a pointer compare each.
         """
-        keys = {
-            s: [*self._blocks(s), tuple(s.tokens[len(s._blocks) * self._block :])]
-            for s in self.slots
-            if s.tokens
-        }
+        keys = {}
+        for s in self.slots:
+            if s.tokens:
+                full = len(self._path(s)) * self._block
+                keys[s] = [*s._blocks, tuple(s.tokens[full:])]
         order = sorted(keys, key=keys.__getitem__)
-        adj = [0] + [self._lcp(b, a.tokens, a._blocks) for a, b in itertools.pairwise(order)]
+        adj = [0] + [self._lcp(b, a.tokens, a._path) for a, b in itertools.pairwise(order)]
         return order, adj
 
     def _elsewhere(self) -> dict[Slot, int]:
@@ -325,9 +356,9 @@ class SlotTable:
 
     def decoded(self, slot: Slot, tokens: list[int]) -> None:
         """``tokens`` were decoded into ``slot``'s sequence, each into a new cell."""
-        self._blocks(slot)  # a list cut in place outside the table: drop its stale blocks first
+        self._path(slot)  # a list cut in place outside the table: drop its stale nodes first
         slot.tokens.extend(tokens)
-        self._blocks(slot)
+        self._path(slot)
         self.grew(len(tokens))
 
     def copy(self, donor: Slot, slot: Slot, start: int, end: int, kv: KVOps) -> None:
@@ -336,9 +367,9 @@ class SlotTable:
         ``seq_cp`` shares cells (no new ones), so the cell count stays as it is.
         """
         kv.seq_cp(donor.seq, slot.seq, start, end)
-        self._blocks(slot)
+        self._path(slot)
         slot.tokens.extend(donor.tokens[start:end])
-        self._blocks(slot)
+        self._path(slot)
 
     def shares_beyond(self, slot: Slot, pos: int) -> bool:
         """Whether another slot may share ``slot``'s cells at positions >= ``pos``.
@@ -346,7 +377,7 @@ class SlotTable:
         Shared cells only come from copying a common prefix and a trim unshares everything
         after it, so a cell at position p is shared only if both token lists agree up to p.
         """
-        mine = self._blocks(slot)
+        mine = self._path(slot)
         return any(self._lcp(o, slot.tokens, mine) > pos for o in self.slots if o is not slot)
 
     def shift(self, slot: Slot, keep: int, discard: int, kv: KVOps, can_shift: bool) -> list[int]:
@@ -369,7 +400,7 @@ class SlotTable:
             return []
         if kv.seq_rm(slot.seq, keep, -1):
             del slot.tokens[keep:]
-            self._blocks(slot)
+            self._path(slot)
             return kept[keep:]
         kv.seq_rm(slot.seq, 0, -1)  # memory that cannot be trimmed (recurrent): start over
         slot.tokens.clear()
@@ -383,7 +414,7 @@ class SlotTable:
                 kv.seq_rm(slot.seq, 0, -1)
                 slot.exact = 0
             del slot.tokens[slot.exact :]
-            self._blocks(slot)
+            self._path(slot)
         slot.exact = None
 
     def release(self, slot: Slot) -> None:
@@ -398,3 +429,25 @@ class SlotTable:
         if slot is not None and slot.request is request:
             return slot
         return next((s for s in self.slots if s.request is request), None)
+
+
+def _same_nodes(a: list[Node], b: list[Node]) -> int:
+    """Leading nodes two paths share; a trie node stands for its whole prefix, so a bisection."""
+    m = min(len(a), len(b))
+    if not m or a[0] is not b[0]:
+        return 0
+    if a[m - 1] is b[m - 1]:
+        return m
+    lo, hi = 1, m - 1  # a[:lo] is shared, a[hi] is not
+    while lo < hi:
+        mid = (lo + hi) // 2
+        if a[mid] is b[mid]:
+            lo = mid + 1
+        else:
+            hi = mid
+    return lo
+
+
+def _within(a: Sequence[int], b: Sequence[int]) -> int:
+    """``common_prefix`` of two lists of at most a block: a scan in C beats bisecting slices there."""
+    return next(itertools.compress(itertools.count(), map(operator.ne, a, b)), min(len(a), len(b)))

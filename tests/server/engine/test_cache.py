@@ -322,10 +322,20 @@ def random_table(rng: random.Random, can_copy: bool) -> SlotTable:
 def assert_same_state(table: SlotTable, ref: Reference) -> None:
     for mine, theirs in zip(table.slots, ref.slots, strict=True):
         assert (mine.tokens, mine.session, mine.request) == (theirs.tokens, theirs.session, theirs.request)
-        n = table._block
-        expected = [tuple(mine.tokens[i : i + n]) for i in range(0, len(mine.tokens) - n + 1, n)]
-        assert table._blocks(mine) == expected
-        assert all(table._canon[b] is b for b in table._blocks(mine))  # shared blocks are one object
+    assert_coherent(table)
+
+
+def assert_coherent(table: SlotTable) -> None:
+    """The trie of blocks holds exactly the slots' blocks, each prefix once, counted right."""
+    n, counts = table._block, {}
+    for slot in table.slots:
+        path = table._path(slot)
+        expected = [tuple(slot.tokens[i : i + n]) for i in range(0, len(slot.tokens) - n + 1, n)]
+        assert [node.block for node in path] == slot._blocks == expected
+        for i, node in enumerate(path):
+            assert table._nodes[(path[i - 1] if i else None, node.block)] is node
+            counts[node] = counts.get(node, 0) + 1
+    assert {node: node.n for node in table._nodes.values()} == counts
 
 
 @pytest.mark.parametrize("can_copy", [True, False])
@@ -402,3 +412,4 @@ def test_the_table_stays_coherent_through_every_change_to_the_tokens() -> None:
                 table.make_room(kv, rng.randint(0, 20), rng.randint(0, 120))
             table.changed()
             assert table.cells_used() == Reference(table).cells_used()
+            assert_coherent(table)
