@@ -29,10 +29,11 @@ each slot shares with the others comes from one sort of the slots (``SlotTable._
 from __future__ import annotations
 
 import itertools
-import operator
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from itertools import compress, count
+from operator import ne
 from typing import Protocol
 
 from .request import Request
@@ -78,6 +79,9 @@ def common_prefix(a: Sequence[int], b: Sequence[int]) -> int:
 
 @dataclass(eq=False)
 class Slot:
+    """One sequence's bookkeeping.  Change ``tokens`` through ``SlotTable`` or assign a new list:
+    the table notices a new list or a shorter one, not one edited in place outside it."""
+
     seq: int
     tokens: list[int] = field(default_factory=list)  # what the KV holds for ``seq`` (see ``changed``)
     session: str | None = None
@@ -266,9 +270,8 @@ class SlotTable:
         return path
 
     def _lcp(self, slot: Slot, tokens: Sequence[int], path: list[Node]) -> int:
-        """``common_prefix(slot.tokens, tokens)`` from their paths, then one block of tokens."""
-        k = _same_nodes(self._path(slot), path) * self._block
-        return k + _within(slot.tokens[k : k + self._block], tokens[k : k + self._block])
+        """``common_prefix(slot.tokens, tokens)``; ``slot``'s path must be up to date."""
+        return _lcp(slot.tokens, slot._path, tokens, path, self._block)
 
     def _sorted(self) -> tuple[list[Slot], list[int]]:
         """Slots holding tokens in token order, and the prefix each shares with the one before.
@@ -356,9 +359,7 @@ class SlotTable:
 
     def decoded(self, slot: Slot, tokens: list[int]) -> None:
         """``tokens`` were decoded into ``slot``'s sequence, each into a new cell."""
-        self._path(slot)  # a list cut in place outside the table: drop its stale nodes first
-        slot.tokens.extend(tokens)
-        self._path(slot)
+        self._grow(slot, tokens)
         self.grew(len(tokens))
 
     def copy(self, donor: Slot, slot: Slot, start: int, end: int, kv: KVOps) -> None:
@@ -367,9 +368,16 @@ class SlotTable:
         ``seq_cp`` shares cells (no new ones), so the cell count stays as it is.
         """
         kv.seq_cp(donor.seq, slot.seq, start, end)
-        self._path(slot)
-        slot.tokens.extend(donor.tokens[start:end])
-        self._path(slot)
+        self._grow(slot, donor.tokens[start:end])
+
+    def _grow(self, slot: Slot, tokens: list[int]) -> None:
+        """Extend ``slot.tokens``, and its path once a block fills (cheap: once a decode step)."""
+        n = self._block
+        if slot._of is not slot.tokens or len(slot.tokens) < len(slot._path) * n:
+            self._path(slot)  # set or cut from outside: stale nodes go before the list grows
+        slot.tokens.extend(tokens)
+        if len(slot.tokens) >= (len(slot._path) + 1) * n:
+            self._path(slot)
 
     def shares_beyond(self, slot: Slot, pos: int) -> bool:
         """Whether another slot may share ``slot``'s cells at positions >= ``pos``.
@@ -378,6 +386,8 @@ class SlotTable:
         after it, so a cell at position p is shared only if both token lists agree up to p.
         """
         mine = self._path(slot)
+        for o in self.slots:
+            self._path(o)
         return any(self._lcp(o, slot.tokens, mine) > pos for o in self.slots if o is not slot)
 
     def shift(self, slot: Slot, keep: int, discard: int, kv: KVOps, can_shift: bool) -> list[int]:
@@ -431,23 +441,27 @@ class SlotTable:
         return next((s for s in self.slots if s.request is request), None)
 
 
-def _same_nodes(a: list[Node], b: list[Node]) -> int:
-    """Leading nodes two paths share; a trie node stands for its whole prefix, so a bisection."""
-    m = min(len(a), len(b))
-    if not m or a[0] is not b[0]:
-        return 0
-    if a[m - 1] is b[m - 1]:
-        return m
-    lo, hi = 1, m - 1  # a[:lo] is shared, a[hi] is not
-    while lo < hi:
-        mid = (lo + hi) // 2
-        if a[mid] is b[mid]:
-            lo = mid + 1
-        else:
-            hi = mid
-    return lo
+def _lcp(x: Sequence[int], xp: list[Node], y: Sequence[int], yp: list[Node], n: int) -> int:
+    """``common_prefix(x, y)`` from their trie paths ``xp``/``yp``, then one block of tokens.
 
-
-def _within(a: Sequence[int], b: Sequence[int]) -> int:
-    """``common_prefix`` of two lists of at most a block: a scan in C beats bisecting slices there."""
-    return next(itertools.compress(itertools.count(), map(operator.ne, a, b)), min(len(a), len(b)))
+    A node stands for its whole prefix, so the shared blocks are a bisection on identity; the
+    block where the lists part is scanned in C (bisecting slices costs more at that size).
+    """
+    m = min(len(xp), len(yp))
+    if not m or xp[0] is not yp[0]:
+        k = 0
+    elif xp[m - 1] is yp[m - 1]:
+        k = m * n
+    else:
+        lo, hi = 1, m - 1  # xp[:lo] is shared, xp[hi] is not
+        while lo < hi:
+            mid = (lo + hi) // 2
+            if xp[mid] is yp[mid]:
+                lo = mid + 1
+            else:
+                hi = mid
+        k = lo * n
+    a, b = x[k : k + n], y[k : k + n]
+    if not a or not b or a[0] != b[0]:
+        return k
+    return k + next(compress(count(), map(ne, a, b)), min(len(a), len(b)))
