@@ -182,21 +182,24 @@ class SlotTable:
         return Placement(slot, reused, copied_from)
 
     def _choose(self, request: Request, idle: list[Slot], lcp: dict[Slot, int]) -> Slot:
-        if request.session is not None:
+        session = request.session
+        if session is not None:
             for slot in idle:
-                if slot.session == request.session:
+                if slot.session == session:
                     return slot
+            # An editor must not evict another editor's KV while an unclaimed slot exists;
+            # shared prefixes are still reused by copying (see ``place``).
+            unclaimed = [s for s in idle if s.session is None]
+            idle = unclaimed or idle
         kept = {s: self._usable(s, lcp[s]) for s in idle}
         # What another slot also holds is not lost; computed only when some slot would lose tokens.
         elsewhere = self._elsewhere() if self.can_copy and any(len(s.tokens) > kept[s] for s in idle) else {}
 
         def score(slot: Slot) -> tuple[int, int, float]:
-            # An editor must not evict another editor's KV while an unclaimed slot exists;
-            # shared prefixes are still reused by copying (see ``place``).
-            unclaimed = 1 if slot.session is None or slot.session == request.session else 0
             gain = kept[slot] - self._lost(slot, kept[slot], elsewhere.get(slot, 0))
-            if request.session is not None:
-                return (unclaimed, gain, -slot.last_used)
+            if session is not None:
+                return (gain, 0, -slot.last_used)
+            unclaimed = 1 if slot.session is None else 0
             return (gain, unclaimed, -slot.last_used)
 
         return max(idle, key=score)
