@@ -171,19 +171,21 @@ class Workload:
         return Request(prompt, SamplingParams(), lambda e: None, session)
 
 
-def time_places(table: SlotTable, work: Workload, rounds: int) -> list[float]:
-    """µs per ``place``; after each, the prompt is prefilled and another busy slot finishes."""
-    kv, costs = FakeKV(), []
+def time_places(table: SlotTable, work: Workload, rounds: int) -> tuple[list[float], list[float]]:
+    """µs per ``place``, wall and this thread's CPU (a busy box stretches the wall time only);
+    after each, the prompt is prefilled and another busy slot finishes."""
+    kv, costs, cpu = FakeKV(), [], []
     for _ in range(rounds):
         request = work.request()
-        start = time.perf_counter()
+        start, start_cpu = time.perf_counter(), time.thread_time()
         table.place(request, kv)
         costs.append((time.perf_counter() - start) * 1e6)
+        cpu.append((time.thread_time() - start_cpu) * 1e6)
         slot = table.slot_of(request)
         assert slot is not None
         table.decoded(slot, request.prompt[len(slot.tokens) :])
         table.release(work.rng.choice([s for s in table.slots if s.busy and s is not slot]))
-    return costs
+    return costs, cpu
 
 
 def time_each(build: Callable[[], SlotTable], act: Callable[[SlotTable], object], rounds: int) -> list[float]:
@@ -238,7 +240,9 @@ def main() -> int:
             work = Workload(n_slots, args.tokens)
             base = work.table(n_slots, cls)
             n = max(rounds // 10, 1) if rounds else 0
-            rows.setdefault("place", []).append(time_places(base, work, rounds))
+            wall, cpu = time_places(base, work, rounds)
+            rows.setdefault("place", []).append(wall)
+            rows.setdefault("place (cpu)", []).append(cpu)
             rows.setdefault("cells_used", []).append(time_each(lambda b=base: b, recount, n))
             rows.setdefault("make_room", []).append(time_each(lambda b=base: counted(b), evict_half, n))
         for what, (new, old) in rows.items():

@@ -149,7 +149,8 @@ class SlotTable:
         for s in self.slots:
             self._path(s)  # the trie holds every slot's blocks before the prompt walks it
         mine = self._prompt_path(prompt, max(len(s.tokens) for s in self.slots))
-        lcp = {s: self._lcp(s, prompt, mine) for s in self.slots}  # each slot compared once
+        n = self._block
+        lcp = {s: _lcp(s.tokens, s._path, prompt, mine, n) for s in self.slots}  # each slot compared once
         slot = self._choose(request, idle, lcp)
         reused = self._usable(slot, lcp[slot])
         copied_from = None
@@ -192,17 +193,51 @@ class SlotTable:
             unclaimed = [s for s in idle if s.session is None]
             idle = unclaimed or idle
         kept = {s: self._usable(s, lcp[s]) for s in idle}
-        # What another slot also holds is not lost; computed only when some slot would lose tokens.
-        elsewhere = self._elsewhere() if self.can_copy and any(len(s.tokens) > kept[s] for s in idle) else {}
+        bounds = {s: self._elsewhere_bounds(s, kept[s]) for s in idle}
 
-        def score(slot: Slot) -> tuple[int, int, float]:
-            gain = kept[slot] - self._lost(slot, kept[slot], elsewhere.get(slot, 0))
-            if session is not None:
-                return (gain, 0, -slot.last_used)
-            unclaimed = 1 if slot.session is None else 0
-            return (gain, unclaimed, -slot.last_used)
+        def score(slot: Slot, elsewhere: int) -> tuple[int, int, float]:
+            gain = kept[slot] - self._lost(slot, kept[slot], elsewhere)
+            return (gain, 0 if session is not None else int(slot.session is None), -slot.last_used)
 
-        return max(idle, key=score)
+        # What another slot also holds is not lost.  The trie's counts bound it within a block;
+        # only the slots that may win on those bounds need it exactly.
+        best = max(score(s, bounds[s][0]) for s in idle)
+        idle = [s for s in idle if score(s, bounds[s][1]) >= best]
+        unsure = [s for s in idle if bounds[s][0] != bounds[s][1]]
+        if sum(bounds[s][2] for s in unsure) > len(self.slots):
+            exact = self._elsewhere()  # cheaper than comparing each with the slots it may share with
+        else:
+            exact = {s: self._elsewhere_of(s, bounds[s][0] // self._block) for s in unsure}
+        return max(idle, key=lambda s: score(s, exact.get(s, bounds[s][0])))
+
+    def _elsewhere_bounds(self, slot: Slot, kept: int) -> tuple[int, int, int]:
+        """Bounds on the longest prefix ``slot`` shares with another slot, when it matters: the
+        full blocks another slot also holds, less than a block more; and how many slots to ask."""
+        size = len(slot.tokens)
+        if size <= kept or not self.can_copy:
+            return 0, 0, 0
+        path = slot._path
+        lo, hi = 0, len(path)
+        while lo < hi:  # the slots through a node only get fewer along a path
+            mid = (lo + hi) // 2
+            if path[mid].n >= 2:
+                lo = mid + 1
+            else:
+                hi = mid
+        low = lo * self._block
+        return low, min(size, low + self._block - 1), path[lo - 1].n if lo else len(self.slots)
+
+    def _elsewhere_of(self, slot: Slot, k: int) -> int:
+        """The longest prefix ``slot`` shares with another slot, which shares at most ``k`` blocks."""
+        node, n = slot._path[k - 1] if k else None, self._block
+        return max(
+            (
+                _lcp(slot.tokens, slot._path, o.tokens, o._path, n)
+                for o in self.slots
+                if o is not slot and (not k or (len(o._path) >= k and o._path[k - 1] is node))
+            ),
+            default=0,
+        )
 
     def _usable(self, slot: Slot, lcp: int) -> int:
         """Prompt tokens the slot's state can serve: its prefix ``lcp`` shared with the request,
@@ -272,10 +307,6 @@ class SlotTable:
             path.append(parent)
         return path
 
-    def _lcp(self, slot: Slot, tokens: Sequence[int], path: list[Node]) -> int:
-        """``common_prefix(slot.tokens, tokens)``; ``slot``'s path must be up to date."""
-        return _lcp(slot.tokens, slot._path, tokens, path, self._block)
-
     def _sorted(self) -> tuple[list[Slot], list[int]]:
         """Slots holding tokens in token order, and the prefix each shares with the one before.
 
@@ -283,13 +314,13 @@ class SlotTable:
         with a neighbour, and two lists share ``min`` of what the lists between them share.
         Shared blocks are one object, so the sort skips them at a pointer compare each.
         """
-        keys = {}
+        keys, n = {}, self._block
         for s in self.slots:
             if s.tokens:
-                full = len(self._path(s)) * self._block
-                keys[s] = [*s._blocks, tuple(s.tokens[full:])]
+                tail = tuple(s.tokens[len(self._path(s)) * n :])  # the path first: it may change
+                keys[s] = [*s._blocks, tail]
         order = sorted(keys, key=keys.__getitem__)
-        adj = [0] + [self._lcp(b, a.tokens, a._path) for a, b in itertools.pairwise(order)]
+        adj = [0] + [_lcp(b.tokens, b._path, a.tokens, a._path, n) for a, b in itertools.pairwise(order)]
         return order, adj
 
     def _elsewhere(self) -> dict[Slot, int]:
@@ -388,10 +419,8 @@ class SlotTable:
         Shared cells only come from copying a common prefix and a trim unshares everything
         after it, so a cell at position p is shared only if both token lists agree up to p.
         """
-        mine = self._path(slot)
-        for o in self.slots:
-            self._path(o)
-        return any(self._lcp(o, slot.tokens, mine) > pos for o in self.slots if o is not slot)
+        mine, others = self._path(slot), [o for o in self.slots if o is not slot]
+        return any(_lcp(o.tokens, self._path(o), slot.tokens, mine, self._block) > pos for o in others)
 
     def shift(self, slot: Slot, keep: int, discard: int, kv: KVOps, can_shift: bool) -> list[int]:
         """Context shift: keep ``keep`` tokens, drop the next ``discard``, and move the rest down.
