@@ -63,8 +63,6 @@ class KVOps(Protocol):
 def common_prefix(a: Sequence[int], b: Sequence[int]) -> int:
     """Length of the shared prefix; slices compare in C, so placement stays cheap on long prompts."""
     n = min(len(a), len(b))
-    if not n or a[0] != b[0]:
-        return 0
     if a[:n] == b[:n]:
         return n
     lo, hi = 0, n  # a[:lo] == b[:lo], and the first difference lies in [lo, hi)
@@ -149,16 +147,14 @@ class SlotTable:
         for s in self.slots:
             self._path(s)  # the trie holds every slot's blocks before the prompt walks it
         mine = self._prompt_path(prompt, max(len(s.tokens) for s in self.slots))
-        n = self._block
-        lcp = {s: _lcp(s.tokens, s._path, prompt, mine, n) for s in self.slots}  # each slot compared once
+        lcp = _Prefixes(prompt, mine, self._block)  # each slot compared once, if at all
         slot = self._choose(request, idle, lcp)
         reused = self._usable(slot, lcp[slot])
-        copied_from = None
-        donor = max(
-            (s for s in self.slots if s is not slot and self.can_copy),  # recurrent: never a donor
-            key=lcp.__getitem__,
-            default=None,
-        )
+        copied_from, donor, k = None, None, len(mine)
+        if self.can_copy:  # recurrent: never a donor
+            # Only slots through the prompt's last node in the trie can share the most with it.
+            near = [s for s in self.slots if s is not slot and (not k or s._path[k - 1 : k] == mine[-1:])]
+            donor = max(near or (s for s in self.slots if s is not slot), key=lcp.__getitem__, default=None)
         if donor is not None:
             donor_lcp = lcp[donor]
             if donor.exact is not None:  # a context shift moved the rest: not this prompt's KV
@@ -205,7 +201,9 @@ class SlotTable:
         idle = [s for s in idle if score(s, bounds[s][1]) >= best]
         unsure = [s for s in idle if bounds[s][0] != bounds[s][1]]
         if sum(bounds[s][2] for s in unsure) > len(self.slots):
-            exact = self._elsewhere()  # cheaper than comparing each with the slots it may share with
+            order, adj = self._sorted()  # cheaper than comparing each with the slots it may share with
+            adj.append(0)
+            exact = {s: max(adj[i], adj[i + 1]) for i, s in enumerate(order)}
         else:
             exact = {s: self._elsewhere_of(s, bounds[s][0] // self._block) for s in unsure}
         return max(idle, key=lambda s: score(s, exact.get(s, bounds[s][0])))
@@ -229,15 +227,11 @@ class SlotTable:
 
     def _elsewhere_of(self, slot: Slot, k: int) -> int:
         """The longest prefix ``slot`` shares with another slot, which shares at most ``k`` blocks."""
-        node, n = slot._path[k - 1] if k else None, self._block
-        return max(
-            (
-                _lcp(slot.tokens, slot._path, o.tokens, o._path, n)
-                for o in self.slots
-                if o is not slot and (not k or (len(o._path) >= k and o._path[k - 1] is node))
-            ),
-            default=0,
-        )
+        node, n, best = slot._path[k - 1 : k], self._block, 0
+        for o in self.slots:
+            if o is not slot and o._path[k - 1 : k] == node:  # through the same node (or k = 0)
+                best = max(best, _lcp(slot.tokens, slot._path, o.tokens, o._path, n))
+        return best
 
     def _usable(self, slot: Slot, lcp: int) -> int:
         """Prompt tokens the slot's state can serve: its prefix ``lcp`` shared with the request,
@@ -322,12 +316,6 @@ class SlotTable:
         order = sorted(keys, key=keys.__getitem__)
         adj = [0] + [_lcp(b.tokens, b._path, a.tokens, a._path, n) for a, b in itertools.pairwise(order)]
         return order, adj
-
-    def _elsewhere(self) -> dict[Slot, int]:
-        """Each slot's longest prefix shared with another slot."""
-        order, adj = self._sorted()
-        adj.append(0)
-        return {s: max(adj[i], adj[i + 1]) for i, s in enumerate(order)}
 
     def cells_used(self) -> int:
         """Distinct KV cells the slots hold: prefixes shared through ``seq_cp`` count once.
@@ -497,3 +485,15 @@ def _lcp(x: Sequence[int], xp: list[Node], y: Sequence[int], yp: list[Node], n: 
     if not a or not b or a[0] != b[0]:
         return k
     return k + next(compress(count(), map(ne, a, b)), min(len(a), len(b)))
+
+
+class _Prefixes(dict[Slot, int]):
+    """Each slot's prefix shared with a prompt (whose trie path is ``path``), found when asked."""
+
+    def __init__(self, prompt: Sequence[int], path: list[Node], n: int) -> None:
+        super().__init__()
+        self.prompt, self.path, self.n = prompt, path, n
+
+    def __missing__(self, slot: Slot) -> int:
+        self[slot] = shared = _lcp(slot.tokens, slot._path, self.prompt, self.path, self.n)
+        return shared
