@@ -21,9 +21,9 @@ donor's whole state whatever range is asked.  For them a slot is reused only whe
 it holds is a prefix of the request, nothing is ever copied, and any other slot is cleared.
 
 With 64 editors of 4k-token prompts, placement runs at every keystroke, so it costs O(slots)
-per request: each slot's prefix shared with the request is found once, through a trie of
-token blocks that makes a shared prefix one object per block (``SlotTable._path``), and what
-each slot shares with the others comes from one sort of the slots (``SlotTable._sorted``).
+per request: a trie of token blocks makes a shared prefix one object per block
+(``SlotTable._path``), so a slot's prefix with the request costs a bisection and one block,
+and what slots share with each other comes from the trie's counts, or one sort of the slots.
 """
 
 from __future__ import annotations
