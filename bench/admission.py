@@ -5,8 +5,9 @@ to compare every slot with every other one over whole prompts (145 ms a placemen
 of 4k tokens).  This builds tables of 8/32/64 slots of 4k tokens (FIM prompts: one marker,
 a project's shared context, the editor's own file; half the slots busy), places a stream of
 keystrokes, new editors and session-less requests, and prints the median and p95 cost of
-``place`` and of a full ``cells_used`` recount and of ``make_room`` evicting half the idle
-slots.  The previous algorithm is timed on the same tables side by side (fewer rounds).
+``place`` (wall, and this thread's CPU: a busy box stretches only the wall time), of a full
+``cells_used`` recount and of ``make_room`` evicting half the idle slots (mostly freeing their
+token lists).  The previous algorithm is timed on the same workload side by side (fewer rounds).
 
 Usage: ``.venv/bin/python bench/admission.py [--slots 8,32,64] [--tokens 4096] [--rounds 200]
 [--old-rounds 5]``.  Not a test: the figures depend on the machine; compare new with old.
