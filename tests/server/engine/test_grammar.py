@@ -126,7 +126,9 @@ def test_sampling_with_temperature_stays_inside_the_grammar(model: Model, ctx: C
 @pytest.fixture(scope="module")
 def engine(smollm2_gguf: Path) -> Iterator[Engine]:
     e = Engine(
-        smollm2_gguf, LoadOptions(), ContextOptions(n_ctx=2 * 1024, n_ctx_seq=1024, n_batch=256, n_seq_max=2, n_threads=1)
+        smollm2_gguf,
+        LoadOptions(),
+        ContextOptions(n_ctx=2 * 1024, n_ctx_seq=1024, n_batch=256, n_seq_max=2, n_threads=1),
     )
     yield e
     e.close()
