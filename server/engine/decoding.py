@@ -74,13 +74,10 @@ class Decoder:
             tokens += chunk.tokens
             pos += range(chunk.pos, chunk.pos + n)
             seqs += [chunk.seq] * n
-            if n > 1:
-                flags += [0] * (n - 1)
+            flags += [0] * (n - 1)
+            flags.append(1 if chunk.logits else 0)
             if chunk.logits:
-                flags.append(1)
                 logits_at.append((chunk.request, len(tokens) - 1))
-            else:
-                flags.append(0)
         batch = self.ctx.batch
         batch.clear()
         batch.extend(tokens, pos, seqs, flags)

@@ -185,7 +185,7 @@ class Model:
         data = cache.get(token)
         if data is None:
             data = self._piece(token, special)
-            if 0 <= token < self.n_vocab:  # an invalid id is not remembered (nor asked twice)
+            if 0 <= token < self.n_vocab:  # never an entry for an id outside the vocab
                 cache[token] = data
         return data
 

@@ -89,6 +89,14 @@ def test_greedy_lazy_equals_eager(model: Model, ctx: Context, question: str, fmt
     assert none == 0 and lazy == eager and lazy.lstrip().startswith("{")
 
 
+def test_the_grammar_runs_over_the_vocabulary_only_for_rejected_tokens(model: Model, ctx: Context) -> None:
+    """Asked for JSON, the model's own choices mostly fit: few tokens need the full pass."""
+    text, resampled, tokens = generate_tokens(
+        model, ctx, "Describe a person as JSON.", 32, lazy=True, temperature=0, grammar=format_grammar("json")
+    )
+    assert len(tokens) == 32 and resampled <= 4, (resampled, text)
+
+
 def test_greedy_lazy_equals_eager_with_penalties(model: Model, ctx: Context) -> None:
     """The penalties see each generated token once, whichever path chose it."""
     params = {"temperature": 0, "grammar": format_grammar(PERSON), "repeat_penalty": 1.3, "repeat_last_n": 64}
