@@ -132,6 +132,7 @@ class Model:
                 raise LlamaError(f"llama.cpp could not load the adapter {lora}")
             self._loras.append(adapter)
         self.n_vocab = ll.llama_vocab_n_tokens(self.vocab)
+        self._pieces: dict[bool, dict[int, bytes]] = {False: {}, True: {}}
         self.n_ctx_train = ll.llama_model_n_ctx_train(self._ptr)
         self.n_embd = ll.llama_model_n_embd(self._ptr)
         self.add_bos = bool(ll.llama_vocab_get_add_bos(self.vocab))
@@ -212,7 +213,20 @@ class Model:
         return frozenset(ids)
 
     def piece(self, token: int, special: bool = False) -> bytes:
-        """The bytes of one token (control tokens render empty unless ``special``)."""
+        """The bytes of one token (control tokens render empty unless ``special``).
+
+        Cached per (token, special): the vocab never changes, and the engine asks for every
+        generated token's piece (a ctypes call and a fresh buffer each time otherwise).
+        """
+        cache = self._pieces[special]
+        data = cache.get(token)
+        if data is None:
+            data = self._piece(token, special)
+            if 0 <= token < self.n_vocab:  # never an entry for an id outside the vocab
+                cache[token] = data
+        return data
+
+    def _piece(self, token: int, special: bool) -> bytes:
         buf = ctypes.create_string_buffer(64)
         n = ll.llama_token_to_piece(self.vocab, token, buf, 64, 0, special)
         if n < 0:
@@ -359,12 +373,33 @@ class Context:
 
 
 class Batch:
-    """A reusable ``llama_batch``; one token per entry, one sequence id per token."""
+    """A reusable ``llama_batch``; one token per entry, one sequence id per token.
+
+    The arrays are Python-owned ctypes arrays (not ``llama_batch_init``'s): each entry's
+    ``seq_id`` points at its own cell of one contiguous array, so a whole step's tokens,
+    positions, sequences and logits flags are written with one slice assignment per array
+    (``extend``) instead of five ctypes writes per token.
+    """
 
     def __init__(self, capacity: int, n_seq_max: int) -> None:
         self.capacity = capacity
-        self.raw = ll.llama_batch_init(capacity, 0, n_seq_max)
-        self.raw.n_tokens = 0
+        self._token = (ll.llama_token * capacity)()
+        self._pos = (ll.llama_pos * capacity)()
+        self._n_seq_id = (ctypes.c_int32 * capacity)(*([1] * capacity))
+        self._seq = (ll.llama_seq_id * capacity)()
+        seq_p = ctypes.POINTER(ll.llama_seq_id)
+        base, size = ctypes.addressof(self._seq), ctypes.sizeof(ll.llama_seq_id)
+        self._seq_id = (seq_p * capacity)(*(ctypes.cast(base + i * size, seq_p) for i in range(capacity)))
+        self._logits = (ctypes.c_int8 * capacity)()
+        self.raw = ll.llama_batch(
+            n_tokens=0,
+            token=self._token,
+            embd=None,
+            pos=self._pos,
+            n_seq_id=self._n_seq_id,
+            seq_id=self._seq_id,
+            logits=self._logits,
+        )
 
     def clear(self) -> None:
         self.raw.n_tokens = 0
@@ -374,19 +409,33 @@ class Batch:
 
     def add(self, token: int, pos: int, seq: int, logits: bool) -> int:
         """Append a token; returns its index (for ``llama_sampler_sample``)."""
-        b = self.raw
-        i = b.n_tokens
-        if i >= self.capacity:  # writing past the malloc'd arrays would corrupt memory
+        i = self.raw.n_tokens
+        if i >= self.capacity:  # writing past the arrays would corrupt memory
             raise IndexError(f"the batch is full ({self.capacity} tokens)")
-        b.token[i] = token
-        b.pos[i] = pos
-        b.n_seq_id[i] = 1
-        b.seq_id[i][0] = seq
-        b.logits[i] = logits
-        b.n_tokens = i + 1
+        self._token[i] = token
+        self._pos[i] = pos
+        self._seq[i] = seq
+        self._logits[i] = logits
+        self.raw.n_tokens = i + 1
+        return i
+
+    def extend(self, tokens: list[int], pos: list[int], seqs: list[int], logits: list[int]) -> int:
+        """Append entries given as parallel lists; returns the index of the first one.
+
+        Nothing is written when they do not all fit.
+        """
+        i, n = self.raw.n_tokens, len(tokens)
+        if not len(pos) == len(seqs) == len(logits) == n:
+            raise ValueError("tokens, pos, seqs and logits differ in length")
+        if i + n > self.capacity:  # writing past the arrays would corrupt memory
+            raise IndexError(f"the batch is full ({self.capacity} tokens)")
+        end = i + n
+        self._token[i:end] = tokens
+        self._pos[i:end] = pos
+        self._seq[i:end] = seqs
+        self._logits[i:end] = logits
+        self.raw.n_tokens = end
         return i
 
     def close(self) -> None:
-        if self.raw is not None:
-            ll.llama_batch_free(self.raw)
-            self.raw = None
+        self.raw = None

@@ -11,6 +11,7 @@ from __future__ import annotations
 import codecs
 import ctypes
 import json
+import math
 import random
 from collections.abc import Callable
 
@@ -65,23 +66,45 @@ def format_grammar(value: object) -> str | None:
     return grammar
 
 
+_TOKEN_DATA = np.dtype([("id", "<i4"), ("logit", "<f4"), ("p", "<f4")])  # llama_token_data
+assert _TOKEN_DATA.itemsize == ctypes.sizeof(ll.llama_token_data)
+
+
 class Sampler:
-    """A llama.cpp sampler chain for one request (grammar first, then the usual order).
+    """A llama.cpp sampler chain for one request, with its grammar (``format``) checked lazily.
 
     Every ``init_*`` call is checked against llama.h of the pinned llama-cpp-python (0.3.36):
     ``penalties(n_vocab, last_n, repeat, freq, present)``, ``mirostat(n_vocab, seed, tau, eta, m)``,
     ``mirostat_v2(seed, tau, eta)``, ``top_p/min_p/typical(p, min_keep)``, ``top_k(k)``,
     ``temp(t)``, ``dist(seed)``, ``grammar(vocab, text, root)``.  If any of them fails, the
     half-built chain is freed before the error reaches the engine (which fails only this request).
+
+    A grammar over the whole vocabulary costs 7-13 ms a token at 49k tokens, serial on the
+    engine thread, so, as llama-server's ``common_sampler`` does, it is not in the chain: the
+    chain samples, the grammar checks that one token, and only a rejected token makes the
+    grammar run over every candidate before the chain samples again.  With greedy sampling
+    the result is the grammar-first (eager) one; ``lazy_grammar = False`` keeps the eager chain.
     """
 
+    lazy_grammar = True
+
     def __init__(
-        self, vocab: ctypes.c_void_p, params: SamplingParams, n_vocab: int, n_ctx_seq: int = 0
+        self,
+        vocab: ctypes.c_void_p,
+        params: SamplingParams,
+        n_vocab: int,
+        n_ctx_seq: int = 0,
+        *,
+        lazy_grammar: bool | None = None,
     ) -> None:
         chain_params = ll.llama_sampler_chain_default_params()
         chain_params.no_perf = True
         self._chain = ll.llama_sampler_chain_init(chain_params)
         self._penalties = None
+        self._grammar = None  # the lazy grammar, outside the chain (freed by ``close``)
+        self._lazy = self.lazy_grammar if lazy_grammar is None else lazy_grammar
+        self._n_vocab = n_vocab
+        self.resampled = 0  # tokens the grammar rejected, so sampled again with it applied first
         # Ollama: repeat_last_n -1 = the context length, 0 = no penalties.
         self._last_n = (n_ctx_seq or n_vocab) if params.repeat_last_n == -1 else max(params.repeat_last_n, 0)
         try:
@@ -97,7 +120,11 @@ class Sampler:
             grammar = ll.llama_sampler_init_grammar(vocab, params.grammar.encode(), b"root")
             if not grammar:
                 raise GrammarError("invalid grammar for format")
-            add(grammar)
+            if self._lazy:
+                self._grammar = grammar
+                self._prepare_lazy()
+            else:
+                add(grammar)
         penalised = params.repeat_penalty != 1.0 or params.frequency_penalty or params.presence_penalty
         if penalised and self._last_n > 0:
             self._penalties = ll.llama_sampler_init_penalties(
@@ -129,6 +156,18 @@ class Sampler:
             add(ll.llama_sampler_init_temp(params.temperature))
             add(ll.llama_sampler_init_dist(seed))
 
+    def _prepare_lazy(self) -> None:
+        """The candidate arrays a lazy grammar needs: every token, and one token alone."""
+        self._ids = np.arange(self._n_vocab, dtype=np.int32)
+        self._data = np.zeros(self._n_vocab, dtype=_TOKEN_DATA)
+        self._cur = ll.llama_token_data_array(
+            data=self._data.ctypes.data_as(ll.llama_token_data_p), size=0, selected=-1, sorted=False
+        )
+        self._one = ll.llama_token_data()
+        self._one_cur = ll.llama_token_data_array(
+            data=ctypes.pointer(self._one), size=1, selected=-1, sorted=False
+        )
+
     def accept_prompt(self, prompt: list[int]) -> None:
         """Let the penalties see the prompt's last ``repeat_last_n`` tokens, as llama-server does."""
         if self._penalties is not None:
@@ -137,12 +176,59 @@ class Sampler:
 
     def sample(self, ctx: ctypes.c_void_p, index: int) -> int:
         """Sample from the logits of batch entry ``index`` (this also accepts the token)."""
-        return int(ll.llama_sampler_sample(self._chain, ctx, index))
+        if self._grammar is None:
+            return int(ll.llama_sampler_sample(self._chain, ctx, index))
+        cur = self._candidates(ctx, index)
+        ll.llama_sampler_apply(self._chain, ctypes.byref(cur))
+        token = self._selected(cur)
+        if not self._allows(token):
+            self.resampled += 1
+            cur = self._candidates(ctx, index)
+            ll.llama_sampler_apply(self._grammar, ctypes.byref(cur))
+            ll.llama_sampler_apply(self._chain, ctypes.byref(cur))
+            token = self._selected(cur)
+            # The grammar allows no token at all: accepting one would abort the process.
+            if not self._allows(token):
+                raise GrammarError("the format's grammar allows no token here")
+        # Sampling with apply accepted nothing: the grammar and the chain (its penalties) see
+        # the chosen token exactly once, as llama_sampler_sample would have made them.
+        ll.llama_sampler_accept(self._grammar, token)
+        ll.llama_sampler_accept(self._chain, token)
+        return token
+
+    def _candidates(self, ctx: ctypes.c_void_p, index: int) -> ll.llama_token_data_array:
+        """Every token with its raw logit at batch entry ``index`` (the chain reorders and cuts it)."""
+        logits = ll.llama_get_logits_ith(ctx, index)
+        if not logits:
+            raise ValueError(f"no logits at batch entry {index}")
+        self._data["id"] = self._ids
+        self._data["logit"] = np.ctypeslib.as_array(logits, shape=(self._n_vocab,))
+        self._data["p"] = 0.0
+        cur = self._cur
+        cur.size, cur.selected, cur.sorted = self._n_vocab, -1, False
+        return cur
+
+    @staticmethod
+    def _selected(cur: ll.llama_token_data_array) -> int:
+        if not 0 <= cur.selected < cur.size:
+            raise ValueError("the sampler chain selected no token")
+        return int(cur.data[cur.selected].id)
+
+    def _allows(self, token: int) -> bool:
+        """Whether the grammar accepts ``token`` next (llama.cpp sets a rejected logit to -inf)."""
+        one, cur = self._one, self._one_cur
+        one.id, one.logit, one.p = token, 1.0, 0.0
+        cur.size, cur.selected, cur.sorted = 1, -1, False
+        ll.llama_sampler_apply(self._grammar, ctypes.byref(cur))
+        return one.logit != -math.inf
 
     def close(self) -> None:
         if self._chain is not None:
             ll.llama_sampler_free(self._chain)
             self._chain = None
+        if self._grammar is not None:
+            ll.llama_sampler_free(self._grammar)
+            self._grammar = None
 
 
 def token_logprobs(
