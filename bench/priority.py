@@ -33,9 +33,9 @@ from pathlib import Path
 import httpx
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from servers import exit_on_sigterm, llamita, running  # noqa: E402
+from servers import exit_on_sigterm, llamita, running
 
-from llamita.server.model.default_model import find_default_gguf  # noqa: E402
+from llamita.server.model.default_model import find_default_gguf
 
 QUIET = 11.0  # seconds without a request: longer than the engine's interactive window (10 s)
 NAMES = ["total", "items", "user", "config", "result", "value", "index", "buffer", "count", "path"]
@@ -170,7 +170,9 @@ def main() -> None:
             reviews["tokens"] = alone.prompt_tokens
 
     idle = statistics.median(rows["idle"])
-    print(f"\nkeystroke TTFT (cold {args.fim_lines}-line FIM prompt) beside a {reviews['tokens']}-token review")
+    print(
+        f"\nkeystroke TTFT (cold {args.fim_lines}-line FIM prompt) beside a {reviews['tokens']}-token review"
+    )
     print("| phase | n | TTFT p50 ms | TTFT max ms | max / idle p50 | target |")
     print("|---|---|---|---|---|---|")
     for name, values in rows.items():

@@ -261,7 +261,7 @@ def test_a_long_step_stops_for_a_keystroke_and_loses_nothing(engine: Engine) -> 
     engine.call(forget_idle_kv).result(timeout=600)
     real, fired = engine.ctx.decode, []
 
-    def decode(preempt=None):  # noqa: ANN001, ANN202 - stands in for Context.decode
+    def decode(preempt=None):
         if preempt is not None and not fired:
             fired.append(len(engine.ctx.batch))
             engine._urgent = True  # a keystroke arrives as the long step starts
