@@ -106,7 +106,15 @@ def test_flash_attn_parameter_wins_over_the_environment(base: Store, monkeypatch
     assert load(plain).context.flash_attn is True
     assert load(off).context.flash_attn is False
     monkeypatch.delenv("OLLAMA_FLASH_ATTENTION")
-    assert load(plain).context.flash_attn is None  # llama.cpp decides
+    # Unset: llama.cpp decides on a GPU build; a CPU-only build runs without it (slow small
+    # batches), unless the KV cache is quantized, which needs it.
+    gpu = "llamita.server.runtime.knobs.supports_gpu"
+    monkeypatch.setattr(gpu, lambda: True)
+    assert load(plain).context.flash_attn is None
+    monkeypatch.setattr(gpu, lambda: False)
+    assert load(plain).context.flash_attn is False
+    monkeypatch.setenv("OLLAMA_KV_CACHE_TYPE", "q8_0")
+    assert load(plain).context.flash_attn is True
 
 
 def test_kv_cache_type_and_layout_reach_the_context(base: Store, monkeypatch: pytest.MonkeyPatch) -> None:
