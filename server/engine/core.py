@@ -30,7 +30,6 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from .cache import Slot
-from .cpus import allowed_cpus, physical_cores
 from .decoding import Decoder
 from .delivery import Outbox
 from .embed import Embedder
@@ -117,10 +116,7 @@ class Engine:
         self._inbox: deque[Item] = deque()
         self._samplers: dict[int, Sampler] = {}
         self._streams: dict[int, TextStream] = {}
-        # Let the event loop stream a step's tokens before the next step when llama.cpp's
-        # threads take every core (see :mod:`delivery`); with cores to spare, overlap them.
-        threads = context.n_threads or physical_cores()
-        self._outbox = Outbox(wait_for_loop=threads >= len(allowed_cpus()))
+        self._outbox = Outbox()  # a step's events leave together (see :mod:`delivery`)
         self.embedder = Embedder(self.model, context, self.call, limit=context.n_ctx_seq)
         self._closing = False
         self._thread = threading.Thread(target=self._run, name=f"engine:{model_path.name}", daemon=True)
@@ -314,7 +310,6 @@ class Engine:
         for item in items:
             if isinstance(item, Call) and item.future.set_running_or_notify_cancel():
                 item.future.set_exception(EngineFailed(message))
-        self._outbox.wait_for_loop = False
         self._outbox.flush()
 
     def _finish_surely(self, request: Request, status: RequestStatus, error: str) -> None:
