@@ -53,6 +53,7 @@ def phases(a: argparse.Namespace) -> list[Phase]:
                 str(a.burst_duration),
                 *common,
             ),
+            True,  # editors send their identity (our language server does; llama-server ignores it)
         ),
         "typing16": Phase(
             "typing16", (*typing, "--prefix-lines", "16", "--suffix-lines", "4", *common), True

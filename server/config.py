@@ -232,14 +232,14 @@ def kv_cache_type() -> str:
     return value or "f16"
 
 
-def kv_unified() -> bool:
-    """``LLAMITA_KV_UNIFIED``: one KV pool for all sequences (``auto``, the default, is unified:
-    idle editors' KV fills free cells, prefixes are shared without copies, and the batch is one
-    micro-batch); ``0`` gives each sequence its own ``num_ctx`` cells."""
+def kv_unified() -> bool | None:
+    """``LLAMITA_KV_UNIFIED``: ``1`` one KV pool for all sequences (idle editors' KV fills free
+    cells, prefixes are shared without copies); ``0`` each sequence its own ``num_ctx`` cells;
+    ``auto`` (None, the default) lets the runtime choose per build (see ``runtime/knobs``)."""
     value = var("LLAMITA_KV_UNIFIED")
     if value.lower() in ("", "auto"):
-        return True
-    return _env("LLAMITA_KV_UNIFIED", True, parse_bool)
+        return None
+    return _env("LLAMITA_KV_UNIFIED", None, parse_bool)
 
 
 def no_default_model() -> bool:

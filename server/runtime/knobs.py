@@ -11,7 +11,8 @@ Precedence, first that applies:
   ``OLLAMA_FLASH_ATTENTION``, then off on a CPU-only build (unless the KV cache is quantized)
   and llama.cpp's choice on a GPU build.
 * KV cache type (``OLLAMA_KV_CACHE_TYPE``) and layout (``LLAMITA_KV_UNIFIED``): server-wide, as
-  in Ollama.  A quantized cache with flash attention forced off falls back to f16 with a
+  in Ollama; the layout by default is one unified pool on a GPU build and a pool per sequence
+  on a CPU-only one (measured faster there).  A quantized cache with flash attention forced off falls back to f16 with a
   warning when the context is created (``ContextOptions.kv_type``).
 
 A loaded runner is reused only when its knobs are the ones a request resolves to
@@ -52,11 +53,17 @@ def resolve(model: StoredModel, options: Mapping[str, Any], *, recurrent: bool =
         # small batches decoding and chunked prefill make: a token at 2k context took 39 ms
         # with it and 17 ms without (SmolLM2, 2 threads).  A quantized cache needs it.
         flash = cache_type != "f16"
+    unified = config.kv_unified()
+    if unified is None:
+        # Measured on the 2-core box (bench/peers.py burst, SmolLM2): per-sequence KV served
+        # 1.1-1.3x the tokens/s of one unified pool, whose steps cost grows with all sequences'
+        # cells.  Not measured on a GPU yet: there the unified pool stays (bench/kvmode.py).
+        unified = supports_gpu()
     return Knobs(
         parallel=1 if recurrent else max(1, min(parallel, MAX_NUM_PARALLEL)),
         flash_attn=flash,
         cache_type=cache_type,
-        kv_unified=config.kv_unified(),
+        kv_unified=unified,
     )
 
 

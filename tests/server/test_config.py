@@ -140,16 +140,16 @@ def test_kv_cache_type(monkeypatch: pytest.MonkeyPatch, value: str, expected: st
 
 @pytest.mark.parametrize(
     ("value", "expected"),
-    [("", True), ("auto", True), ("AUTO", True), ("1", True), ("true", True), ("0", False), ("false", False)],
+    [("", None), ("auto", None), ("AUTO", None), ("1", True), ("true", True), ("0", False), ("false", False)],
 )
-def test_kv_unified(monkeypatch: pytest.MonkeyPatch, value: str, expected: bool) -> None:
+def test_kv_unified(monkeypatch: pytest.MonkeyPatch, value: str, expected: bool | None) -> None:
     monkeypatch.setenv("LLAMITA_KV_UNIFIED", value)
     assert config.kv_unified() is expected
 
 
-def test_an_invalid_kv_unified_keeps_the_unified_default(
+def test_an_invalid_kv_unified_keeps_the_automatic_choice(
     monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
 ) -> None:
     monkeypatch.setenv("LLAMITA_KV_UNIFIED", "sometimes")
-    assert config.kv_unified() is True
+    assert config.kv_unified() is None
     assert "LLAMITA_KV_UNIFIED" in caplog.text

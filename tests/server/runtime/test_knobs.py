@@ -119,6 +119,7 @@ def test_flash_attn_parameter_wins_over_the_environment(base: Store, monkeypatch
 
 def test_kv_cache_type_and_layout_reach_the_context(base: Store, monkeypatch: pytest.MonkeyPatch) -> None:
     model = from_modelfile(base, "two", "FROM base\nPARAMETER num_parallel 2\nPARAMETER num_ctx 128")
+    monkeypatch.setenv("LLAMITA_KV_UNIFIED", "1")
     context = load(model).context
     assert context.cache_type == "f16" and context.kv_unified and context.cells == 2 * 128
     monkeypatch.setenv("OLLAMA_KV_CACHE_TYPE", "Q8_0")
@@ -209,3 +210,13 @@ def test_the_knobs_are_typed_like_other_parameters() -> None:
 def test_out_of_range_num_parallel_is_clamped() -> None:
     assert merge_options({"num_parallel": 10_000}, None)["num_parallel"] == 128
     assert merge_options({"num_parallel": -3}, None)["num_parallel"] == 0  # 0: the environment decides
+
+
+def test_the_automatic_kv_layout_is_unified_on_a_gpu_build_and_per_sequence_on_a_cpu_one(
+    base: Store, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    model = load_model(base, require_name("base"))
+    monkeypatch.setattr("llamita.server.runtime.knobs.supports_gpu", lambda: True)
+    assert load(model).context.kv_unified
+    monkeypatch.setattr("llamita.server.runtime.knobs.supports_gpu", lambda: False)
+    assert not load(model).context.kv_unified
