@@ -179,14 +179,14 @@ class Stamps:
         raw = ctx.batch.raw
         every = b"\x01" * n
 
-        def stamped() -> int:
+        def stamped(preempt: Callable[[], bool] | None = None) -> int:
             run = self.runs[-1]
             if not (raw.n_tokens == n and ctypes.string_at(raw.logits, n) == every):
                 if run:
                     self.runs.append([])
-                return decode()
+                return decode(preempt)
             start = time.perf_counter()
-            rc = decode()
+            rc = decode(preempt)
             run.append((start, time.perf_counter()))
             if len(run) == k and on_run is not None:
                 on_run()
