@@ -2,24 +2,10 @@
 
 from __future__ import annotations
 
-import importlib
-import sys
 from pathlib import Path
-from types import ModuleType
 
 import pytest
-
-BENCH = Path(__file__).resolve().parents[2] / "bench"
-
-
-def bench_module(name: str) -> ModuleType:
-    """bench/ holds scripts, not a package: import one the way ``python bench/x.py`` would."""
-    sys.path.insert(0, str(BENCH))
-    try:
-        return importlib.import_module(name)
-    finally:
-        sys.path.remove(str(BENCH))
-
+from benchkit import bench_module
 
 servers = bench_module("servers")
 
