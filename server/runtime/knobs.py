@@ -12,8 +12,8 @@ Precedence, first that applies:
   and llama.cpp's choice on a GPU build.
 * KV cache type (``OLLAMA_KV_CACHE_TYPE``) and layout (``LLAMITA_KV_UNIFIED``): server-wide, as
   in Ollama; the layout by default is one unified pool on a GPU build and a pool per sequence
-  on a CPU-only one (measured faster there).  A quantized cache with flash attention forced off falls back to f16 with a
-  warning when the context is created (``ContextOptions.kv_type``).
+  on a CPU-only one (measured faster there).  A quantized cache with flash attention forced off
+  falls back to f16 with a warning when the context is created (``ContextOptions.kv_type``).
 
 A loaded runner is reused only when its knobs are the ones a request resolves to
 (:func:`same_knobs`): two model names over one GGUF with different ``num_parallel`` each get
