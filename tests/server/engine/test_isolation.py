@@ -171,12 +171,14 @@ def test_no_room_in_the_kv_retries_with_less_and_fails_no_one(
     alone = [solo(engine, p, **GREEDY) for p in prompts]
     decode, refused = engine.ctx.decode, []
 
-    def no_room_for_two() -> int:  # every batch of two sequences: idle KV goes, then work is split
+    def no_room_for_two(
+        preempt: object = None,
+    ) -> int:  # every batch of two sequences: idle KV goes, then work is split
         batch = engine.ctx.batch
         if len({batch.raw.seq_id[i][0] for i in range(len(batch))}) > 1:
             refused.append(len(batch))
             return 1
-        return decode()
+        return decode(preempt)
 
     async def together() -> list[tuple[str, Done]]:
         with held(engine):

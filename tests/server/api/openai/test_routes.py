@@ -58,10 +58,14 @@ class FakeNative:
         finally:
             self.closed = True
 
-    def chat(self, req: ChatRequest, session: str | None = None) -> AsyncIterator[dict[str, Any]]:
+    def chat(
+        self, req: ChatRequest, session: str | None = None, priority: str | None = None
+    ) -> AsyncIterator[dict[str, Any]]:
         return self._replay(req)
 
-    def generate(self, req: GenerateRequest, session: str | None = None) -> AsyncIterator[dict[str, Any]]:
+    def generate(
+        self, req: GenerateRequest, session: str | None = None, priority: str | None = None
+    ) -> AsyncIterator[dict[str, Any]]:
         return self._replay(req)
 
     async def embed(self, req: EmbedRequest) -> dict[str, Any]:
