@@ -47,7 +47,9 @@ class Decoder:
         nothing of the step is recorded, each sequence is cut back to its bookkeeping, and the
         chunks are simply scheduled again.
         """
-        chunks = [c for c in chunks if not c.request.status.is_finished]
+        # In sequence order: with a KV pool per sequence llama.cpp splits a batch into micro-batches
+        # of consecutive sequences, so a shuffled batch would cost one graph per run of them.
+        chunks = sorted((c for c in chunks if not c.request.status.is_finished), key=lambda c: c.seq)
         if not chunks:
             return None
         logits_at = self._fill_batch(chunks)

@@ -83,3 +83,16 @@ def test_cached_pieces_are_the_vocab_pieces(smollm2_gguf: Path) -> None:
         assert model.detokenize(tokens[:-2]) == "héllo wörld 🎉 def f(x):"
     finally:
         model.close()
+
+
+def test_a_step_is_written_in_sequence_order() -> None:
+    """With a KV pool per sequence llama.cpp cuts a batch into micro-batches of consecutive
+    sequences: a shuffled step would cost one graph per run, so the decoder sorts it."""
+    batch = Batch(16, 4)
+    written: list[list[tuple[int, int, int, int, int]]] = []
+    ctx = SimpleNamespace(batch=batch, decode=lambda preempt=None: written.append(entries(batch)) or 0)
+    decoder = Decoder(ctx, None, lambda chunks, logits_at: None, None)  # type: ignore[arg-type]
+    live = SimpleNamespace(status=SimpleNamespace(is_finished=False))
+    chunks = [Chunk(live, seq, [seq + 10], 3, True, decode=True) for seq in (2, 0, 3, 1)]
+    assert decoder.decode(chunks) is not None
+    assert [entry[3] for entry in written[0]] == [0, 1, 2, 3]
