@@ -70,6 +70,10 @@ def mean_step(stamps: list[tuple[float, float]]) -> Step:
 
 
 # ---- bare loop --------------------------------------------------------------------------------
+# Both sides use the KV layout the server would (a pool per sequence on a CPU-only build).
+LAYOUT = {"unified": True}
+
+
 def bare_steps(gguf: Path, n: int, steps: int, threads: int) -> Step:
     """Mean seconds per decode step of a bare low-level loop over ``n`` sequences."""
     init_backend()  # llamita's: llama.cpp's log goes to logging, as in the engine
@@ -84,7 +88,7 @@ def bare_steps(gguf: Path, n: int, steps: int, threads: int) -> Step:
     cparams.n_batch = N_BATCH
     cparams.n_ubatch = min(N_BATCH, max(512, n))  # as llamita's Context
     cparams.n_seq_max = n
-    cparams.kv_unified = True
+    cparams.kv_unified = LAYOUT["unified"]
     cparams.n_threads = cparams.n_threads_batch = threads
     ctx = ll.llama_init_from_model(model, cparams)
     batch = ll.llama_batch_init(N_BATCH, 0, n)
@@ -222,7 +226,14 @@ def new_engine(gguf: Path, n: int, threads: int) -> Engine:
     engine = Engine(
         gguf,
         LoadOptions(n_gpu_layers=-1 if ll.llama_supports_gpu_offload() else 0),
-        ContextOptions(n_ctx=n * CTX_SEQ, n_ctx_seq=CTX_SEQ, n_batch=N_BATCH, n_seq_max=n, n_threads=threads),
+        ContextOptions(
+            n_ctx=n * CTX_SEQ,
+            n_ctx_seq=CTX_SEQ,
+            n_batch=N_BATCH,
+            n_seq_max=n,
+            n_threads=threads,
+            kv_unified=LAYOUT["unified"],
+        ),
         step_target=3600.0,
     )
     # Warm-up, long enough (16 tokens or more) for the engine to learn its prompt cost.
@@ -296,11 +307,18 @@ def main() -> int:
     parser.add_argument("--steps", type=int, default=64, help="decode steps per sequence (K)")
     parser.add_argument("--seqs", type=int, nargs="+", default=[8, 32], help="sequence counts (N)")
     parser.add_argument("--rounds", type=int, default=3, help="alternated runs of each; the best counts")
+    parser.add_argument(
+        "--kv",
+        choices=["unified", "per-seq"],
+        default=None,
+        help="KV layout (default: the server's for this build)",
+    )
     args = parser.parse_args()
     gpu = ll.llama_supports_gpu_offload()
+    LAYOUT["unified"] = gpu if args.kv is None else args.kv == "unified"
     print(
         f"model {args.gguf.name}, {args.threads} threads, {'GPU' if gpu else 'CPU'}, "
-        f"{args.steps} steps, best of {args.rounds}"
+        f"{'unified' if LAYOUT['unified'] else 'per-sequence'} KV, {args.steps} steps, best of {args.rounds}"
     )
     for n in args.seqs:
         # Alternated rounds, the best of each side: what another process steals is not the engine's.
