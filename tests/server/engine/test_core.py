@@ -7,14 +7,13 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from enginekit import CHAT, collect
 
 from llamita.server.engine.core import Engine
 from llamita.server.engine.llama import ContextOptions, LoadOptions
 from llamita.server.engine.request import Done, FinishReason, SamplingParams, Token
 
 pytestmark = pytest.mark.model
-
-CHAT = "<|im_start|>user\n{}<|im_end|>\n<|im_start|>assistant\n"
 
 
 @pytest.fixture(scope="module")
@@ -24,17 +23,6 @@ def engine(smollm2_gguf: Path) -> Iterator[Engine]:
     )
     yield e
     e.close()
-
-
-async def collect(engine: Engine, text: str, session: str | None = None, **params) -> tuple[str, Done]:
-    out, done = "", None
-    async for event in engine.generate(engine.tokenize(CHAT.format(text)), SamplingParams(**params), session):
-        if isinstance(event, Token):
-            out += event.text
-        else:
-            done = event
-    assert done is not None
-    return out, done
 
 
 def run(coro):

@@ -14,15 +14,15 @@ from pathlib import Path
 
 import llama_cpp as ll
 import pytest
+from enginekit import CHAT, collect
 
 from llamita.server.engine.core import Engine
 from llamita.server.engine.llama import Context, ContextOptions, LoadOptions, Model
-from llamita.server.engine.request import Done, FinishReason, SamplingParams, Token
+from llamita.server.engine.request import Done, FinishReason, SamplingParams
 from llamita.server.engine.sampling import Sampler, format_grammar
 
 pytestmark = pytest.mark.model
 
-CHAT = "<|im_start|>user\n{}<|im_end|>\n<|im_start|>assistant\n"
 PERSON = {
     "type": "object",
     "properties": {"name": {"type": "string"}, "age": {"type": "integer"}},
@@ -140,18 +140,6 @@ def engine(smollm2_gguf: Path) -> Iterator[Engine]:
     )
     yield e
     e.close()
-
-
-async def collect(engine: Engine, question: str, **params) -> tuple[str, Done]:
-    out, done = "", None
-    prompt = engine.tokenize(CHAT.format(question))
-    async for event in engine.generate(prompt, SamplingParams(**params), None):
-        if isinstance(event, Token):
-            out += event.text
-        else:
-            done = event
-    assert done is not None
-    return out, done
 
 
 @pytest.mark.parametrize("fmt", ["json", PERSON, NUMBER_ONLY], ids=["json", "schema", "rejects-first"])

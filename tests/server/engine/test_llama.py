@@ -12,15 +12,15 @@ from pathlib import Path
 
 import llama_cpp as ll
 import pytest
+from enginekit import collect
 
 from llamita.server.engine.core import Engine
 from llamita.server.engine.llama import ContextOptions, LoadOptions
-from llamita.server.engine.request import Done, SamplingParams, Token
+from llamita.server.engine.request import Done
 from llamita.server.runtime.knobs import Knobs, context_options
 
 pytestmark = pytest.mark.model
 
-CHAT = "<|im_start|>user\n{}<|im_end|>\n<|im_start|>assistant\n"
 SMALL = ContextOptions(n_ctx=2 * 512, n_ctx_seq=512, n_batch=256, n_seq_max=4)
 
 
@@ -28,20 +28,8 @@ def engine_with(gguf: Path, **changes: object) -> Engine:
     return Engine(gguf, LoadOptions(), dataclasses.replace(SMALL, **changes))
 
 
-async def collect(engine: Engine, text: str, session: str | None = None, n: int = 16) -> tuple[str, Done]:
-    out, done = "", None
-    params = SamplingParams(temperature=0, num_predict=n)
-    async for event in engine.generate(engine.tokenize(CHAT.format(text)), params, session):
-        if isinstance(event, Token):
-            out += event.text
-        else:
-            done = event
-    assert done is not None
-    return out, done
-
-
 def answer(engine: Engine, text: str, session: str | None = None) -> tuple[str, Done]:
-    return asyncio.run(collect(engine, text, session))
+    return asyncio.run(collect(engine, text, session, temperature=0, num_predict=16))
 
 
 def state_size(engine: Engine) -> int:
@@ -109,7 +97,9 @@ def test_per_sequence_kv_serves_concurrent_requests_as_alone(per_sequence: Engin
     alone = [answer(per_sequence, q)[0] for q in questions]
 
     async def together() -> list[tuple[str, Done]]:
-        return await asyncio.gather(*[collect(per_sequence, q) for q in questions])
+        return await asyncio.gather(
+            *[collect(per_sequence, q, temperature=0, num_predict=16) for q in questions]
+        )
 
     assert [text for text, _ in asyncio.run(together())] == alone
     assert all(alone)
