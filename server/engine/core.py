@@ -351,9 +351,8 @@ class Engine:
     def step(self) -> None:
         for request in self.scheduler.admit(self.ctx):
             self._start(request)
-        target = self._step_time()
-        budget = None if target is None else max(8, int(target / self._sec_per_token))
-        output = self.scheduler.schedule(64 if self._sec_per_token is None else budget)
+        target = self._step_time()  # None until a first step measured the cost: a modest chunk
+        output = self.scheduler.schedule(64 if target is None else max(8, int(target / self._sec_per_token)))
         if not output.chunks:
             return
         self._make_room(output.n_tokens)
