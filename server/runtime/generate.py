@@ -129,8 +129,10 @@ class Runtime:
         format_grammar = parse_format(req.format)
         template = kind.template(model)
         grammar = kind.grammar(template, format_grammar)  # a forced tool call's, or the format's
-        if grammar and req.think is None:
-            think = False  # a grammar leaves no room for a thinking block; Ollama's two-pass run is not done
+        if grammar and (req.think is None or grammar is not format_grammar):
+            # A grammar leaves no room for a thinking block; Ollama's two-pass run is not done.
+            # A format may still be asked to think; a forced tool call never does.
+            think = False
 
         if req.debug_render_only:
             if kind.empty and isinstance(kind, Chat):

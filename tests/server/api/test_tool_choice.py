@@ -20,6 +20,8 @@ import openai
 import pytest
 from bystanders import MODEL, Bystanders, default_bystanders
 
+from llamita.server.model.default_model import CHATML_TEMPLATE
+
 pytestmark = pytest.mark.model
 
 WEATHER = {
@@ -253,3 +255,33 @@ def test_a_forced_call_leaves_a_bystander_unchanged(server) -> None:
     (call,) = reply.json()["message"]["tool_calls"]
     assert call["function"]["name"] == "get_time"
     assert valid(call["function"]["arguments"], SCHEMAS["get_time"])
+
+
+# ---- a thinking model: a forced call is written at once, never after a thinking block --------
+THINKING_TOOLS_TEMPLATE = (
+    CHATML_TEMPLATE.replace(
+        "{{ .Content }}{{ end }}<|im_end|>",
+        "{{ if .Thinking }}<think>{{ .Thinking }}</think>\n{{ end }}{{ .Content }}{{ end }}<|im_end|>",
+    )
+    + "{{ if .Think }}<think>\n{{ end }}"
+)
+
+
+def test_a_forced_call_turns_thinking_off(server) -> None:
+    client = ollama.Client(host=server.url)
+    try:
+        client.create(model="thinking-tools", from_=MODEL, template=THINKING_TOOLS_TEMPLATE)
+        assert {"tools", "thinking"} <= set(client.show("thinking-tools").capabilities or [])
+    finally:
+        client.close()
+
+    def rendered(**extra: Any) -> str:
+        reply = _chat(server, model="thinking-tools", tools=TOOLS, _debug_render_only=True, **extra)
+        assert reply.status_code == 200, reply.text
+        return reply.json()["_debug_info"]["rendered_template"]
+
+    assert rendered(think=True).endswith("<|im_start|>assistant\n<think>\n")
+    assert rendered(think=True, tool_choice="auto").endswith("<think>\n")
+    for choice in ("required", TIME_CHOICE):
+        assert rendered(tool_choice=choice).endswith("<|im_start|>assistant\n")
+        assert rendered(think=True, tool_choice=choice).endswith("<|im_start|>assistant\n")
