@@ -13,6 +13,7 @@ import ctypes
 import json
 import math
 import random
+import re
 from collections.abc import Callable
 
 import llama_cpp as ll
@@ -25,12 +26,56 @@ class GrammarError(ValueError):
     """Raised when llama.cpp rejects a grammar (e.g. one built from an invalid JSON schema)."""
 
 
+# llama.cpp parses a grammar recursively, a few hundred bytes of C stack per nesting level: a
+# schema grammar some 15,000 levels deep (``{"maxLength": 20000}``) overflows an 8 MiB stack and
+# kills the process, so deeper grammars and the counts in a schema that build them are refused.
+MAX_GRAMMAR_NESTING = 4096
+_GRAMMAR_TOKEN = re.compile(r'"(?:\\.|[^"\\])*"|\[(?:\\.|[^\]\\])*\]|[()]|[^"\[()]+', re.S)
+_COUNTS = ("minLength", "maxLength", "minItems", "maxItems", "minProperties", "maxProperties")
+_QUANTIFIER = re.compile(r"\{\s*(\d+)\s*(?:,\s*(\d*)\s*)?\}")
+
+
+def grammar_nesting(grammar: str) -> int:
+    """How deep ``grammar``'s parentheses nest (literals and character classes do not count)."""
+    depth = deepest = 0
+    for match in _GRAMMAR_TOKEN.finditer(grammar):
+        if match.group(0) == "(":
+            depth += 1
+            deepest = max(deepest, depth)
+        elif match.group(0) == ")":
+            depth -= 1
+    return deepest
+
+
+def check_schema_bounds(schema: object) -> None:
+    """Refuse a JSON schema whose counts (``maxLength``, ``maxItems``, a pattern's ``{n}``) exceed
+    :data:`MAX_GRAMMAR_NESTING`: the converter spells them out, so its grammar (and the memory and
+    time it takes to build) grows with them. Raises :class:`GrammarError`."""
+    pending = [schema]
+    while pending:
+        node = pending.pop()
+        if isinstance(node, list):
+            pending += node
+        if not isinstance(node, dict):
+            continue
+        pending += node.values()
+        counts = [node.get(key) for key in _COUNTS]
+        pattern = node.get("pattern")
+        if isinstance(pattern, str):
+            # A count of ten digits is over the limit anyway (and int() refuses thousands of digits).
+            counts += [int(n[:10]) for m in _QUANTIFIER.finditer(pattern) for n in m.groups() if n]
+        if any(isinstance(n, int | float) and n > MAX_GRAMMAR_NESTING for n in counts):
+            raise GrammarError(f"a count in the schema is over llamita's limit of {MAX_GRAMMAR_NESTING}")
+
+
 def grammar_compiles(grammar: str) -> bool:
     """Whether llama.cpp's grammar parser accepts ``grammar`` (``{"enum": []}`` gives one it rejects).
 
     Schema grammars name no tokens, so no vocabulary is needed: the API checks a ``format``
     before a model is loaded, and the engine never sees a grammar that fails.
     """
+    if grammar_nesting(grammar) > MAX_GRAMMAR_NESTING:
+        return False
     sampler = ll.llama_sampler_init_grammar(None, grammar.encode(), b"root")
     if not sampler:
         return False
@@ -55,6 +100,7 @@ def format_grammar(value: object) -> str | None:
     if not isinstance(value, dict):
         raise GrammarError(f"invalid format: {json.dumps(value)}; {FORMAT_EXPECTED}")
     try:
+        check_schema_bounds(value)
         grammar = json_schema_to_gbnf(json.dumps(value))
     except Exception as e:
         raise GrammarError(f"invalid format: {e}; {FORMAT_EXPECTED}") from e

@@ -23,7 +23,7 @@ from typing import Any
 
 from llamita.server.template import Template
 
-from .tools import arguments_key, closing_text, tool_call_opening
+from .tools import arguments_key, closing_text, tool_call_opening, tool_name
 
 Json = dict[str, Any]
 
@@ -51,9 +51,8 @@ def _renamed(body: str, prefix: str) -> str:
 
 
 def _parameters(tool: Json) -> tuple[str, Json]:
-    function = tool.get("function") or {}
-    params = function.get("parameters")
-    return function.get("name") or "", params if isinstance(params, dict) and params else ANY_OBJECT
+    params = tool["function"].get("parameters")
+    return tool_name(tool), params if isinstance(params, dict) and params else ANY_OBJECT
 
 
 def arguments_rules(schema: Json, prefix: str) -> tuple[str, list[str]]:
@@ -74,9 +73,7 @@ def arguments_rules(schema: Json, prefix: str) -> tuple[str, list[str]]:
 
 
 def _forced_tools(tools: Iterable[Json], forced: str) -> list[Json]:
-    named = [t for t in tools if isinstance(t, dict) and isinstance(t.get("function"), dict)]
-    named = [t for t in named if t["function"].get("name")]
-    return [t for t in named if t["function"]["name"] == forced] if forced else named
+    return [t for t in tools if tool_name(t) and tool_name(t) == (forced or tool_name(t))]
 
 
 def tool_grammar(

@@ -171,15 +171,16 @@ def closing_text(template: Template | None) -> str:
     return "" if "{" in closing or '"' in closing else closing
 
 
+def tool_name(tool: Any) -> str:
+    """A tool's function name, or "" (the checked ``tools`` may hold entries without one)."""
+    function = tool.get("function") if isinstance(tool, dict) else None
+    name = function.get("name") if isinstance(function, dict) else None
+    return name if isinstance(name, str) else ""
+
+
 def tool_names(tools: Iterable[Any]) -> frozenset[str]:
     """The function names of a request's ``tools`` (entries without one are ignored)."""
-    names = set()
-    for tool in tools or ():
-        function = tool.get("function") if isinstance(tool, dict) else None
-        name = function.get("name") if isinstance(function, dict) else None
-        if isinstance(name, str) and name:
-            names.add(name)
-    return frozenset(names)
+    return frozenset(name for name in map(tool_name, tools or ()) if name)
 
 
 def new_call_id() -> str:

@@ -10,12 +10,12 @@ from __future__ import annotations
 from typing import Any
 
 from llamita.server.engine import Done, Engine, Priority
-from llamita.server.engine.sampling import grammar_compiles
+from llamita.server.engine.sampling import GrammarError, check_schema_bounds, grammar_compiles
 from llamita.server.model.model import StoredModel
 from llamita.server.prompt.fit import chat_text, dedupe_bos, generate_text
 from llamita.server.prompt.thinking import ThinkingParser
 from llamita.server.prompt.toolgrammar import ToolGrammarError, tool_grammar
-from llamita.server.prompt.tools import ToolParser, chat_messages
+from llamita.server.prompt.tools import ToolParser, chat_messages, tool_name
 from llamita.server.template import TemplateError
 
 from .errors import InvalidRequest, ModelMissing
@@ -166,10 +166,11 @@ class Chat:
         if format_grammar is not None:
             raise InvalidRequest(TOOL_CHOICE_WITH_FORMAT.format(req.forced_tool or req.tool_choice))
         try:
+            check_schema_bounds([t for t in req.tools or [] if req.forced_tool in ("", tool_name(t))])
             grammar = tool_grammar(
                 template, req.tools or [], forced=req.forced_tool, parallel=req.parallel_tool_calls
             )
-        except ToolGrammarError as e:
+        except (ToolGrammarError, GrammarError) as e:
             raise InvalidRequest(f"tool_choice cannot be enforced: {e}") from e
         if not grammar_compiles(grammar):
             raise InvalidRequest(

@@ -175,6 +175,21 @@ def test_native_errors(server) -> None:
     assert serial.status_code == 400 and serial.json()["error"] == "parallel_tool_calls must be true or false"
 
 
+def test_schemas_that_would_crash_the_grammar_are_400(server) -> None:
+    """Such a schema used to overflow llama.cpp's grammar parser (a segfault of the server)."""
+    huge = {"type": "string", "maxLength": 100_000}
+    tool = {
+        "type": "function",
+        "function": {"name": "f", "parameters": {"type": "object", "properties": {"s": huge}}},
+    }
+    forced = _chat(server, tools=[tool], tool_choice="required")
+    assert forced.status_code == 400 and "over llamita's limit" in forced.json()["error"]
+    formatted = _chat(server, format={"type": "object", "properties": {"s": huge}})
+    assert formatted.status_code == 400 and "over llamita's limit" in formatted.json()["error"]
+    alive = _chat(server, tools=TOOLS, tool_choice="none", _debug_render_only=True)
+    assert alive.status_code == 200
+
+
 # Two calls forced by a `format` (tool_choice stays auto): parallel_tool_calls decides how many return.
 TWO_CALLS = {
     "type": "array",
