@@ -72,8 +72,9 @@ def arguments_rules(schema: Json, prefix: str) -> tuple[str, list[str]]:
     return f"{prefix}root", lines
 
 
-def _forced_tools(tools: Iterable[Json], forced: str) -> list[Json]:
-    return [t for t in tools if tool_name(t) and tool_name(t) == (forced or tool_name(t))]
+def _callable(tools: Iterable[Json], forced: str) -> list[Json]:
+    """The tools the grammar offers: the named one, or every tool that has a name."""
+    return [t for t in tools if tool_name(t) and (not forced or tool_name(t) == forced)]
 
 
 def tool_grammar(
@@ -91,7 +92,7 @@ def tool_grammar(
     separator = ", " if listed else "\n"
 
     calls, rules = [], []
-    for i, tool in enumerate(_forced_tools(tools, forced)):
+    for i, tool in enumerate(_callable(tools, forced)):
         name, schema = _parameters(tool)
         try:
             root, lines = arguments_rules(schema, f"t{i}-")
