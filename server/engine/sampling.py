@@ -269,6 +269,7 @@ class TextStream:
         self._stops = [s for s in stops if s]
         self._held = ""
         self.stopped = False
+        self.matched = ""  # the stop string that stopped the text (the earliest one in it)
         self._emitted: list[str] = []
 
     @property
@@ -286,6 +287,7 @@ class TextStream:
             if at >= 0:
                 held = held[:at]
                 self.stopped = True
+                self.matched = stop
         if self.stopped:
             self._held = ""
             return self._emit(held)

@@ -28,7 +28,7 @@ Json = dict[str, Any]
 LOW_BUDGET = 4096
 MEDIUM_BUDGET = 16384
 _EFFORTS: dict[str, str] = {"low": "low", "medium": "medium", "high": "high", "xhigh": "max", "max": "max"}
-_ROLES = ("user", "assistant")
+_ROLES = ("user", "assistant", "system")  # Claude Code sends system turns inside ``messages`` too
 _TEXT_JOIN = "\n\n"  # between text blocks of one message (or of ``system``)
 
 
@@ -162,7 +162,7 @@ def _message(message: Any, index: int, names: dict[str, str]) -> list[Json]:
         raise _bad(f"messages.{index}: Input should be an object")
     role = _required(message, "role", "a string", where)
     if role not in _ROLES:
-        raise _bad(f"{where}role: Input should be 'user' or 'assistant'")
+        raise _bad(f"{where}role: Input should be 'user', 'assistant' or 'system'")
     texts: list[str] = []
     thinking: list[str] = []
     images: list[str] = []
@@ -182,7 +182,7 @@ def _message(message: Any, index: int, names: dict[str, str]) -> list[Json]:
             results.append(_tool_result(block, inner, names))
         elif kind == "thinking" and role == "assistant":
             thinking.append(_required(block, "thinking", "a string", inner))
-        elif kind == "redacted_thinking":
+        elif kind == "redacted_thinking" and role == "assistant":
             continue  # an opaque block another server made: nothing to show the model
         else:
             raise _bad(f"{inner}type: unsupported content block {kind!r} in a {role} message")
@@ -271,18 +271,20 @@ def _tool_choice(body: Json) -> Json:
 
 
 def think_of(body: Json) -> bool | str | None:
-    """``thinking`` (or else ``output_config.effort``) → native ``think``; None: the model's default."""
+    """``thinking`` (or else ``output_config.effort``) → native ``think``; None: the model's default.
+
+    ``adaptive`` (the model decides: Claude Code's default) thinks; a type this server does not
+    know yet leaves the model's default rather than refusing a client newer than the server.
+    """
     thinking = _get(body, "thinking", "an object")
     if thinking is not None:
         kind = _required(thinking, "type", "a string", "thinking.")
         if kind == "disabled":
             return False
-        if kind in ("adaptive", "between_tools"):
-            return True
-        if kind != "enabled":
-            raise _bad("thinking.type: Input should be 'enabled', 'disabled' or 'adaptive'")
-        budget = _required(thinking, "budget_tokens", "an integer", "thinking.")
-        return "low" if budget < LOW_BUDGET else "medium" if budget < MEDIUM_BUDGET else "high"
+        if kind == "enabled":
+            budget = _required(thinking, "budget_tokens", "an integer", "thinking.")
+            return "low" if budget < LOW_BUDGET else "medium" if budget < MEDIUM_BUDGET else "high"
+        return True if kind in ("adaptive", "between_tools") else None
     config = _get(body, "output_config", "an object") or {}
     effort = _get(config, "effort", "a string", "output_config.")
     if effort is None:
@@ -290,6 +292,12 @@ def think_of(body: Json) -> bool | str | None:
     if effort not in _EFFORTS:
         raise _bad("output_config.effort: Input should be 'low', 'medium', 'high', 'xhigh' or 'max'")
     return _EFFORTS[effort]
+
+
+def thinking_shown(body: Json) -> bool:
+    """False for ``thinking.display: "omitted"``: thinking blocks then come without their text."""
+    thinking = _get(body, "thinking", "an object") or {}
+    return _get(thinking, "display", "a string", "thinking.") != "omitted"
 
 
 def _format(body: Json) -> Json | None:

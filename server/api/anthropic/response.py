@@ -86,23 +86,33 @@ def usage(native: Json) -> Json:
     }
 
 
+def _tool_use_id(native_id: Any) -> str:
+    """Anthropic's ``toolu_`` id for a native call id (the parser's ``call_...``), or a new one."""
+    if not isinstance(native_id, str) or not native_id:
+        return new_tool_use_id()
+    return native_id if native_id.startswith("toolu_") else "toolu_" + native_id.removeprefix("call_")
+
+
 def _tool_use(call: Json) -> Json:
     function = call.get("function") or {}
     return {
         "type": "tool_use",
-        "id": call.get("id") or new_tool_use_id(),
+        "id": _tool_use_id(call.get("id")),
         "name": function.get("name") or "",
         "input": function.get("arguments") or {},
     }
 
 
-def to_message(native: Json, message_id: str, model: str, stops: list[str]) -> Json:
+def to_message(
+    native: Json, message_id: str, model: str, stops: list[str], show_thinking: bool = True
+) -> Json:
     """A merged native chat reply → an Anthropic ``message`` object."""
     message = native.get("message") or {}
     content: list[Json] = []
     thinking = message.get("thinking") or ""
     if thinking:
-        content.append({"type": "thinking", "thinking": thinking, "signature": signature(thinking)})
+        shown = thinking if show_thinking else ""
+        content.append({"type": "thinking", "thinking": shown, "signature": signature(thinking)})
     if message.get("content"):
         content.append({"type": "text", "text": message["content"]})
     content += [_tool_use(call) for call in message.get("tool_calls") or []]
@@ -129,6 +139,7 @@ class MessageStream:
     id: str
     model: str
     stops: list[str] = field(default_factory=list)
+    show_thinking: bool = True  # False: thinking blocks carry only their signature
     started: bool = False  # message_start sent
     index: int = -1  # of the last block started
     open: str | None = None  # the type of the block now open ("thinking" or "text")
@@ -173,7 +184,8 @@ def _text_events(state: MessageStream, kind: str, text: str) -> list[Json]:
         state.open = kind
     if kind == "thinking":
         state.thinking.append(text)
-        events.append(_delta(state, {"type": "thinking_delta", "thinking": text}))
+        if state.show_thinking:
+            events.append(_delta(state, {"type": "thinking_delta", "thinking": text}))
     else:
         events.append(_delta(state, {"type": "text_delta", "text": text}))
     return events

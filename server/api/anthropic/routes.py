@@ -37,9 +37,8 @@ from llamita.server.api.stream import Encoder, failure, respond
 from llamita.server.runtime.count import count_tokens
 from llamita.server.runtime.errors import InvalidRequest
 from llamita.server.runtime.prepare import resolve_model
-from llamita.server.store.blobs import Store
 
-from .request import from_count_request, from_messages_request, stop_sequences
+from .request import from_count_request, from_messages_request, stop_sequences, thinking_shown
 from .response import MessageStream, anthropic_error, error_status, new_message_id, to_events, to_message
 
 SSE = "text/event-stream"
@@ -75,11 +74,11 @@ def anthropic_errors(handler: Handler) -> Handler:
     return wrapped
 
 
-def _relaxed(store: Store, native: Json) -> Json:
+def _relaxed(request: Request, native: Json) -> Json:
     """``native`` without ``think`` when it asks a model that cannot think to (Ollama's relaxing)."""
     if not native.get("think"):
         return native
-    model = resolve_model(store, native["model"], InvalidRequest("model is required"))
+    model = resolve_model(store_of(request), native["model"], InvalidRequest("model is required"))
     if "thinking" in model.capabilities:
         return native
     return {key: value for key, value in native.items() if key != "think"}
@@ -88,17 +87,19 @@ def _relaxed(store: Store, native: Json) -> Json:
 @anthropic_errors
 async def messages(request: Request) -> Response:
     body = await read_json(request)
-    native = _relaxed(store_of(request), from_messages_request(body))
+    native = _relaxed(request, from_messages_request(body))
     events = runtime_of(request).chat(chat_request(native), session_of(request), priority_of(request))
-    stops = stop_sequences(body)
-    state = MessageStream(new_message_id(), native["model"], stops)
+    stops, shown = stop_sequences(body), thinking_shown(body)
+    state = MessageStream(new_message_id(), native["model"], stops, shown)
     return await respond(
         request,
         events,
         stream=native["stream"],
         encoder=ANTHROPIC,
         translate=lambda chunk: to_events(chunk, state),
-        collect=lambda chunks: JSONResponse(to_message(merge_chat(chunks), state.id, state.model, stops)),
+        collect=lambda chunks: JSONResponse(
+            to_message(merge_chat(chunks), state.id, state.model, stops, shown)
+        ),
         empty=lambda: error_response(NO_RESPONSE, 500),
     )
 
@@ -107,7 +108,7 @@ async def messages(request: Request) -> Response:
 async def count(request: Request) -> Response:
     """The prompt's tokens, rendered and tokenized by the model as a generation would be."""
     body = await read_json(request)
-    native = _relaxed(store_of(request), from_count_request(body))
+    native = _relaxed(request, from_count_request(body))
     return JSONResponse({"input_tokens": await count_tokens(runtime_of(request), chat_request(native))})
 
 

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterator
-from pathlib import Path
 
 import anthropic
 import httpx
@@ -78,10 +77,10 @@ def test_stream_events_and_final_message(client: anthropic.Anthropic) -> None:
     ) as stream:
         events = list(stream)
         final = stream.get_final_message()
-    kinds = [e.type for e in events if e.type not in ("text",)]  # "text": the SDK's own helper event
-    assert kinds[:2] == ["message_start", "ping"] and kinds[-2:] == ["message_delta", "message_stop"]
-    assert kinds[2] == "content_block_start" and kinds[-3] == "content_block_stop"
-    assert set(kinds[3:-3]) == {"content_block_delta"}
+    kinds = [e.type for e in events if e.type != "text"]  # "text": the SDK's own helper event
+    assert kinds[:2] == ["message_start", "content_block_start"]  # the SDK does not yield pings
+    assert kinds[-3:] == ["content_block_stop", "message_delta", "message_stop"]
+    assert set(kinds[2:-3]) == {"content_block_delta"}
     text = "".join(e.delta.text for e in events if e.type == "content_block_delta")
     assert final.id.startswith("msg_") and [b.type for b in final.content] == ["text"]
     assert final.content[0].text == text and text
@@ -115,8 +114,10 @@ def test_system_blocks_and_count_tokens(client: anthropic.Anthropic) -> None:
     as_blocks = client.messages.count_tokens(
         model=DEFAULT_MODEL, system=[{"type": "text", "text": system}], messages=USER
     )
-    bare = client.messages.count_tokens(model=DEFAULT_MODEL, messages=USER)
-    assert as_string.input_tokens == as_blocks.input_tokens > bare.input_tokens > 0
+    longer = client.messages.count_tokens(
+        model=DEFAULT_MODEL, system=system + " You answer in French.", messages=USER
+    )
+    assert 0 < as_string.input_tokens == as_blocks.input_tokens < longer.input_tokens
 
     reply = client.messages.create(
         model=DEFAULT_MODEL,
@@ -209,6 +210,34 @@ def test_errors_are_typed(client: anthropic.Anthropic, server) -> None:
     }
 
 
+def _events(response: httpx.Response) -> list[tuple[str, dict]]:
+    """``(event name, data)`` of an SSE body in Anthropic's framing."""
+    events = []
+    for frame in response.text.split("\n\n"):
+        if frame:
+            name, data = frame.split("\n")
+            assert name.startswith("event: ") and data.startswith("data: ")
+            events.append((name[len("event: ") :], json.loads(data[len("data: ") :])))
+    return events
+
+
+def test_raw_stream_is_anthropic_framed(server) -> None:
+    body = {"model": DEFAULT_MODEL, "max_tokens": 4, "messages": USER, "stream": True, **GREEDY}
+    r = httpx.post(server.url + "/v1/messages", json=body, timeout=120)
+    assert r.status_code == 200 and r.headers["content-type"].startswith("text/event-stream")
+    events = _events(r)
+    assert all(name == data["type"] for name, data in events)
+    names = [name for name, _ in events]
+    assert names[:3] == ["message_start", "ping", "content_block_start"]
+    assert names[-3:] == ["content_block_stop", "message_delta", "message_stop"]
+    start = events[0][1]["message"]
+    assert start["content"] == [] and start["stop_reason"] is None and "input_tokens" in start["usage"]
+    assert {data["index"] for name, data in events if name.startswith("content_block")} == {0}
+    delta = events[-2][1]
+    assert delta["delta"]["stop_reason"] in ("end_turn", "max_tokens")
+    assert delta["usage"]["output_tokens"] == 4 or delta["delta"]["stop_reason"] == "end_turn"
+
+
 def test_claude_code_headers_and_beta_query(server) -> None:
     headers = {
         "anthropic-version": "2023-06-01",
@@ -227,9 +256,7 @@ def test_claude_code_headers_and_beta_query(server) -> None:
     assert r.status_code == 200 and r.json()["input_tokens"] > 0
 
 
-def test_a_wrong_key_is_an_authentication_error(
-    seeded_store: Store, monkeypatch: pytest.MonkeyPatch
-) -> None:
+def test_a_wrong_key_is_an_authentication_error(seeded_store: Store, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("LLAMITA_API_KEYS", "the-key")
     app = build_app(seeded_store, listen_host="127.0.0.1")
     with serve_app(app) as url:
