@@ -167,6 +167,26 @@ def test_system_turns_inside_messages() -> None:
     ]
 
 
+def test_claude_code_extras_are_accepted() -> None:
+    """Shapes from Claude Code's default request: schema keywords, deferred tools, its extra fields."""
+    tool = {
+        "name": "Read",
+        "input_schema": {"$schema": "https://json-schema.org/draft/2020-12/schema", "type": "object"},
+        "defer_loading": True,
+    }
+    native = from_messages_request(
+        body(
+            tools=[tool],
+            thinking={"type": "adaptive", "display": "omitted"},
+            context_management={"edits": [{"type": "clear_thinking_20251015", "keep": "all"}]},
+            output_config={"effort": "high"},
+            metadata={"user_id": '{"device_id": "0"}'},
+        )
+    )
+    assert native["tools"][0]["function"]["parameters"] == tool["input_schema"] and native["think"] is True
+    assert "tools" not in from_messages_request(body(tools=[]))
+
+
 def test_output_format_is_the_native_format() -> None:
     schema = {"type": "object", "properties": {"a": {"type": "string"}}}
     native = from_messages_request(body(output_config={"format": {"type": "json_schema", "schema": schema}}))
