@@ -205,7 +205,9 @@ class AuthGuard:
             scope[IDENTITY] = f"addr:{client[0]}" if client else "addr:?"
             await self.app(scope, receive, send)
             return
-        headers = {name.lower(): value.decode("latin-1") for name, value in scope["headers"]}
+        headers: dict[bytes, str] = {}
+        for name, value in scope["headers"]:  # the first of a repeated header counts
+            headers.setdefault(name.lower(), value.decode("latin-1"))
         identity = self.keys.check(headers.get(b"authorization", ""), headers.get(b"x-api-key", ""))
         if identity is None:
             await _refusal(scope["path"])(scope, receive, send)
