@@ -266,3 +266,23 @@ def test_a_wrong_key_is_an_authentication_error(seeded_store: Store, monkeypatch
             assert refused.value.body["error"]["type"] == "authentication_error"
         with anthropic.Anthropic(base_url=url, api_key="the-key", max_retries=0, timeout=120) as sdk:
             assert sdk.messages.count_tokens(model=DEFAULT_MODEL, messages=USER).input_tokens > 0
+
+
+def test_a_superseded_stream_ends_with_an_error_event(server) -> None:
+    """A newer request of the same editor session supersedes a streaming one: ``event: error``
+    (499's ``canceled``), never a ``message_stop``; the newer request is answered in full."""
+    session = {"X-Llamita-Session": "editor-1"}
+    long = {"model": DEFAULT_MODEL, "max_tokens": 400, "messages": LONG, "stream": True, **GREEDY}
+    short = {"model": DEFAULT_MODEL, "max_tokens": 2, "messages": USER, **GREEDY}
+    with httpx.Client(base_url=server.url, timeout=180) as http:
+        with http.stream("POST", "/v1/messages", json=long, headers=session) as first:
+            lines = first.iter_lines()
+            seen = []
+            while "event: content_block_delta" not in seen:  # it is generating now
+                seen.append(next(lines))
+            newer = http.post("/v1/messages", json=short, headers=session)
+            rest = "\n".join(lines)
+        assert newer.status_code == 200 and newer.json()["type"] == "message"
+    assert "event: message_stop" not in rest
+    error = json.loads(rest.split("event: error\ndata: ", 1)[1].split("\n", 1)[0])
+    assert error["type"] == "error" and error["error"]["type"] == "canceled"
