@@ -19,6 +19,7 @@ from llamita.server.store.blobs import Store
 
 from . import errors, inference, native, telemetry
 from . import transfer as registry
+from .anthropic import routes as anthropic
 from .auth import AuthGuard, KeyRing
 from .limits import LimitGuard, Limits
 from .middleware import OriginGuard
@@ -31,7 +32,7 @@ READ = ["GET", "HEAD"]
 
 
 def routes() -> list[Route]:
-    """Every route: Ollama's native API, ``/metrics``, the OpenAI layer, the registry transfers."""
+    """Every route: the native API, ``/metrics``, the OpenAI and Anthropic layers, the registry transfers."""
     posts = {
         "/api/show": native.show_model,
         "/api/create": native.create,
@@ -52,6 +53,7 @@ def routes() -> list[Route]:
         Route("/metrics", telemetry.metrics, methods=["GET"]),
         *(Route(path, handler, methods=["POST"]) for path, handler in posts.items()),
         *openai.ROUTES,
+        *anthropic.ROUTES,
         *registry.ROUTES,
     ]
 

@@ -1,9 +1,13 @@
-"""Optional API keys: ``Authorization: Bearer <key>`` on every route but the health checks.
+"""Optional API keys: ``Authorization: Bearer <key>`` (or ``x-api-key: <key>``) on every route
+but the health checks.
 
 Ollama has no incoming authentication (users put a proxy in front, and many do not); llamita
 checks a bearer key when ``LLAMITA_API_KEYS`` or ``LLAMITA_API_KEYS_FILE`` is set, and is
 open otherwise, so a default install behaves exactly like Ollama.  The bearer scheme is what
-Continue's ``apiKey``, Llama Coder's ``bearerToken`` and ollama-python's ``OLLAMA_API_KEY`` send.
+Continue's ``apiKey``, Llama Coder's ``bearerToken`` and ollama-python's ``OLLAMA_API_KEY`` send;
+``x-api-key`` is what the Anthropic SDKs and Claude Code's ``ANTHROPIC_API_KEY`` send.  A refusal
+on Anthropic's routes (``/v1/messages...``) has Anthropic's error shape, so the SDKs raise their
+``AuthenticationError``.
 
 Keys file grammar (UTF-8)::
 
@@ -28,17 +32,20 @@ import time
 from collections.abc import Iterable
 from pathlib import Path
 
+from starlette.responses import JSONResponse, Response
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from llamita.server import config
 
 from . import errors
+from .anthropic.response import anthropic_error
 
 log = logging.getLogger("llamita.auth")
 
 # Routes a load balancer or an uptime probe hits without credentials (method, path).
 PUBLIC = frozenset({("GET", "/"), ("HEAD", "/"), ("GET", "/api/version"), ("HEAD", "/api/version")})
 METRICS_PATH = "/metrics"
+ANTHROPIC_PATHS = "/v1/messages"  # the prefix of the routes that answer in Anthropic's error shape
 IDENTITY = "llamita.identity"  # scope key: who the limits layer counts this request against
 
 
@@ -133,12 +140,14 @@ class KeyRing:
         if changed:
             self.reload()
 
-    def check(self, authorization: str) -> str | None:
-        """The caller's key id when ``authorization`` is ``Bearer <a configured key>``, else None."""
+    def check(self, authorization: str, api_key: str = "") -> str | None:
+        """The caller's key id when ``authorization`` is ``Bearer <a configured key>`` or, without
+        a bearer token, ``api_key`` (the ``x-api-key`` header) is a configured key; else None."""
         self._maybe_reload()
         scheme, _, token = authorization.strip().partition(" ")
-        token = token.strip()
-        if scheme.lower() != "bearer" or not token:
+        token = token.strip() if scheme.lower() == "bearer" else ""
+        token = token or api_key.strip()
+        if not token:
             return None
         supplied = token.encode("latin-1")  # the header's own bytes (a UTF-8 key matches too)
         match = None
@@ -170,6 +179,15 @@ def exposure_warning(listen_host: str, keys: KeyRing) -> str | None:
     )
 
 
+def _refusal(path: str) -> Response:
+    """The 401, in the error shape of the API the path belongs to."""
+    refusal = errors.unauthorized()
+    if path == ANTHROPIC_PATHS or path.startswith(ANTHROPIC_PATHS + "/"):
+        body = anthropic_error(str(refusal), refusal.status)
+        return JSONResponse(body, status_code=refusal.status, headers=refusal.headers)
+    return errors.as_response(refusal)
+
+
 class AuthGuard:
     """ASGI middleware: 401 for a missing or wrong key; records the caller's identity."""
 
@@ -187,14 +205,12 @@ class AuthGuard:
             scope[IDENTITY] = f"addr:{client[0]}" if client else "addr:?"
             await self.app(scope, receive, send)
             return
-        authorization = ""
-        for name, value in scope["headers"]:
-            if name.lower() == b"authorization":
-                authorization = value.decode("latin-1")
-                break
-        identity = self.keys.check(authorization)
+        headers: dict[bytes, str] = {}
+        for name, value in scope["headers"]:  # the first of a repeated header counts
+            headers.setdefault(name.lower(), value.decode("latin-1"))
+        identity = self.keys.check(headers.get(b"authorization", ""), headers.get(b"x-api-key", ""))
         if identity is None:
-            await errors.as_response(errors.unauthorized())(scope, receive, send)
+            await _refusal(scope["path"])(scope, receive, send)
             return
         scope[IDENTITY] = f"key:{identity}"
         await self.app(scope, receive, send)

@@ -533,4 +533,5 @@ class Engine:
                     context = [*request.prompt, *kept]
         except Exception:  # the request's own stop strings: it still gets its Done
             log.exception("finishing the text of request %d failed", request.id)
-        request.deliver(request.done(status.reason, context, error))
+        matched = stream.matched if stream is not None else ""
+        request.deliver(request.done(status.reason, context, error, matched))

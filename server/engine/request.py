@@ -117,6 +117,7 @@ class Done:
     eval_duration: int
     context: list[int]  # prompt + generated tokens, for /api/generate's ``context``
     error: str = ""
+    stop_sequence: str = ""  # the request's stop string that ended the text, if one did
 
 
 Event = Token | Done
@@ -166,7 +167,9 @@ class Request:
         self.logprobs.clear()
         return taken
 
-    def done(self, reason: FinishReason, context: list[int], error: str = "") -> Done:
+    def done(
+        self, reason: FinishReason, context: list[int], error: str = "", stop_sequence: str = ""
+    ) -> Done:
         """The last event, with Ollama's counters (durations from admission and first token)."""
         now = time.monotonic()
         first = self.t_first_token or now
@@ -181,4 +184,5 @@ class Request:
             eval_duration=int((now - first) * 1e9) if self.t_first_token else 0,
             context=context,
             error=error,
+            stop_sequence=stop_sequence,
         )

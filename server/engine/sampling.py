@@ -315,6 +315,7 @@ class TextStream:
         self._stops = [s for s in stops if s]
         self._held = ""
         self.stopped = False
+        self.matched = ""  # the stop string that stopped the text (the earliest one in it)
         self._emitted: list[str] = []
 
     @property
@@ -332,6 +333,7 @@ class TextStream:
             if at >= 0:
                 held = held[:at]
                 self.stopped = True
+                self.matched = stop
         if self.stopped:
             self._held = ""
             return self._emit(held)

@@ -202,6 +202,8 @@ class Runtime:
                         yield chunk(part)
                     final = _stamp(base, kind.empty_part(), True)
                     final["done_reason"] = done_reason(event)
+                    if event.stop_sequence:  # a llamita extension: which stop string ended the text
+                        final["stop_sequence"] = event.stop_sequence
                     _with_logprobs(final, logprobs)
                     final.update(kind.extra(event))
                     final.update(timing.stats(event))

@@ -41,6 +41,13 @@ ROUTES = [
         404,
     ),
     ("v1", "POST", "/v1/embeddings", {"model": "nope", "input": "x"}, 404),
+    (
+        "anthropic",
+        "POST",
+        "/v1/messages",
+        {"model": "nope", "max_tokens": 1, "messages": [{"role": "user", "content": "x"}]},
+        404,
+    ),
     ("blobs", "HEAD", f"/api/blobs/{MISSING}", None, 404),
     ("blobs", "POST", f"/api/blobs/{DIGEST}", DATA, 201),
     ("metrics", "GET", "/metrics", None, 200),
@@ -97,6 +104,14 @@ def test_key_ring_checks_bearer_only() -> None:
     for header in ("", "Bearer", "Bearer ", "Bearer c-key", "Basic a-key", "a-key", "Bearer a-key2"):
         assert ring.check(header) is None, header
     assert key_id("a-key") != key_id("b-key") and "a-key" not in key_id("a-key")
+
+
+def test_key_ring_takes_an_x_api_key_without_a_bearer_token() -> None:
+    ring = KeyRing(["a-key"])
+    assert ring.check("", "a-key") == key_id("a-key")
+    assert ring.check("Basic zzz", " a-key ") == key_id("a-key")
+    assert ring.check("", "b-key") is None and ring.check("", "") is None
+    assert ring.check("Bearer wrong", "a-key") is None  # a bearer token, when sent, is the key
 
 
 def test_no_keys_means_open() -> None:
@@ -172,11 +187,16 @@ def test_routes_need_the_key(
         r = call(keyed, method, path, body, headers)
         assert r.status_code == 401, (headers, r.text)
         assert r.headers["www-authenticate"].startswith("Bearer")
-        if method != "HEAD":
+        if family == "anthropic":
+            error = {"type": "authentication_error", "message": "unauthorized"}
+            assert r.json() == {"type": "error", "error": error}
+        elif method != "HEAD":
             assert r.json() == {"error": "unauthorized"}
             assert r.headers["content-type"] == "application/json; charset=utf-8"
     r = call(keyed, method, path, body, {"Authorization": f"Bearer {KEY}"})
     assert r.status_code == status, r.text
+    r = call(keyed, method, path, body, {"x-api-key": KEY})  # Anthropic's header, on every route
+    assert r.status_code == (200 if status == 201 else status), r.text  # a blob is there now
 
 
 @pytest.mark.parametrize(("family", "method", "path", "body", "status"), ROUTES, ids=IDS)

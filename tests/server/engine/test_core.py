@@ -62,7 +62,7 @@ def test_prefix_reuse_reports_cached_tokens(engine: Engine) -> None:
 
 def test_num_predict_and_stop(engine: Engine) -> None:
     _, done = run(collect(engine, "Count from 1 to 20 separated by commas.", temperature=0, num_predict=8))
-    assert done.reason == FinishReason.LENGTH and done.eval_count == 8
+    assert done.reason == FinishReason.LENGTH and done.eval_count == 8 and done.stop_sequence == ""
     full, _ = run(collect(engine, "Count from 1 to 20 separated by commas.", temperature=0, num_predict=40))
     cut = next(i for i in range(3, len(full) - 3) if full.index(full[i : i + 3]) == i)
     stopped, done = run(
@@ -76,6 +76,7 @@ def test_num_predict_and_stop(engine: Engine) -> None:
     )
     assert done.reason == FinishReason.STOP
     assert stopped == full[:cut]  # the stop string itself is never echoed
+    assert done.stop_sequence == full[cut : cut + 3]  # and the Done names it
 
 
 def test_abort_frees_the_sequence_within_a_step(engine: Engine) -> None:

@@ -33,6 +33,17 @@ def test_text_stream(stops, pieces, emitted, text, stopped) -> None:
     assert was_stopped is stopped
 
 
+def test_text_stream_names_the_stop_that_matched() -> None:
+    """The earliest stop in the text is the one that stopped it (Anthropic's ``stop_sequence``)."""
+    for stops in (["b", "a"], ["a", "b"]):
+        stream = TextStream(stops)
+        stream.push(b"xab")
+        assert stream.matched == "a"
+    stream = TextStream(["END"])
+    stream.push(b"abE")
+    assert stream.flush() == "E" and stream.matched == ""
+
+
 PIECES = {1: b"ab", 2: b"EN", 3: b"Dzz", 4: b"cd", 5: b"", 6: "é".encode()}
 
 
