@@ -10,6 +10,12 @@ on it) with no ``[DONE]``.  A request superseded by a newer one of the same
 ``X-Llamita-Session`` (or aborted) is such an error, with status 499 and type ``canceled``:
 never a completion with ``finish_reason: null``.  A client that hangs up before the response
 starts stops the generation, as on the native routes.
+
+``/v1/responses`` (OpenAI Responses) runs the same way: its input items become a native chat
+(:mod:`.responses_request`, after the conversation of a ``previous_response_id`` kept by
+:mod:`.responses_store`), and :mod:`.responses_stream` turns the chunks into its typed events
+(``event:`` lines, ``sequence_number``) or, not streamed, into the one response object.  A
+failure after the first byte ends that stream with a ``response.failed`` event.
 """
 
 from __future__ import annotations
