@@ -16,6 +16,7 @@ from typing import Any, TypeVar
 from starlette.requests import Request
 
 from llamita.server.gocompat import decode as godecode
+from llamita.server.prompt.tools import tool_names
 from llamita.server.prompt.wire import (
     UnmarshalError,
     check_generate,
@@ -137,10 +138,56 @@ def generate_request(body: Json) -> GenerateRequest:
     )
 
 
+TOOL_CHOICES = ("auto", "none", "required")
+TOOL_CHOICE_SHAPE = (
+    'tool_choice must be "auto", "none", "required" or {"type": "function", "function": {"name": ...}}'
+)
+
+
+def _tool_choice(body: Json, tools: list[Json] | None) -> tuple[str, str]:
+    """llamita's ``tool_choice`` (OpenAI chat's shape) → ``(choice, forced tool name)``.
+
+    Forcing a call needs tools to call, and a named function must be one of them.
+    """
+    value = body.get("tool_choice")
+    if value is None:
+        return "auto", ""
+    if isinstance(value, str):
+        if value not in TOOL_CHOICES:
+            raise InvalidRequest(f"{TOOL_CHOICE_SHAPE}, not {value!r}")
+        if value == "required" and not tools:
+            raise InvalidRequest('tool_choice "required" needs at least one tool in tools')
+        return value, ""
+    if not isinstance(value, dict) or value.get("type", "function") != "function":
+        raise InvalidRequest(TOOL_CHOICE_SHAPE)
+    function = value.get("function")
+    name = function.get("name") if isinstance(function, dict) else None
+    if not isinstance(name, str) or not name:
+        raise InvalidRequest(TOOL_CHOICE_SHAPE)
+    if name not in tool_names(tools or []):
+        raise InvalidRequest(f"tool_choice names the function {name!r}, which is not among tools")
+    return "function", name
+
+
+def _parallel_tool_calls(body: Json) -> bool:
+    value = body.get("parallel_tool_calls")
+    if value is not None and not isinstance(value, bool):
+        raise InvalidRequest("parallel_tool_calls must be true or false")
+    return value is not False
+
+
 def chat_request(body: Json) -> ChatRequest:
     messages = _typed(check_messages, body.get("messages"))
     tools = _typed(check_tools, body.get("tools")) or None
-    return ChatRequest(**_common(body), messages=messages, tools=tools)
+    choice, forced = _tool_choice(body, tools)
+    return ChatRequest(
+        **_common(body),
+        messages=messages,
+        tools=tools,
+        tool_choice=choice,
+        forced_tool=forced,
+        parallel_tool_calls=_parallel_tool_calls(body),
+    )
 
 
 def embed_request(body: Json, *, legacy: bool = False) -> EmbedRequest:

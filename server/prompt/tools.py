@@ -67,14 +67,38 @@ def tool_call_tag(template: Template | None) -> str:
     into ``range``/``with``/``if`` bodies but stopping at the first action, cut before any
     ``{`` (the JSON of the call itself) and trimmed.
     """
-    if template is None:
-        return JSON_TAG
-    block = _tool_calls_block(template.root.nodes)
+    return tool_call_opening(template).strip() or JSON_TAG
+
+
+def tool_call_opening(template: Template | None) -> str:
+    """The text the template writes before a call's JSON (``<tool_call>\\n``, ``[TOOL_CALLS] [``).
+
+    Leading blanks dropped; "" when calls are bare JSON. A forced call's grammar writes it as is.
+    """
+    block = _tool_calls_block(template.root.nodes) if template is not None else None
     text = _first_text(block.list.nodes) if block is not None else None
     if text is None:
-        return JSON_TAG
-    tag = text.replace("\r\n", "\n").split("{", 1)[0].strip()
-    return tag or JSON_TAG
+        return ""
+    return text.replace("\r\n", "\n").split("{", 1)[0].lstrip()
+
+
+def arguments_key(template: Template | None) -> str:
+    """``parameters`` when the template replays calls with that key (Llama 3.1), else ``arguments``."""
+    block = _tool_calls_block(template.root.nodes) if template is not None else None
+    texts = _texts(block.list.nodes) if block is not None else ()
+    return "parameters" if any('"parameters"' in text for text in texts) else "arguments"
+
+
+def _texts(nodes: Iterable[Node]) -> Iterable[str]:
+    for node in nodes:
+        if isinstance(node, TextNode):
+            yield node.text
+        elif isinstance(node, ListNode):
+            yield from _texts(node.nodes)
+        elif isinstance(node, BranchNode):
+            yield from _texts(node.list.nodes)
+            if node.else_list is not None:
+                yield from _texts(node.else_list.nodes)
 
 
 def _mentions_tool_calls(node: IfNode) -> bool:

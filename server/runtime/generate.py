@@ -126,10 +126,11 @@ class Runtime:
         think = check_think(model, parse_think(req.think))
         kind.check_images(model)
         options = merged_options(model, req.options)
-        grammar = parse_format(req.format)
+        format_grammar = parse_format(req.format)
+        template = kind.template(model)
+        grammar = kind.grammar(template, format_grammar)  # a forced tool call's, or the format's
         if grammar and req.think is None:
             think = False  # a grammar leaves no room for a thinking block; Ollama's two-pass run is not done
-        template = kind.template(model)
 
         if req.debug_render_only:
             if kind.empty and isinstance(kind, Chat):

@@ -10,9 +10,11 @@ from __future__ import annotations
 from typing import Any
 
 from llamita.server.engine import Done, Engine, Priority
+from llamita.server.engine.sampling import grammar_compiles
 from llamita.server.model.model import StoredModel
 from llamita.server.prompt.fit import chat_text, dedupe_bos, generate_text
 from llamita.server.prompt.thinking import ThinkingParser
+from llamita.server.prompt.toolgrammar import ToolGrammarError, tool_grammar
 from llamita.server.prompt.tools import ToolParser, chat_messages
 from llamita.server.template import TemplateError
 
@@ -28,6 +30,10 @@ ASSISTANT = {"role": "assistant", "content": ""}
 PRIORITIES = {"interactive": Priority.INTERACTIVE, "normal": Priority.NORMAL, "batch": Priority.BATCH}
 # A raw or FIM prompt up to this long is taken to be an editor's completion request.
 INTERACTIVE_TOKENS = 2048
+TOOL_CHOICE_WITH_FORMAT = (
+    "tool_choice {} cannot be combined with format: a forced call is written in the model's tool-call "
+    "syntax, not the format's JSON"
+)
 
 
 class Generate:
@@ -56,6 +62,9 @@ class Generate:
 
     def image_count(self) -> int:
         return len(self.req.images or [])
+
+    def grammar(self, template: Any, format_grammar: str | None) -> str | None:
+        return format_grammar
 
     def template(self, model: StoredModel) -> Any:
         return None if self.req.raw else template_of(model, self.req.template)
@@ -122,6 +131,7 @@ class Chat:
         self.req = req
         self.splitter: ThinkingParser | None = None
         self.tool_parser: ToolParser | None = None
+        self.calls = 0  # tool calls returned so far
 
     @property
     def empty(self) -> bool:
@@ -130,8 +140,13 @@ class Chat:
     def missing(self) -> Exception:
         return InvalidRequest("model is required")
 
+    @property
+    def tools(self) -> list[Json] | None:
+        """The tools offered to the model: none under ``tool_choice: "none"``."""
+        return None if self.req.tool_choice == "none" else self.req.tools
+
     def check(self, model: StoredModel) -> None:
-        if self.req.tools and "tools" not in model.capabilities:
+        if self.tools and "tools" not in model.capabilities:
             raise InvalidRequest(f"{model.name} does not support tools")
         if "completion" not in model.capabilities:
             raise InvalidRequest(f'"{model.short_name}" does not support chat')
@@ -143,6 +158,25 @@ class Chat:
     def image_count(self) -> int:
         return 0
 
+    def grammar(self, template: Any, format_grammar: str | None) -> str | None:
+        """The grammar that enforces ``tool_choice`` "required" or a named function, else ``format``'s."""
+        req = self.req
+        if req.tool_choice not in ("required", "function"):
+            return format_grammar
+        if format_grammar is not None:
+            raise InvalidRequest(TOOL_CHOICE_WITH_FORMAT.format(req.forced_tool or req.tool_choice))
+        try:
+            grammar = tool_grammar(
+                template, req.tools or [], forced=req.forced_tool, parallel=req.parallel_tool_calls
+            )
+        except ToolGrammarError as e:
+            raise InvalidRequest(f"tool_choice cannot be enforced: {e}") from e
+        if not grammar_compiles(grammar):
+            raise InvalidRequest(
+                "tool_choice cannot be enforced: llama.cpp cannot compile the tools' grammar"
+            )
+        return grammar
+
     def template(self, model: StoredModel) -> Any:
         return template_of(model, None)
 
@@ -153,7 +187,7 @@ class Chat:
                 self.req.messages,
                 model_system=model.system,
                 model_messages=model.messages,
-                tools=self.req.tools,
+                tools=self.tools,
                 think=think,
                 num_ctx=num_ctx,
                 tokenize=tokenize,
@@ -177,7 +211,8 @@ class Chat:
 
     def start(self, template: Any, think: Any, text: str) -> None:
         # With tools, text that may be a tool call is held back until parsed (Ollama's tools.Parser).
-        self.tool_parser = ToolParser(template, self.req.tools) if self.req.tools else None
+        self.tool_parser = ToolParser(template, self.tools) if self.tools else None
+        self.calls = 0
         self.splitter = thinking_parser(template, think, text)
 
     # ---- chunks --------------------------------------------------------------------------
@@ -187,10 +222,17 @@ class Chat:
     def _parts(self, thinking: str, content: str) -> list[Json]:
         out = [{"role": "assistant", "content": "", "thinking": thinking}] if thinking else []
         if self.tool_parser is not None:
-            out += chat_messages(*self.tool_parser.feed(content))
+            out += chat_messages(*self._serial(*self.tool_parser.feed(content)))
         elif content:
             out.append({"role": "assistant", "content": content})
         return [{"message": message} for message in out]
+
+    def _serial(self, content: str, calls: list[Json]) -> tuple[str, list[Json]]:
+        """``parallel_tool_calls: false``: calls after the first are dropped (the text goes on)."""
+        if not self.req.parallel_tool_calls:
+            calls = calls[: max(0, 1 - self.calls)]
+        self.calls += len(calls)
+        return content, calls
 
     def feed(self, text: str, pending: bool) -> list[Json]:
         # Logprobs with no message yet are sent with the next one (tool-call text may be held back).
@@ -199,7 +241,8 @@ class Chat:
     def flush(self, pending: bool) -> list[Json]:
         parts = self._parts(*self.splitter.flush()) if self.splitter else []
         if self.tool_parser is not None:
-            parts += [{"message": message} for message in chat_messages(*self.tool_parser.flush())]
+            flushed = chat_messages(*self._serial(*self.tool_parser.flush()))
+            parts += [{"message": message} for message in flushed]
         return parts
 
     def extra(self, done: Done) -> Json:

@@ -43,6 +43,11 @@ class GenerateRequest(_Inference):
 class ChatRequest(_Inference):
     messages: list[Json] = field(default_factory=list)
     tools: list[Json] | None = None
+    # llamita's extension (OpenAI-chat-shaped, checked by the API): "auto", "none", "required"
+    # or "function", the one named by ``forced_tool``; enforced by a grammar unless "auto".
+    tool_choice: str = "auto"
+    forced_tool: str = ""
+    parallel_tool_calls: bool = True  # False: at most one call is returned
 
 
 @dataclass(kw_only=True)

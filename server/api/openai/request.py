@@ -316,6 +316,9 @@ def from_chat_request(body: Json) -> Json:
     tools = _typed(body, "tools", list)
     if tools:
         native["tools"] = tools
+    # Passed through as they are: native chat checks them against the tools and enforces them.
+    _set(native, "tool_choice", _typed(body, "tool_choice", str, dict))
+    _set(native, "parallel_tool_calls", _typed(body, "parallel_tool_calls", bool))
     reasoning = _typed(body, "reasoning", dict) or {}
     _set(native, "think", think_from_effort(reasoning.get("effort") or body.get("reasoning_effort")))
     if _flag(body, "logprobs"):

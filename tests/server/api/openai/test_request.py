@@ -109,6 +109,25 @@ CHAT_REQUESTS = [
         id="tools-pass-through",
     ),
     pytest.param(
+        {
+            "model": "m",
+            "messages": USER_HI,
+            "tools": [{"type": "function", "function": {"name": "f"}}],
+            "tool_choice": {"type": "function", "function": {"name": "f"}},
+            "parallel_tool_calls": False,
+        },
+        {
+            "model": "m",
+            "messages": USER_HI,
+            "options": DEFAULT_OPTIONS,
+            "stream": False,
+            "tools": [{"type": "function", "function": {"name": "f"}}],
+            "tool_choice": {"type": "function", "function": {"name": "f"}},
+            "parallel_tool_calls": False,
+        },
+        id="tool-choice-pass-through",
+    ),
+    pytest.param(
         {"model": "m", "messages": USER_HI, "reasoning_effort": "xhigh", "logprobs": True, "top_logprobs": 3},
         {
             "model": "m",
@@ -296,6 +315,16 @@ CHAT_ERRORS = [
         {"messages": USER_HI, "stream": "yes"}, "invalid type for 'stream' field: string", id="stream-string"
     ),
     pytest.param({"messages": USER_HI, "seed": True}, "invalid type for 'seed' field: bool", id="seed-bool"),
+    pytest.param(
+        {"messages": USER_HI, "tool_choice": 1},
+        "invalid type for 'tool_choice' field: float64",
+        id="choice-num",
+    ),
+    pytest.param(
+        {"messages": USER_HI, "parallel_tool_calls": "no"},
+        "invalid type for 'parallel_tool_calls' field: string",
+        id="parallel-string",
+    ),
 ]
 
 
