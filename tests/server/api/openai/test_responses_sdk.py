@@ -2,16 +2,18 @@
 
 from __future__ import annotations
 
-import dataclasses
+import asyncio
 import json
 from collections.abc import Iterator
+from typing import Any
 
+import httpx
 import openai
 import pydantic
 import pytest
+from bystanders import Bystanders, default_bystanders
 
 from llamita.server.model.default_model import DEFAULT_MODEL
-from llamita.server.runtime.requests import ChatRequest
 
 pytestmark = pytest.mark.model
 
@@ -28,10 +30,6 @@ WEATHER = {
     },
     "strict": True,
 }
-needs_tool_choice = pytest.mark.skipif(
-    "tool_choice" not in {f.name for f in dataclasses.fields(ChatRequest)},
-    reason="tool_choice is enforced by the runtime once the toolchoice branch is merged",
-)
 
 
 class Answer(pydantic.BaseModel):
@@ -161,7 +159,6 @@ def test_a_function_call_output_round_trip(client: openai.OpenAI) -> None:
     assert reply.tools[0].name == "get_weather"
 
 
-@needs_tool_choice
 def test_a_forced_tool_call_and_its_answer(client: openai.OpenAI) -> None:
     first = client.responses.create(
         model=DEFAULT_MODEL,
@@ -186,7 +183,6 @@ def test_a_forced_tool_call_and_its_answer(client: openai.OpenAI) -> None:
     assert not [item for item in second.output if item.type == "function_call"]
 
 
-@needs_tool_choice
 def test_a_forced_tool_call_streams_its_arguments(client: openai.OpenAI) -> None:
     events = list(
         client.responses.create(
@@ -221,3 +217,31 @@ def test_errors(client: openai.OpenAI) -> None:
         )
     with pytest.raises(openai.NotFoundError):
         client.responses.retrieve("resp_gone")
+
+
+def test_a_client_that_hangs_up_mid_stream_leaves_a_bystander_unchanged(
+    server, client: openai.OpenAI
+) -> None:
+    """A Responses stream dropped after its first text delta: greedy
+    bystanders decoding beside it keep their solo output, and the server answers the next call."""
+    bystanders = Bystanders(default_bystanders(num_predict=24))
+    body = {"model": DEFAULT_MODEL, "input": "Write a long story.", "max_output_tokens": 200, "stream": True}
+
+    async def scenario() -> tuple[list[Any], list[Any]]:
+        async with httpx.AsyncClient(timeout=300) as http:
+            await bystanders.measure_solo(http, server.url)
+
+            async def hang_up() -> str:
+                async with http.stream("POST", server.url + "/v1/responses", json=body) as response:
+                    async for line in response.aiter_lines():
+                        if line == "event: response.output_text.delta":
+                            return line
+                return "no delta"
+
+            return await bystanders.run(http, server.url, hang_up)
+
+    replies, (neighbour,) = asyncio.run(scenario())
+    assert bystanders.check(replies) == []
+    assert neighbour == "event: response.output_text.delta"
+    reply = client.responses.create(model=DEFAULT_MODEL, input=HELLO, max_output_tokens=4)
+    assert reply.status in ("completed", "incomplete")
