@@ -207,6 +207,15 @@ def test_codex_fields_are_accepted() -> None:
                     "content": None,
                     "encrypted_content": None,
                 },
+                {
+                    "type": "function_call",
+                    "status": "completed",
+                    "id": "fc_0",
+                    "name": "shell",
+                    "arguments": '{"cmd":"ls"}',
+                    "call_id": "call_0",
+                },
+                {"type": "function_call_output", "id": "fco_1", "call_id": "call_0", "output": "a.txt"},
             ],
             "tools": [
                 {
@@ -233,7 +242,13 @@ def test_codex_fields_are_accepted() -> None:
     )
     assert call.stream and not call.store and call.native["tool_choice"] == "auto"
     assert [t["function"]["name"] for t in call.native["tools"]] == ["shell"]
-    assert [m["role"] for m in call.native["messages"]] == ["system", "system", "user"]
+    assert [m["role"] for m in call.native["messages"]] == ["system", "system", "user", "assistant", "tool"]
+    assert call.native["messages"][-1] == {
+        "role": "tool",
+        "content": "a.txt",
+        "tool_call_id": "call_0",
+        "tool_name": "shell",
+    }
 
 
 @pytest.mark.parametrize(
@@ -266,6 +281,11 @@ def test_codex_fields_are_accepted() -> None:
         ({"input": "x", "truncation": "middle"}, "truncation must be"),
         ({"input": "x", "background": True}, "background responses are not supported"),
         ({"input": "x", "previous_response_id": 3}, "invalid type for 'previous_response_id' field"),
+        ({"input": "x", "instructions": 5}, "invalid type for 'instructions' field"),
+        ({"input": "x", "metadata": []}, "invalid type for 'metadata' field"),
+        ({"input": "x", "parallel_tool_calls": "no"}, "invalid type for 'parallel_tool_calls' field"),
+        ({"input": "x", "model": 5}, "invalid type for 'model' field"),
+        ({"input": "x", "conversation": "conv_1"}, "conversations are not supported"),
     ],
 )
 def test_bad_requests_are_400(body: dict[str, Any], message: str) -> None:

@@ -157,3 +157,10 @@ def test_frames_name_the_event() -> None:
     head, data, end = frame(event).decode().split("\n", 2)
     assert head == "event: response.output_text.delta" and end == "\n"
     assert data == 'data: {"type":"response.output_text.delta","sequence_number":3,"delta":"é"}'
+
+
+def test_input_tokens_include_the_cached_ones() -> None:
+    _, events = run(chat_chunk("a"), {**chat_done(), "prompt_cache_tokens": 20})
+    usage = events[-1]["response"]["usage"]
+    assert (usage["input_tokens"], usage["input_tokens_details"]["cached_tokens"]) == (27, 20)
+    assert usage["total_tokens"] == 30
