@@ -74,20 +74,35 @@ class ResponsesTurn:
             output.append(self.open)
         return response_object(self.settings, self.id, self.created_at, status, output)
 
-    def _open(self, item: Json) -> list[Json]:
-        self.open, self.text = item, ""
-        return [self._event("response.output_item.added", output_index=len(self.items), item=item)]
+    def _where(self) -> Json:
+        """Where a delta of the open item goes."""
+        assert self.open is not None
+        return {"item_id": self.open["id"], "output_index": len(self.items)}
+
+    def _open(self, kind: str) -> list[Json]:
+        """Close the open item unless it is a ``kind`` one; else open a new one, with its part."""
+        if self.open is not None and self.open["type"] == kind:
+            return []
+        events = self._close()
+        if kind == "reasoning":
+            self.open, part = reasoning_item(new_id("rs"), None, "in_progress"), "reasoning_summary_part"
+            index, empty = {"summary_index": 0}, summary_part("")
+        else:
+            self.open, part = message_item(new_id("msg"), None, "in_progress"), "content_part"
+            index, empty = {"content_index": 0}, text_part("")
+        self.text = ""
+        return [
+            *events,
+            self._event("response.output_item.added", output_index=len(self.items), item=self.open),
+            self._event(f"response.{part}.added", **self._where(), **index, part=empty),
+        ]
 
     def _close(self) -> list[Json]:
         """The events that finish the open item (reasoning or message), if any."""
-        item, self.open = self.open, None
-        if item is None:
+        if self.open is None:
             return []
-        index, text, where = (
-            len(self.items),
-            self.text,
-            {"item_id": item["id"], "output_index": len(self.items)},
-        )
+        item, text, where, index = self.open, self.text, self._where(), len(self.items)
+        self.open = None
         if item["type"] == "reasoning":
             done = reasoning_item(item["id"], text, "completed")
             events = [
@@ -106,40 +121,18 @@ class ResponsesTurn:
         return [*events, self._event("response.output_item.done", output_index=index, item=done)]
 
     def _thinking(self, delta: str) -> list[Json]:
-        events: list[Json] = []
-        if self.open is None or self.open["type"] != "reasoning":
-            events += self._close()
-            events += self._open(reasoning_item(new_id("rs"), None, "in_progress"))
-            where = {"item_id": self.open["id"], "output_index": len(self.items)}  # type: ignore[index]
-            events.append(
-                self._event(
-                    "response.reasoning_summary_part.added", **where, summary_index=0, part=summary_part("")
-                )
-            )
+        events = self._open("reasoning")
         self.text += delta
         self.thinking += delta
-        where = {"item_id": self.open["id"], "output_index": len(self.items)}  # type: ignore[index]
-        return [
-            *events,
-            self._event("response.reasoning_summary_text.delta", **where, summary_index=0, delta=delta),
-        ]
+        kind = "response.reasoning_summary_text.delta"
+        return [*events, self._event(kind, **self._where(), summary_index=0, delta=delta)]
 
     def _content(self, delta: str) -> list[Json]:
-        events: list[Json] = []
-        if self.open is None or self.open["type"] != "message":
-            events += self._close()
-            events += self._open(message_item(new_id("msg"), None, "in_progress"))
-            where = {"item_id": self.open["id"], "output_index": len(self.items)}  # type: ignore[index]
-            events.append(
-                self._event("response.content_part.added", **where, content_index=0, part=text_part(""))
-            )
+        events = self._open("message")
         self.text += delta
         self.content += delta
-        where = {"item_id": self.open["id"], "output_index": len(self.items)}  # type: ignore[index]
-        return [
-            *events,
-            self._event("response.output_text.delta", **where, content_index=0, delta=delta, logprobs=[]),
-        ]
+        kind = "response.output_text.delta"
+        return [*events, self._event(kind, **self._where(), content_index=0, delta=delta, logprobs=[])]
 
     def _calls(self, native_calls: Any) -> list[Json]:
         events = self._close()
@@ -174,7 +167,6 @@ class ResponsesTurn:
         events: list[Json] = []
         if not self.started:
             self.started = True
-            self.settings = {**self.settings, "model": native.get("model") or self.settings["model"]}
             events.append(self._event("response.created", response=self._response("in_progress")))
             events.append(self._event("response.in_progress", response=self._response("in_progress")))
         message = native.get("message") or {}

@@ -128,7 +128,9 @@ def test_a_length_cut_is_incomplete() -> None:
 def test_replay_builds_the_same_response_without_events() -> None:
     final = ResponsesTurn(SETTINGS).replay([chat_chunk("a"), chat_chunk("b"), chat_done()])
     Response.model_validate(final)
-    assert final["output"][0]["content"][0]["text"] == "ab" and final["model"] == "m"
+    assert (
+        final["output"][0]["content"][0]["text"] == "ab" and final["model"] == "m"
+    )  # as the request named it
     assert final["tool_choice"] == "auto" and final["store"] is True
 
 
