@@ -10,6 +10,12 @@ on it) with no ``[DONE]``.  A request superseded by a newer one of the same
 ``X-Llamita-Session`` (or aborted) is such an error, with status 499 and type ``canceled``:
 never a completion with ``finish_reason: null``.  A client that hangs up before the response
 starts stops the generation, as on the native routes.
+
+``/v1/responses`` (OpenAI Responses) runs the same way: its input items become a native chat
+(:mod:`.responses_request`, after the conversation of a ``previous_response_id`` kept by
+:mod:`.responses_store`), and :mod:`.responses_stream` turns the chunks into its typed events
+(``event:`` lines, ``sequence_number``) or, not streamed, into the one response object.  A
+failure after the first byte ends that stream with a ``response.failed`` event.
 """
 
 from __future__ import annotations
@@ -61,6 +67,10 @@ from .response import (
     to_model,
     to_model_list,
 )
+from .responses_reply import previous_not_found, response_not_found
+from .responses_request import from_responses_request, previous_response_id
+from .responses_store import StoredResponse, response_store
+from .responses_stream import ResponsesTurn, frame
 
 SSE = "text/event-stream"
 DONE = b"data: [DONE]\n\n"
@@ -178,10 +188,50 @@ async def retrieve_model(request: Request) -> Response:
     return JSONResponse(to_model(given, manifest.modified, name.namespace))
 
 
+@openai_errors
+async def create_response(request: Request) -> Response:
+    """``/v1/responses``: the input items (after a stored conversation) run as a native chat."""
+    body = await read_json(request)
+    store, history = response_store(request.app), None
+    previous = previous_response_id(body)
+    if previous is not None:
+        stored = store.get(previous)
+        if stored is None:
+            return JSONResponse(previous_not_found(previous), status_code=404)
+        history = stored.messages
+    call = from_responses_request(body, history)
+
+    def keep(response: Json, answer: Json) -> None:
+        store.put(response["id"], StoredResponse(response, [*call.messages, answer]))
+
+    turn = ResponsesTurn(call.settings, keep if call.store else None)
+    events = runtime_of(request).chat(chat_request(call.native), session_of(request), priority_of(request))
+    return await respond(
+        request,
+        events,
+        stream=call.stream,
+        encoder=Encoder(SSE, frame, turn.failed, error_response),
+        translate=turn.translate,
+        collect=lambda chunks: JSONResponse(turn.replay(chunks)),
+        empty=_no_response,
+    )
+
+
+@openai_errors
+async def retrieve_response(request: Request) -> Response:
+    response_id = request.path_params["response_id"]
+    stored = response_store(request.app).get(response_id)
+    if stored is None:
+        return JSONResponse(response_not_found(response_id), status_code=404)
+    return JSONResponse(stored.response)
+
+
 ROUTES: list[Route] = [
     Route("/v1/chat/completions", chat_completions, methods=["POST"]),
     Route("/v1/completions", completions, methods=["POST"]),
     Route("/v1/embeddings", embeddings, methods=["POST"]),
     Route("/v1/models", list_models, methods=["GET"]),
     Route("/v1/models/{model:path}", retrieve_model, methods=["GET"]),
+    Route("/v1/responses", create_response, methods=["POST"]),
+    Route("/v1/responses/{response_id}", retrieve_response, methods=["GET"]),
 ]
