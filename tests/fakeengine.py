@@ -28,6 +28,7 @@ class Submitted:
     params: SamplingParams
     session: str | None
     priority: Priority = Priority.NORMAL
+    owner: str | None = None
     finished: bool = False
     aborted: bool = False
 
@@ -83,8 +84,9 @@ class FakeEngine:
         params: SamplingParams,
         session: str | None = None,
         priority: Priority = Priority.NORMAL,
+        owner: str | None = None,
     ) -> AsyncGenerator[Event, None]:
-        request = Submitted(list(prompt), params, session, priority)
+        request = Submitted(list(prompt), params, session, priority, owner)
         self.requests.append(request)
         return self._events(request)
 

@@ -47,6 +47,7 @@ PUBLIC = frozenset({("GET", "/"), ("HEAD", "/"), ("GET", "/api/version"), ("HEAD
 METRICS_PATH = "/metrics"
 ANTHROPIC_PATHS = "/v1/messages"  # the prefix of the routes that answer in Anthropic's error shape
 IDENTITY = "llamita.identity"  # scope key: who the limits layer counts this request against
+OWNER = "llamita.owner"  # scope key: the name of the API key the request came with (absent when open)
 
 
 class KeysFileError(OSError):

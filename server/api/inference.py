@@ -21,6 +21,7 @@ from .request import (
     chat_request,
     embed_request,
     generate_request,
+    owner_of,
     priority_of,
     read_json,
     runtime_of,
@@ -59,7 +60,9 @@ def merge(chunks: list[Json], field: str) -> Json:
 
 async def generate(request: Request) -> Response:
     body = await read_json(request)
-    events = runtime_of(request).generate(generate_request(body), session_of(request), priority_of(request))
+    events = runtime_of(request).generate(
+        generate_request(body), session_of(request), priority_of(request), owner_of(request)
+    )
     return await respond(
         request, events, stream=wants_stream(body), collect=lambda c: JSONResponse(merge(c, "response"))
     )
@@ -67,7 +70,9 @@ async def generate(request: Request) -> Response:
 
 async def chat(request: Request) -> Response:
     body = await read_json(request)
-    events = runtime_of(request).chat(chat_request(body), session_of(request), priority_of(request))
+    events = runtime_of(request).chat(
+        chat_request(body), session_of(request), priority_of(request), owner_of(request)
+    )
     return await respond(
         request, events, stream=wants_stream(body), collect=lambda c: JSONResponse(merge(c, "message"))
     )

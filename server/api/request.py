@@ -30,6 +30,7 @@ from llamita.server.runtime.kinds import PRIORITIES
 from llamita.server.runtime.requests import ChatRequest, EmbedRequest, GenerateRequest
 from llamita.server.store.blobs import Store
 
+from .auth import OWNER
 from .errors import APIError
 
 Json = dict[str, Any]
@@ -80,6 +81,11 @@ def runtime_of(request: Request) -> Runtime:
 def session_of(request: Request) -> str | None:
     """The editor session a request belongs to: a newer request of it supersedes this one."""
     return request.headers.get(SESSION_HEADER)
+
+
+def owner_of(request: Request) -> str | None:
+    """The name of the API key the request came with (usage and fair sharing count by it)."""
+    return request.scope.get(OWNER)
 
 
 def priority_of(request: Request) -> str | None:

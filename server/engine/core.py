@@ -238,8 +238,10 @@ class Engine:
         params: SamplingParams,
         session: str | None = None,
         priority: Priority = Priority.NORMAL,
+        owner: str | None = None,
     ) -> AsyncGenerator[Event, None]:
-        """The events of a new request; closing the iterator aborts it.
+        """The events of a new request; closing the iterator aborts it.  ``owner`` (the API key's
+        name) is what admission shares the engine fairly between.
 
         Raises here, before anything is submitted: ``ValueError`` for a prompt the model cannot
         take (empty, token ids outside the vocabulary), ``EngineFailed`` when the engine died.
@@ -247,10 +249,15 @@ class Engine:
         self.validate(prompt)
         with self._cv:
             self._check_alive()
-        return self._events(list(prompt), params, session, priority)
+        return self._events(list(prompt), params, session, priority, owner)
 
     async def _events(
-        self, prompt: list[int], params: SamplingParams, session: str | None, priority: Priority
+        self,
+        prompt: list[int],
+        params: SamplingParams,
+        session: str | None,
+        priority: Priority,
+        owner: str | None = None,
     ) -> AsyncGenerator[Event, None]:
         loop = asyncio.get_running_loop()
         queue: asyncio.Queue[Event] = asyncio.Queue()
@@ -258,7 +265,9 @@ class Engine:
         def emit(event: Event) -> None:
             self._outbox.post(loop, queue.put_nowait, event, lambda: self.abort(request.id))
 
-        request = Request(prompt=prompt, params=params, emit=emit, session=session, priority=priority)
+        request = Request(
+            prompt=prompt, params=params, emit=emit, session=session, priority=priority, owner=owner
+        )
         self.submit(request)
         done = False
         try:

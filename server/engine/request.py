@@ -135,6 +135,7 @@ class Request:
     emit: Callable[[Event], None]
     session: str | None = None
     priority: Priority = Priority.NORMAL
+    owner: str | None = None  # the API key's name: admission shares the engine between owners
     id: int = field(default_factory=lambda: next(_ids))
     status: RequestStatus = RequestStatus.WAITING
     arrival: float = field(default_factory=time.monotonic)

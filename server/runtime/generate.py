@@ -78,17 +78,26 @@ class Runtime:
         self.metrics = metrics
 
     def generate(
-        self, req: GenerateRequest, session: str | None = None, priority: str | None = None
+        self,
+        req: GenerateRequest,
+        session: str | None = None,
+        priority: str | None = None,
+        owner: str | None = None,
     ) -> AsyncIterator[Json]:
         """``/api/generate``'s chunks; ``session`` supersedes that editor's previous request,
-        ``priority`` (one of ``PRIORITIES``) overrides the class the request's shape implies."""
-        return self._run(Generate(req), session, priority)
+        ``priority`` (one of ``PRIORITIES``) overrides the class the request's shape implies,
+        ``owner`` names the API key it came with (None on an open server)."""
+        return self._run(Generate(req), session, priority, owner)
 
     def chat(
-        self, req: ChatRequest, session: str | None = None, priority: str | None = None
+        self,
+        req: ChatRequest,
+        session: str | None = None,
+        priority: str | None = None,
+        owner: str | None = None,
     ) -> AsyncIterator[Json]:
-        """``/api/chat``'s chunks (``session`` and ``priority`` as for ``generate``)."""
-        return self._run(Chat(req), session, priority)
+        """``/api/chat``'s chunks (``session``, ``priority`` and ``owner`` as for ``generate``)."""
+        return self._run(Chat(req), session, priority, owner)
 
     async def embed(self, req: EmbedRequest) -> Json:
         """``/api/embed``'s (or, ``legacy``, ``/api/embeddings``') reply."""
@@ -108,7 +117,9 @@ class Runtime:
         return runner
 
     # ---- the prologue ---------------------------------------------------------------------
-    async def _run(self, kind: Kind, session: str | None, priority: str | None) -> AsyncIterator[Json]:
+    async def _run(
+        self, kind: Kind, session: str | None, priority: str | None, owner: str | None = None
+    ) -> AsyncIterator[Json]:
         req = kind.req
         timing = Timing(time.monotonic())
         model = resolve_model(self.store, req.model, kind.missing())
@@ -161,7 +172,9 @@ class Runtime:
             )
             kind.start(template, think, text)
             urgency = PRIORITIES[priority] if priority else kind.priority(len(tokens))
-            async for chunk in self._events(kind, runner, tokens, params, (session, urgency), base, timing):
+            async for chunk in self._events(
+                kind, runner, tokens, params, (session, urgency, owner), base, timing
+            ):
                 yield chunk
         finally:
             self.runners.release(runner)
@@ -173,7 +186,7 @@ class Runtime:
         runner: Runner,
         tokens: list[int],
         params: SamplingParams,
-        caller: tuple[str | None, Priority],
+        caller: tuple[str | None, Priority, str | None],
         base: Json,
         timing: Timing,
     ) -> AsyncIterator[Json]:

@@ -27,6 +27,7 @@ from starlette.routing import Route
 from llamita.server.api.openai.response import merge_chat
 from llamita.server.api.request import (
     chat_request,
+    owner_of,
     priority_of,
     read_json,
     runtime_of,
@@ -88,7 +89,9 @@ def _relaxed(request: Request, native: Json) -> Json:
 async def messages(request: Request) -> Response:
     body = await read_json(request)
     native = _relaxed(request, from_messages_request(body))
-    events = runtime_of(request).chat(chat_request(native), session_of(request), priority_of(request))
+    events = runtime_of(request).chat(
+        chat_request(native), session_of(request), priority_of(request), owner_of(request)
+    )
     stops, shown = stop_sequences(body), thinking_shown(body)
     state = MessageStream(new_message_id(), native["model"], stops, shown)
     return await respond(

@@ -35,6 +35,7 @@ from llamita.server.api.request import (
     chat_request,
     embed_request,
     generate_request,
+    owner_of,
     priority_of,
     read_json,
     runtime_of,
@@ -128,10 +129,11 @@ def _completions(kind: _Completion) -> Handler:
         stream, include_usage = stream_settings(body)
         native = kind.native_body(body)
         runtime, session, priority = runtime_of(request), session_of(request), priority_of(request)
+        owner = owner_of(request)
         if kind.chat:
-            events = runtime.chat(chat_request(native), session, priority)
+            events = runtime.chat(chat_request(native), session, priority, owner)
         else:
-            events = runtime.generate(generate_request(native), session, priority)
+            events = runtime.generate(generate_request(native), session, priority, owner)
         state = kind.stream_state(new_id(kind.prefix), include_usage)
         return await respond(
             request,
@@ -205,7 +207,9 @@ async def create_response(request: Request) -> Response:
         store.put(response["id"], StoredResponse(response, [*call.messages, answer]))
 
     turn = ResponsesTurn(call.settings, keep if call.store else None)
-    events = runtime_of(request).chat(chat_request(call.native), session_of(request), priority_of(request))
+    events = runtime_of(request).chat(
+        chat_request(call.native), session_of(request), priority_of(request), owner_of(request)
+    )
     return await respond(
         request,
         events,
