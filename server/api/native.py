@@ -10,7 +10,7 @@ from typing import Any
 
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import ClientDisconnect, Request
-from starlette.responses import JSONResponse, PlainTextResponse, Response
+from starlette.responses import PlainTextResponse, Response
 
 from llamita.server import __version__, config
 from llamita.server.gocompat.time import rfc3339
@@ -20,7 +20,7 @@ from llamita.server.model.show import show
 from llamita.server.store.blobs import BlobNotFound, normalize_digest
 from llamita.server.store.names import ModelRequired, parse_name, require_name
 
-from .errors import error_response
+from .errors import error_response, json_reply
 from .request import read_json, store_of, typed_body
 from .stream import progress_response
 
@@ -37,7 +37,7 @@ async def root(request: Request) -> Response:
 
 
 async def version(request: Request) -> Response:
-    return JSONResponse({"version": OLLAMA_API_VERSION, "llamita": __version__})
+    return json_reply({"version": OLLAMA_API_VERSION, "llamita": __version__})
 
 
 def _list_entry(request: Request, manifest: Any) -> dict[str, Any]:
@@ -58,7 +58,7 @@ async def tags(request: Request) -> Response:
         manifests = sorted(store_of(request).iter_manifests(), key=lambda m: m.modified, reverse=True)
         return [_list_entry(request, m) for m in manifests]
 
-    return JSONResponse({"models": await run_in_threadpool(collect)})
+    return json_reply({"models": await run_in_threadpool(collect)})
 
 
 # Go's request structs (api/types.go), for the field-type check every handler makes first.
@@ -92,7 +92,7 @@ async def show_model(request: Request) -> Response:
         model = load_model(store_of(request), name)
         return show(model, verbose=bool(body.get("verbose")), system=body.get("system") or "")
 
-    return JSONResponse(await run_in_threadpool(build))
+    return json_reply(await run_in_threadpool(build))
 
 
 async def create(request: Request) -> Response:

@@ -26,11 +26,11 @@ from typing import Any
 import anyio
 from starlette.concurrency import iterate_in_threadpool, run_in_threadpool
 from starlette.requests import Request
-from starlette.responses import JSONResponse, Response, StreamingResponse
+from starlette.responses import Response, StreamingResponse
 
 from llamita.server.engine import CANCELED
 
-from .errors import HANDLED, APIError, error_response, status_of
+from .errors import HANDLED, APIError, error_response, json_reply, status_of
 
 NDJSON = "application/x-ndjson"
 Json = dict[str, Any]
@@ -204,11 +204,11 @@ async def _in_threads(events: Iterator[Json]) -> AsyncIterator[Json]:
 
 
 def _last(chunks: list[Json]) -> Response:
-    return JSONResponse(chunks[-1], media_type="application/json; charset=utf-8")
+    return json_reply(chunks[-1])
 
 
 async def progress_response(request: Request, events: Iterator[Json], stream: bool) -> Response:
     """A progress stream; with ``"stream": false`` the reply is its last object (or the error)."""
     return await respond(
-        request, _in_threads(events), stream=stream, collect=_last, empty=lambda: JSONResponse({})
+        request, _in_threads(events), stream=stream, collect=_last, empty=lambda: json_reply({})
     )

@@ -236,3 +236,86 @@ def test_user_origins_extend_the_list(seeded_store, monkeypatch: pytest.MonkeyPa
     for running in _serve(seeded_store):
         r = httpx.get(running.url + "/api/tags", headers={"Origin": "chrome-extension://abc"})
         assert r.status_code == 200
+
+
+# Gin's c.JSON writes "application/json; charset=utf-8" on every native JSON body (replies and errors),
+# a stream is NDJSON, and Ollama's /v1 writers set a bare "application/json" themselves.
+GIN_JSON = "application/json; charset=utf-8"
+CONTENT_TYPES = [
+    ("GET", "/api/version", None, 200, GIN_JSON),
+    ("GET", "/api/tags", None, 200, GIN_JSON),
+    ("GET", "/api/ps", None, 200, GIN_JSON),
+    ("POST", "/api/show", {"model": "smollm2:135m"}, 200, GIN_JSON),
+    ("POST", "/api/show", {"model": "nope"}, 404, GIN_JSON),
+    (
+        "POST",
+        "/api/generate",
+        {"model": "smollm2:135m", "prompt": "hi", "stream": False, "options": {"num_predict": 1}},
+        200,
+        GIN_JSON,
+    ),
+    (
+        "POST",
+        "/api/generate",
+        {"model": "smollm2:135m", "prompt": "hi", "options": {"num_predict": 1}},
+        200,
+        "application/x-ndjson",
+    ),
+    ("POST", "/api/generate", {"model": "smollm2:135m"}, 200, GIN_JSON),  # the load-only reply
+    (
+        "POST",
+        "/api/chat",
+        {
+            "model": "smollm2:135m",
+            "messages": [{"role": "user", "content": "hi"}],
+            "stream": False,
+            "options": {"num_predict": 1},
+        },
+        200,
+        GIN_JSON,
+    ),
+    (
+        "POST",
+        "/api/chat",
+        {
+            "model": "smollm2:135m",
+            "messages": [{"role": "user", "content": "hi"}],
+            "options": {"num_predict": 1},
+        },
+        200,
+        "application/x-ndjson",
+    ),
+    ("POST", "/api/embed", {"model": "smollm2:135m", "input": "hi"}, 200, GIN_JSON),
+    ("POST", "/api/embeddings", {"model": "smollm2:135m", "prompt": "hi"}, 200, GIN_JSON),
+    ("POST", "/api/create", {"model": "ct", "from": "smollm2:135m", "stream": False}, 200, GIN_JSON),
+    ("POST", "/api/create", {"model": "ct2", "from": "smollm2:135m"}, 200, "application/x-ndjson"),
+    ("POST", "/api/pull", {"model": "", "stream": False}, 400, GIN_JSON),
+    (
+        "POST",
+        "/v1/chat/completions",
+        {"model": "smollm2:135m", "messages": [{"role": "user", "content": "hi"}], "max_tokens": 1},
+        200,
+        "application/json",
+    ),
+    (
+        "POST",
+        "/v1/chat/completions",
+        {"model": "nope", "messages": [{"role": "user", "content": "hi"}]},
+        404,
+        "application/json",
+    ),
+    ("GET", "/v1/models", None, 200, "application/json"),
+]
+
+
+def test_content_types_are_ollamas(server) -> None:
+    with httpx.Client(base_url=server.url, timeout=120) as client:
+        for method, path, body, status, content_type in CONTENT_TYPES:
+            r = client.request(method, path, json=body)
+            assert (r.status_code, r.headers.get("content-type")) == (status, content_type), (
+                method,
+                path,
+                body,
+            )
+    r = httpx.get(server.url + "/")
+    assert r.headers["content-type"] == "text/plain; charset=utf-8"
