@@ -18,7 +18,7 @@ from llamita.server.model import create as creator
 from llamita.server.model.model import ModelNotFound, load_model
 from llamita.server.model.show import show
 from llamita.server.store.blobs import BlobNotFound, normalize_digest
-from llamita.server.store.names import ModelRequired, parse_name, require_name
+from llamita.server.store.names import InvalidName, parse_model_ref, require_name
 
 from .errors import error_response, json_reply
 from .request import read_json, store_of, typed_body
@@ -81,12 +81,9 @@ def _model_field(body: dict[str, Any]) -> str:
 
 async def show_model(request: Request) -> Response:
     body = typed_body(await read_json(request), "ShowRequest", SHOW_REQUEST)
-    name_text = _model_field(body)
-    if not name_text:
-        raise ModelRequired()
-    name = parse_name(name_text)
+    name = parse_model_ref(_model_field(body))  # blank: "model is required"; "x:local" is "x"
     if not name.is_valid:
-        raise ModelNotFound(name_text)
+        raise InvalidName()
 
     def build() -> dict[str, Any]:
         model = load_model(store_of(request), name)

@@ -10,6 +10,7 @@ from __future__ import annotations
 from typing import Any
 
 from llamita.server.engine import Done, Engine, Priority
+from llamita.server.gocompat.fmt import quote
 from llamita.server.model.model import StoredModel
 from llamita.server.prompt.fit import chat_text, dedupe_bos, generate_text
 from llamita.server.prompt.thinking import ThinkingParser
@@ -47,7 +48,7 @@ class Generate:
         if req.raw and (req.template or req.system or req.context):
             raise InvalidRequest("raw mode does not support template, system, or context")
         if "completion" not in model.capabilities:
-            raise InvalidRequest(f'"{model.short_name}" does not support generate')
+            raise InvalidRequest(f"{quote(req.model)} does not support generate")
         if req.suffix and "insert" not in model.capabilities:
             raise InvalidRequest(f"{model.name} does not support insert")
 
@@ -134,7 +135,7 @@ class Chat:
         if self.req.tools and "tools" not in model.capabilities:
             raise InvalidRequest(f"{model.name} does not support tools")
         if "completion" not in model.capabilities:
-            raise InvalidRequest(f'"{model.short_name}" does not support chat')
+            raise InvalidRequest(f"{quote(self.req.model)} does not support chat")
 
     def check_images(self, model: StoredModel) -> None:
         for message in self.req.messages:

@@ -319,3 +319,84 @@ def test_content_types_are_ollamas(server) -> None:
             )
     r = httpx.get(server.url + "/")
     assert r.headers["content-type"] == "text/plain; charset=utf-8"
+
+
+# A blank model, per route, exactly as Ollama answers it (server/routes.go: the status and words differ).
+BLANK_MODEL = [
+    ("/api/generate", {"model": ""}, 404, "model '' not found"),
+    ("/api/generate", {"model": "  ", "prompt": "hi"}, 404, "model '  ' not found"),
+    ("/api/chat", {"model": "", "messages": []}, 400, "model is required"),
+    ("/api/chat", {"model": "  "}, 400, "model is required"),
+    ("/api/embed", {"model": "", "input": "x"}, 404, "model '' not found"),
+    ("/api/embeddings", {"model": "", "prompt": "x"}, 400, "model is required"),
+    ("/api/embeddings", {"model": "  ", "prompt": "x"}, 400, "model is required"),
+    ("/api/show", {"model": ""}, 400, "model is required"),
+    ("/api/show", {"model": "  "}, 400, "model is required"),
+    ("/api/show", {"model": "a//b"}, 400, "invalid model name"),
+    ("/api/create", {"model": "", "from": "smollm2:135m"}, 400, "invalid model name"),
+    ("/api/push", {"model": ""}, 400, "model is required"),
+    ("/api/copy", {"source": "", "destination": "x"}, 400, 'source "" is invalid'),
+]
+
+
+def test_blank_model_per_route(server) -> None:
+    with httpx.Client(base_url=server.url, timeout=60) as client:
+        for path, body, status, message in BLANK_MODEL:
+            r = client.post(path, json=body)
+            assert (r.status_code, r.json()) == (status, {"error": message}), (path, body)
+        r = client.post(
+            "/v1/chat/completions", json={"model": "", "messages": [{"role": "user", "content": "x"}]}
+        )
+        assert (r.status_code, r.json()["error"]["message"]) == (400, "model is required")
+        r = client.post("/v1/embeddings", json={"model": "", "input": "x"})
+        assert (r.status_code, r.json()["error"]["message"]) == (404, "model '' not found")
+
+
+def test_embed_not_found_says_try_pulling(server) -> None:
+    for path, body in (("/api/embed", {"input": "x"}), ("/api/embeddings", {"prompt": "x"})):
+        r = httpx.post(server.url + path, json={"model": "nope", **body}, timeout=60)
+        assert (r.status_code, r.json()) == (404, {"error": 'model "nope" not found, try pulling it first'})
+    r = httpx.post(server.url + "/v1/embeddings", json={"model": "nope", "input": "x"}, timeout=60)
+    assert (
+        r.status_code == 404
+        and r.json()["error"]["message"] == 'model "nope" not found, try pulling it first'
+    )
+
+
+def test_local_suffix_names_the_local_model(server) -> None:
+    with httpx.Client(base_url=server.url, timeout=120) as client:
+        body = {"prompt": "hi", "stream": False, "options": {"num_predict": 1}}
+        r = client.post("/api/generate", json={"model": "smollm2:135m:local", **body})
+        assert r.status_code == 200 and r.json()["model"] == "smollm2:135m:local"  # echoed as sent, as Ollama
+        r = client.post("/api/show", json={"model": "smollm2:135m:local"})
+        assert r.status_code == 200 and "FROM smollm2:135m" in r.json()["modelfile"]
+        r = client.post("/api/chat", json={"model": "smollm2:135m:cloud:local", "messages": []})
+        assert (r.status_code, r.json()) == (
+            400,
+            {"error": 'use either :local or :cloud, not both: "smollm2:135m:cloud:local"'},
+        )
+        assert (
+            client.post("/api/copy", json={"source": "smollm2:135m", "destination": "smollm2"}).status_code
+            == 200
+        )
+        r = client.post("/api/generate", json={"model": "smollm2:local", **body})
+        assert r.status_code == 200
+        r = client.post("/api/generate", json={"model": "nope:local", **body})
+        assert (r.status_code, r.json()) == (404, {"error": "model 'nope:local' not found"})
+
+
+def test_capability_errors_quote_the_model_as_asked(server) -> None:
+    """Ollama words the thinking/generate/chat refusals with req.Model, not the resolved name."""
+    with httpx.Client(base_url=server.url, timeout=60) as client:
+        assert (
+            client.post("/api/copy", json={"source": "smollm2:135m", "destination": "smollm2"}).status_code
+            == 200
+        )
+        for asked in ("smollm2", "SmolLM2:135m", "smollm2:135m:local"):
+            r = client.post("/api/chat", json={"model": asked, "messages": [], "think": True})
+            assert (r.status_code, r.json()) == (400, {"error": f'"{asked}" does not support thinking'})
+            r = client.post("/api/generate", json={"model": asked, "prompt": "x", "think": True})
+            assert (r.status_code, r.json()) == (400, {"error": f'"{asked}" does not support thinking'})
+        # The scheduler's refusals name the full model, as Ollama's scheduleRunner does.
+        r = client.post("/api/generate", json={"model": "smollm2", "prompt": "x", "suffix": "y"})
+        assert r.json() == {"error": "registry.ollama.ai/library/smollm2:latest does not support insert"}
