@@ -19,7 +19,7 @@ import json
 import threading
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from pathlib import Path, PurePosixPath
+from pathlib import Path
 from typing import Any
 
 from llamita.server import config as envconfig
@@ -275,8 +275,8 @@ def _from_files(store: Store, files: dict[str, str], media_type: str | None) -> 
         except NotGGUFError as e:
             raise InvalidCreateRequest(str(e)) from e
         kind = media_type or (ADAPTER if info.is_adapter else PROJECTOR if info.is_projector else MODEL)
-        source = PurePosixPath(path).name if kind == ADAPTER else ""
-        layer = Layer(kind, normalize_digest(digest), blob.stat().st_size, source)
+        # Ollama's ggufLayers: every layer made from a file says which (its name in ``files``).
+        layer = Layer(kind, normalize_digest(digest), blob.stat().st_size, path)
         parts.append(_Part(layer, info, f"using existing layer {layer.digest}"))
     return parts
 

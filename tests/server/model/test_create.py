@@ -58,6 +58,37 @@ def test_import_gguf_layers(store: Store, smollm2_gguf: Path) -> None:
     assert "<|im_start|>" in template and ".Messages" in template
 
 
+def test_file_create_manifest_matches_ollama_bytes(store: Store, smollm2_gguf: Path) -> None:
+    """A create from ``files``: the model layer says ``"from": <its name in files>`` as Ollama's
+    ggufLayers writes it (manifest.NewLayerFromLayer(digest, mediaType, filePath)), so the
+    manifest bytes (and the model's ID) are Ollama's."""
+    digest, _ = store.import_file(smollm2_gguf)
+    events = _run(store, {"model": "smol", "files": {"weights/smol.gguf": digest}, "stream": False})
+    assert events[-1] == {"status": "success"}
+    manifest = store.get(require_name("smol"))
+    assert manifest is not None
+    template = manifest.layers[1]
+    layers = [
+        ("model", digest, smollm2_gguf.stat().st_size, "weights/smol.gguf"),
+        ("template", template.digest, template.size, ""),
+        ("params", _sha(CHATML_PARAMS), len(CHATML_PARAMS), ""),
+    ]
+    layers_json = ",".join(
+        f'{{"mediaType":"application/vnd.ollama.image.{kind}","digest":"{digest}","size":{size}'
+        + (f',"from":"{src}"' if src else "")
+        + "}"
+        for kind, digest, size, src in layers
+    )
+    expected = (
+        '{"schemaVersion":2,"mediaType":"application/vnd.docker.distribution.manifest.v2+json",'
+        '"config":{"mediaType":"application/vnd.docker.container.image.v1+json",'
+        f'"digest":"{_sha(SMOL_CONFIG)}","size":{len(SMOL_CONFIG)}}},'
+        f'"layers":[{layers_json}]}}\n'
+    ).encode()
+    assert manifest.raw == expected
+    assert manifest.digest == hashlib.sha256(expected).hexdigest()
+
+
 def test_modelfile_style_create_matches_ollama_bytes(seeded_store: Store) -> None:
     """FROM + PARAMETER + TEMPLATE + SYSTEM: every blob and the manifest written out by hand."""
     base = seeded_store.get(require_name("smollm2:135m"))
