@@ -103,7 +103,7 @@ async def ps(request: Request) -> Response:
             "model": name.shortest,
             "size": size,
             "digest": runner.model.manifest.digest,
-            "details": runner.model.details(),
+            "details": {**runner.model.details(), "parent_model": ""},  # Ollama's ps leaves it out
             "expires_at": rfc3339(min(expires, 253402300799.0)),
             "size_vram": size_vram,
             "context_length": runner.num_ctx,

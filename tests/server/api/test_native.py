@@ -400,3 +400,29 @@ def test_capability_errors_quote_the_model_as_asked(server) -> None:
         # The scheduler's refusals name the full model, as Ollama's scheduleRunner does.
         r = client.post("/api/generate", json={"model": "smollm2", "prompt": "x", "suffix": "y"})
         assert r.json() == {"error": "registry.ollama.ai/library/smollm2:latest does not support insert"}
+
+
+def test_ps_reports_the_loaded_context_length(empty_server, smollm2_gguf: Path) -> None:
+    """context_length is the loaded runner's num_ctx; details as Ollama's PsHandler builds them (no
+    parent model, though the model layer says which file it came from)."""
+    store = empty_server.store
+    digest, _ = store.import_file(smollm2_gguf)
+    with httpx.Client(base_url=empty_server.url, timeout=120) as client:
+        r = client.post(
+            "/api/create", json={"model": "smol", "files": {"smol.gguf": digest}, "stream": False}
+        )
+        assert r.json() == {"status": "success"}
+        assert (
+            client.post("/api/show", json={"model": "smol"}).json()["details"]["parent_model"] == "smol.gguf"
+        )
+        r = client.post("/api/generate", json={"model": "smol", "options": {"num_ctx": 512}})
+        assert r.json()["done_reason"] == "load"
+        [loaded] = client.get("/api/ps").json()["models"]
+        assert loaded["context_length"] == 512 and loaded["details"]["parent_model"] == ""
+        r = client.post(
+            "/api/generate",
+            json={"model": "smol", "prompt": "hi", "options": {"num_ctx": 256, "num_predict": 1}},
+        )
+        assert r.status_code == 200
+        [kept] = client.get("/api/ps").json()["models"]
+        assert kept["context_length"] == 512  # reused, so the loaded context is what ps says
