@@ -39,6 +39,7 @@ from llamita.server.template import TemplateError
 from llamita.server.template import parse as parse_template
 
 from .chat_templates import derive_template
+from .create_info import InfoError, apply_info
 from .ggufinfo import GGUFInfo, NotGGUFError, human_number, read_gguf
 from .model import ModelNotFound
 from .quantize import check_quantizable, parse_quantization, quantize
@@ -211,6 +212,10 @@ def _create_locked(store: Store, name: Name, request: dict[str, Any], added: lis
         if len(adapters) > 1:
             raise InvalidCreateRequest("only one adapter is currently supported")
         parts += yield from _from_files(store, adapters, media_type=ADAPTER)
+    try:
+        apply_info(request.get("info"), config)
+    except InfoError as e:
+        raise InvalidCreateRequest(str(e)) from e
 
     dropped: list[Layer] = []
     parts = yield from _quantize_parts(store, parts, request, dropped, added)
@@ -378,7 +383,7 @@ def _assemble(
     dropped: list[Layer],
     added: list[str],
 ) -> tuple[list[_Part], gojson.Struct]:
-    families: list[str] = []
+    families: list[str] = list(config.get("model_families") or [])  # info's model_family first
     for part in parts:
         info = part.gguf
         if info is None or part.layer.media_type != MODEL:
@@ -422,6 +427,9 @@ def _assemble(
             cfg[key] = config[key]
     if config.get("capabilities"):
         cfg["capabilities"] = config["capabilities"]
+    for key in ("context_length", "embedding_length", "base_name"):  # Go's omitempty
+        if config.get(key):
+            cfg[key] = config[key]
     cfg["architecture"] = "amd64"
     cfg["os"] = "linux"
     return parts, cfg

@@ -241,6 +241,7 @@ def test_user_origins_extend_the_list(seeded_store, monkeypatch: pytest.MonkeyPa
 # Gin's c.JSON writes "application/json; charset=utf-8" on every native JSON body (replies and errors),
 # a stream is NDJSON, and Ollama's /v1 writers set a bare "application/json" themselves.
 GIN_JSON = "application/json; charset=utf-8"
+BARE = "application/json"
 CONTENT_TYPES = [
     ("GET", "/api/version", None, 200, GIN_JSON),
     ("GET", "/api/tags", None, 200, GIN_JSON),
@@ -287,7 +288,10 @@ CONTENT_TYPES = [
     ),
     ("POST", "/api/embed", {"model": "smollm2:135m", "input": "hi"}, 200, GIN_JSON),
     ("POST", "/api/embeddings", {"model": "smollm2:135m", "prompt": "hi"}, 200, GIN_JSON),
-    ("POST", "/api/create", {"model": "ct", "from": "smollm2:135m", "stream": False}, 200, GIN_JSON),
+    # create/pull/push: Ollama's waitForStream and streamResponse set a bare application/json first.
+    ("POST", "/api/create", {"model": "ct", "from": "smollm2:135m", "stream": False}, 200, BARE),
+    ("POST", "/api/create", {"model": "ct", "from": "smollm2:135m", "info": {"base_name": 5}}, 400, BARE),
+    ("POST", "/api/create", {"model": "ct", "from": "smollm2:135m", "stream": "x"}, 400, GIN_JSON),
     ("POST", "/api/create", {"model": "ct2", "from": "smollm2:135m"}, 200, "application/x-ndjson"),
     ("POST", "/api/pull", {"model": "", "stream": False}, 400, GIN_JSON),
     (
