@@ -34,7 +34,7 @@ from llamita.server.store.blobs import (
     Store,
     normalize_digest,
 )
-from llamita.server.store.names import InvalidName, Name, parse_name, require_name
+from llamita.server.store.names import InvalidName, Name, parse_model_ref, require_name
 from llamita.server.template import TemplateError
 from llamita.server.template import parse as parse_template
 
@@ -236,9 +236,10 @@ def _create_locked(store: Store, name: Name, request: dict[str, Any], added: lis
 
 
 def _from_model(store: Store, source: str, config: dict[str, Any]) -> list[_Part]:
-    base_name = parse_name(source)
-    if not base_name.is_valid:
-        raise InvalidCreateRequest("invalid model name")
+    try:  # "x:local" is the local "x", as Ollama reads ``from``
+        base_name = require_name(str(parse_model_ref(source)))
+    except InvalidName as e:
+        raise InvalidCreateRequest("invalid model name") from e
     base = store.get(base_name)
     if base is None:
         raise ModelNotFound(base_name.shortest)

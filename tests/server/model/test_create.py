@@ -442,3 +442,15 @@ def test_info_of_the_wrong_type_is_a_400(seeded_store: Store, info: dict, messag
         _run(seeded_store, {"model": "bad", "from": "smollm2:135m", "info": info})
     assert status_of(e.value) == 400
     assert seeded_store.get(require_name("bad")) is None
+
+
+def test_from_reads_the_local_suffix_as_ollama(seeded_store: Store) -> None:
+    assert _run(seeded_store, {"model": "l", "from": "smollm2:135m:local"})[-1] == {"status": "success"}
+    local = seeded_store.get(require_name("l"))
+    base = seeded_store.get(require_name("smollm2:135m"))
+    assert local is not None and base is not None
+    assert local.layers[0].digest == base.layers[0].digest and local.layers[0].from_ == "smollm2:135m"
+    for source in ("smollm2:135m:cloud:local", "   "):
+        with pytest.raises(CreateError, match="^invalid model name$") as e:
+            _run(seeded_store, {"model": "m", "from": source})
+        assert status_of(e.value) == 400
