@@ -40,7 +40,7 @@ def _inputs(req: EmbedRequest) -> list[str]:
 
 async def embed(runtime: Runtime, req: EmbedRequest) -> Json:
     timing = Timing(time.monotonic())
-    # Ollama's words: a blank name, then a name with no model (both routes say "try pulling").
+    # Ollama's words: a blank name (each route its own), a name with no model ("try pulling it").
     blank = (
         InvalidRequest("model is required") if req.legacy else ModelMissing(f"model '{req.model}' not found")
     )
