@@ -451,6 +451,6 @@ def test_from_reads_the_local_suffix_as_ollama(seeded_store: Store) -> None:
     assert local is not None and base is not None
     assert local.layers[0].digest == base.layers[0].digest and local.layers[0].from_ == "smollm2:135m"
     for source in ("smollm2:135m:cloud:local", "   "):
-        with pytest.raises(CreateError, match="^invalid model name$") as e:
+        with pytest.raises(CreateError, match=r"^invalid model name$") as e:
             _run(seeded_store, {"model": "m", "from": source})
         assert status_of(e.value) == 400
