@@ -47,6 +47,9 @@ VARIABLES: tuple[Variable, ...] = (
         "LLAMITA_NUM_PARALLEL",
         "override num_parallel: N for every model, or model=N,... per model (wins over the PARAMETER)",
     ),
+    Variable(
+        "OLLAMA_LOAD_TIMEOUT", "how long a model load may take before it fails (default 5m; 0 = no limit)"
+    ),
     Variable("OLLAMA_MAX_LOADED_MODELS", "models loaded at once (default 3)"),
     Variable("OLLAMA_MAX_QUEUE", "pending requests before 503 (default 512)"),
     Variable("OLLAMA_CONTEXT_LENGTH", "default context length"),
@@ -163,6 +166,13 @@ def keep_alive() -> float:
     """Seconds a model stays loaded after its last request; ``inf`` for forever."""
     seconds = _env("OLLAMA_KEEP_ALIVE", 300.0, parse_duration, lambda v: float(int(v)), warn=False)
     return FOREVER if seconds < 0 else seconds
+
+
+def load_timeout() -> float:
+    """Seconds a model load may take (Ollama's LoadTimeout: a Go duration, else whole seconds;
+    default 5m; zero or negative = no limit, ``inf``)."""
+    seconds = _env("OLLAMA_LOAD_TIMEOUT", 300.0, parse_duration, lambda v: float(int(v)), warn=False)
+    return seconds if seconds > 0 else FOREVER
 
 
 def num_parallel() -> int:

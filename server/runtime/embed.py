@@ -7,6 +7,8 @@ import math
 import time
 from typing import TYPE_CHECKING, Any
 
+from llamita.server.gocompat.fmt import quote
+
 from .errors import Failed, InvalidRequest, ModelMissing
 from .prepare import Timing, merged_options, parse_keep_alive, resolve_model
 from .requests import EmbedRequest
@@ -38,8 +40,16 @@ def _inputs(req: EmbedRequest) -> list[str]:
 
 async def embed(runtime: Runtime, req: EmbedRequest) -> Json:
     timing = Timing(time.monotonic())
-    missing = ModelMissing(f'model "{req.model}" not found, try pulling it first')
-    model = resolve_model(runtime.store, req.model, missing)
+    # Ollama's words: a blank name (each route its own), a name with no model ("try pulling it").
+    blank = (
+        InvalidRequest("model is required") if req.legacy else ModelMissing(f"model '{req.model}' not found")
+    )
+    try:
+        model = resolve_model(runtime.store, req.model, blank)
+    except ModelMissing as e:
+        if e is blank:
+            raise
+        raise ModelMissing(f"model {quote(req.model)} not found, try pulling it first") from e
     keep_alive = parse_keep_alive(req.keep_alive)
     inputs = _inputs(req)
     options = merged_options(model, req.options)

@@ -134,7 +134,7 @@ class Runtime:
             yield done(done_reason="unload")
             return
         kind.check(model)
-        think = check_think(model, parse_think(req.think))
+        think = check_think(model, parse_think(req.think), req.model)
         kind.check_images(model)
         options = merged_options(model, req.options)
         format_grammar = parse_format(req.format)
