@@ -59,12 +59,20 @@ class FakeNative:
             self.closed = True
 
     def chat(
-        self, req: ChatRequest, session: str | None = None, priority: str | None = None
+        self,
+        req: ChatRequest,
+        session: str | None = None,
+        priority: str | None = None,
+        owner: str | None = None,
     ) -> AsyncIterator[dict[str, Any]]:
         return self._replay(req)
 
     def generate(
-        self, req: GenerateRequest, session: str | None = None, priority: str | None = None
+        self,
+        req: GenerateRequest,
+        session: str | None = None,
+        priority: str | None = None,
+        owner: str | None = None,
     ) -> AsyncIterator[dict[str, Any]]:
         return self._replay(req)
 
