@@ -333,3 +333,14 @@ def test_sdks_with_a_user_key(team: tuple[str, Starlette]) -> None:
         openai.OpenAI(base_url=url + "/v1", api_key="wrong", max_retries=0).models.list()
     with pytest.raises(openai.PermissionDeniedError, match="admin only"):
         openai.OpenAI(base_url=url + "/v1", api_key=CAROL, max_retries=0).files.list()
+
+
+def test_the_documented_keys_file_parses() -> None:
+    doc = (Path(__file__).resolve().parents[3] / "docs" / "remote.md").read_text()
+    example = doc.split("Keys file format:", 1)[1].split("```text\n", 1)[1].split("```", 1)[0]
+    keys = parse_key_lines(example)
+    assert [(k.name, k.role) for k in keys] == [
+        ("alice", USER),
+        ("ci", ADMIN),
+        (f"key-{sha('an-old-key-from-before-roles')[:8]}", ADMIN),
+    ]
