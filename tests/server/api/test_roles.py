@@ -344,3 +344,23 @@ def test_the_documented_keys_file_parses() -> None:
         ("ci", ADMIN),
         (f"key-{sha('an-old-key-from-before-roles')[:8]}", ADMIN),
     ]
+
+
+def test_serve_stops_at_start_on_a_bad_line(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """``llamita serve`` itself (uvicorn.run replaced: nothing is bound): exit 1, the line named."""
+    from llamita.server.cli import serve as serve_module
+
+    path = tmp_path / "keys"
+    path.write_text(f"alice {ALICE} user\nbob {BOB}\n")
+    monkeypatch.setattr(serve_module.uvicorn, "run", lambda app, **kwargs: pytest.fail("served"))
+    monkeypatch.setenv("OLLAMA_MODELS", str(tmp_path / "models"))
+    monkeypatch.setenv("LLAMITA_NO_DEFAULT_MODEL", "1")
+    monkeypatch.setenv("LLAMITA_API_KEYS_FILE", str(path))
+    for name in ("LLAMITA_TLS_CERT", "LLAMITA_TLS_KEY", "LLAMITA_API_KEYS"):
+        monkeypatch.delenv(name, raising=False)
+    assert serve_module.serve() == 1
+    err = capsys.readouterr().err
+    assert f"Error: LLAMITA_API_KEYS_FILE {path} line 2: 2 fields" in err
+    assert ALICE not in err and BOB not in err
