@@ -12,15 +12,21 @@ from pathlib import Path
 
 import httpx
 import pytest
+from fakeengine import FakeEngines
 from serving import serve_app
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import Route
+from starlette.testclient import TestClient
 
+from ggufgen import write_tiny_gguf
 from llamita.server.api import build_app
 from llamita.server.api.auth import OWNER, ROLE, AuthGuard, KeyRing, KeysFileError, key_id, parse_key_lines
 from llamita.server.api.roles import ADMIN, ROUTE_ROLES, USER, allows, required_role
+from llamita.server.cli import serve as serve_module
+from llamita.server.model.create import import_gguf
+from llamita.server.runtime.runners import Runners
 from llamita.server.store.blobs import Store
 
 ALICE = "alice-secret-0123456789"  # user, in clear
@@ -350,8 +356,6 @@ def test_serve_stops_at_start_on_a_bad_line(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
     """``llamita serve`` itself (uvicorn.run replaced: nothing is bound): exit 1, the line named."""
-    from llamita.server.cli import serve as serve_module
-
     path = tmp_path / "keys"
     path.write_text(f"alice {ALICE} user\nbob {BOB}\n")
     monkeypatch.setattr(serve_module.uvicorn, "run", lambda app, **kwargs: pytest.fail("served"))
@@ -364,3 +368,27 @@ def test_serve_stops_at_start_on_a_bad_line(
     err = capsys.readouterr().err
     assert f"Error: LLAMITA_API_KEYS_FILE {path} line 2: 2 fields" in err
     assert ALICE not in err and BOB not in err
+
+
+def test_the_key_name_reaches_the_engine_as_owner(
+    store: Store, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Route -> runtime -> engine: every family's request carries its key's name (the owner)."""
+    import_gguf(store, "tiny", write_tiny_gguf(tmp_path / "tiny.gguf"))
+    path = tmp_path / "keys"
+    path.write_text(KEYS_FILE)
+    monkeypatch.setenv("LLAMITA_API_KEYS_FILE", str(path))
+    monkeypatch.delenv("LLAMITA_API_KEYS", raising=False)
+    engines = FakeEngines()
+    app = build_app(store, listen_host="127.0.0.1", runners=Runners(engines))
+    hi = [{"role": "user", "content": "hi"}]
+    calls = [
+        ("/api/generate", {"model": "tiny", "prompt": "x", "stream": False}, bearer(ALICE)),
+        ("/api/chat", {"model": "tiny", "messages": hi, "stream": False}, {"x-api-key": CAROL}),
+        ("/v1/chat/completions", {"model": "tiny", "messages": hi}, bearer(BOB)),
+        ("/v1/messages", {"model": "tiny", "max_tokens": 8, "messages": hi}, {"x-api-key": OLD}),
+    ]
+    with TestClient(app, base_url="http://127.0.0.1") as client:
+        for route, body, headers in calls:
+            assert client.post(route, json=body, headers=headers).status_code == 200, route
+    assert [r.owner for r in engines.requests] == ["alice", "carol", "bob", OLD_NAME]
