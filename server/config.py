@@ -69,7 +69,7 @@ VARIABLES: tuple[Variable, ...] = (
     Variable("LLAMITA_STEP_MS", "engine step budget for prompt evaluation in ms (default 300)"),
     Variable("LLAMITA_NO_DEFAULT_MODEL", "do not import the bundled default model into an empty store"),
     Variable("LLAMITA_API_KEYS", "comma-separated API keys; when set, requests need Authorization: Bearer"),
-    Variable("LLAMITA_API_KEYS_FILE", "file of API keys, one per line (re-read on SIGHUP)"),
+    Variable("LLAMITA_API_KEYS_FILE", "file of API keys: NAME KEY ROLE lines (re-read on SIGHUP)"),
     Variable("LLAMITA_TLS_CERT", "PEM certificate: serve https (with LLAMITA_TLS_KEY)"),
     Variable("LLAMITA_TLS_KEY", "PEM private key for LLAMITA_TLS_CERT"),
     Variable("LLAMITA_MAX_BODY", "largest JSON request body (default 32MiB)"),
@@ -312,7 +312,7 @@ def api_keys() -> list[str]:
 
 
 def api_keys_file() -> Path | None:
-    """A file of keys, one per line, ``#`` comments; re-read on SIGHUP and when it changes."""
+    """A file of ``NAME KEY ROLE`` lines (grammar in api/auth.py); re-read on SIGHUP and when it changes."""
     return _path("LLAMITA_API_KEYS_FILE")
 
 
