@@ -254,7 +254,7 @@ def test_roles_on_every_route(team: tuple[str, Starlette], method: str, path: st
             {
                 "error": {
                     "message": 'key "alice" (role user) may not use POST /v1/files: admin only',
-                    "type": "api_error",
+                    "type": "permission_error",
                     "param": None,
                     "code": None,
                 }
