@@ -117,6 +117,7 @@ class Usage:
         self._pending: dict[Bucket, Counts] = {}
         self._kept: dict[Bucket, Counts] = {}  # day buckets when there is no database
         self._db: sqlite3.Connection | None = None
+        self._pruned = ""  # the oldest day kept at the last prune: pruning again waits for a new day
         self._task: asyncio.Task[None] | None = None
 
     # ---- recording (event loop) -----------------------------------------------------------
@@ -182,19 +183,24 @@ class Usage:
             self._flush_locked()
 
     def _flush_locked(self) -> None:
+        oldest = self._oldest_day()
         with self._lock:
             pending, self._pending = self._pending, {}
+        if not pending and oldest == self._pruned:  # an idle box writes nothing
+            return
         if self._db is None:
             with self._lock:
                 for bucket, counts in pending.items():
                     self._kept.setdefault(bucket, Counts()).add(counts)
-                self._prune_memory()
+                self._prune_memory(oldest)
+            self._pruned = oldest
             return
         try:
             self._db.execute("BEGIN IMMEDIATE")
             self._db.executemany(_UPSERT, [(*b, *c.row()) for b, c in pending.items()])
-            self._db.execute("DELETE FROM usage WHERE day < ?", (self._oldest_day(),))
+            self._db.execute("DELETE FROM usage WHERE day < ?", (oldest,))
             self._db.execute("COMMIT")
+            self._pruned = oldest
         except sqlite3.Error as e:
             with contextlib.suppress(sqlite3.Error):
                 self._db.execute("ROLLBACK")
@@ -206,8 +212,7 @@ class Usage:
     def _oldest_day(self) -> str:
         return utc_day(self.clock() - (self.keep_days - 1) * 86400)
 
-    def _prune_memory(self) -> None:
-        oldest = self._oldest_day()
+    def _prune_memory(self, oldest: str) -> None:
         for bucket in [b for b in self._kept if b[0] < oldest]:
             del self._kept[bucket]
 
