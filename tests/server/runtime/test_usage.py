@@ -1,14 +1,26 @@
-"""The usage recorder alone: UTC day buckets by an injected clock, the SQLite file across
-instances, pruning, filters, and the in-memory fallback."""
+"""The usage recorder: UTC day buckets by an injected clock, the SQLite file across instances,
+pruning, filters, the in-memory fallback; and what the runtime records (a fake engine)."""
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import datetime as dt
 import sqlite3
 from pathlib import Path
+from typing import Any
 
+import pytest
+from fakeengine import FakeEngines
+
+from ggufgen import write_tiny_gguf
+from llamita.server.model.create import import_gguf
+from llamita.server.runtime.generate import Runtime
+from llamita.server.runtime.metrics import Metrics
+from llamita.server.runtime.requests import EmbedRequest, GenerateRequest
+from llamita.server.runtime.runners import Runners
 from llamita.server.runtime.usage import ANONYMOUS, FILENAME, Usage
+from llamita.server.store.blobs import Store
 
 MODEL = "smollm2:135m"
 
@@ -137,3 +149,58 @@ def test_an_unwritable_store_keeps_usage_in_memory(tmp_path: Path) -> None:
     usage._open()  # the directory does not exist: logged, not raised
     usage.record("alice", MODEL, prompt_tokens=2)
     assert usage.days()[0]["prompt_tokens"] == 2
+
+
+# ---- recorded by the runtime (a fake engine: the counts are the Done event's) -----------------
+
+
+@pytest.fixture
+def engines() -> FakeEngines:
+    return FakeEngines()
+
+
+@pytest.fixture
+def runtime(store: Store, tmp_path: Path, engines: FakeEngines) -> Runtime:
+    import_gguf(store, "tiny", write_tiny_gguf(tmp_path / "tiny.gguf"))
+    runners = Runners(engines)
+    return Runtime(store, runners, Metrics(runners), Usage(None))
+
+
+def test_the_final_event_is_recorded_under_the_owner(runtime: Runtime) -> None:
+    async def run() -> list[dict[str, Any]]:
+        try:
+            events = runtime.generate(GenerateRequest(model="tiny", prompt="abc", raw=True), owner="alice")
+            chunks = [chunk async for chunk in events]
+            await runtime.embed(EmbedRequest(model="tiny", inputs=["ab", "c"]), owner="alice")
+            return chunks
+        finally:
+            await runtime.runners.close()
+
+    final = asyncio.run(run())[-1]
+    (row,) = runtime.usage.totals()
+    assert row == {
+        "key": "alice",
+        "model": "tiny:latest",
+        "requests": 2,
+        "prompt_tokens": final["prompt_eval_count"] + 5,  # the embed's: BOS + 2, BOS + 1
+        "cached_tokens": 0,
+        "generated_tokens": final["eval_count"],
+        "engine_seconds": (final["prompt_eval_duration"] + final["eval_duration"]) / 1e9,
+    }
+
+
+def test_a_stream_the_client_left_counts_its_tokens(runtime: Runtime, engines: FakeEngines) -> None:
+    engines.hang_after = 1  # one token, then a long answer the client does not wait for
+
+    async def run() -> None:
+        try:
+            events = runtime.generate(GenerateRequest(model="tiny", prompt="abc", raw=True))
+            async with contextlib.aclosing(events):
+                async for _ in events:
+                    break  # the client is gone after the first chunk
+        finally:
+            await runtime.runners.close()
+
+    asyncio.run(run())
+    (row,) = runtime.usage.totals()
+    assert (row["key"], row["requests"], row["generated_tokens"]) == (ANONYMOUS, 1, 1)
