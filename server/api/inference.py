@@ -87,12 +87,12 @@ async def chat(request: Request) -> Response:
 
 async def embed(request: Request) -> Response:
     body = await read_json(request)
-    return json_reply(await runtime_of(request).embed(embed_request(body)))
+    return json_reply(await runtime_of(request).embed(embed_request(body), owner_of(request)))
 
 
 async def embeddings(request: Request) -> Response:
     body = await read_json(request)
-    return json_reply(await runtime_of(request).embed(embed_request(body, legacy=True)))
+    return json_reply(await runtime_of(request).embed(embed_request(body, legacy=True), owner_of(request)))
 
 
 async def ps(request: Request) -> Response:

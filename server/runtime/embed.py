@@ -38,7 +38,7 @@ def _inputs(req: EmbedRequest) -> list[str]:
     raise InvalidRequest("invalid input type")
 
 
-async def embed(runtime: Runtime, req: EmbedRequest) -> Json:
+async def embed(runtime: Runtime, req: EmbedRequest, owner: str | None = None) -> Json:
     timing = Timing(time.monotonic())
     # Ollama's words: a blank name (each route its own), a name with no model ("try pulling it").
     blank = (
@@ -63,6 +63,7 @@ async def embed(runtime: Runtime, req: EmbedRequest) -> Json:
                 raise InvalidRequest("the input length exceeds the context length")
             tokenized = [t[:limit] for t in tokenized]
         vectors = await engine.embed(tokenized)
+        runtime.usage.record(owner, runner.model.short_name, prompt_tokens=sum(len(t) for t in tokenized))
     finally:
         runtime.runners.release(runner)
     if req.legacy:

@@ -76,7 +76,7 @@ class FakeNative:
     ) -> AsyncIterator[dict[str, Any]]:
         return self._replay(req)
 
-    async def embed(self, req: EmbedRequest) -> dict[str, Any]:
+    async def embed(self, req: EmbedRequest, owner: str | None = None) -> dict[str, Any]:
         self.bodies.append(req)
         if isinstance(self.embed_reply, Exception):
             raise self.embed_reply
