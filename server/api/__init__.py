@@ -90,6 +90,7 @@ def build_app(
             log.info("removed %d temporary files left by an interrupted write", removed)
         if not config.no_prune():
             store.prune()
+        runners.load_pinned(store)  # LLAMITA_PIN, in the background
         yield
         await runners.close()
 
