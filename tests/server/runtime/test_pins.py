@@ -169,3 +169,28 @@ def test_pinned_models_load_at_start_up_and_a_missing_one_is_left_for_its_first_
 
     at_start, pinned = run(scenario())
     assert at_start == ["a"] and pinned
+
+
+def test_on_a_gpu_a_pinned_models_vram_is_kept_and_the_newcomer_gets_the_layers_that_fit(
+    models, monkeypatch
+) -> None:
+    from llamita.server.runtime.memory import GPU_RESERVE
+
+    from .test_runners import FakeGPU, full_offload
+
+    vram, every_layer = full_offload(models, monkeypatch)
+    gpu = FakeGPU(monkeypatch, GPU_RESERVE + vram + vram // 2)  # one fits whole, not two
+
+    async def scenario():
+        runners = gpu.attach(Runners(FakeEngine, pins=["a"]))
+        a = await runners.acquire(models["a"], {}, None)
+        runners.release(a)
+        b = await runners.acquire(models["b"], {}, None)  # would have evicted a, unpinned
+        runners.release(b)
+        left = loaded(runners)
+        await runners.close()
+        return a, b, left
+
+    a, b, left = run(scenario())
+    assert left == ["a", "b"] and a.gpu_layers == every_layer
+    assert 0 <= b.gpu_layers < every_layer
