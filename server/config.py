@@ -76,6 +76,14 @@ VARIABLES: tuple[Variable, ...] = (
     Variable("LLAMITA_MAX_BLOB_BODY", "largest blob upload (default 1TiB)"),
     Variable("LLAMITA_BODY_TIMEOUT", "seconds to send a request body / a blob chunk (default 60)"),
     Variable("LLAMITA_MAX_CONCURRENT_PER_KEY", "requests in flight per API key, 0 = no cap (default 0)"),
+    Variable(
+        "LLAMITA_MAX_QUEUE_PER_KEY",
+        "requests one API key may have waiting for a model, 0 = no cap (default 0); beyond: 429",
+    ),
+    Variable(
+        "LLAMITA_PIN",
+        "models never evicted by other loads, comma separated; loaded at start-up (name[,name])",
+    ),
     Variable("LLAMITA_METRICS_PUBLIC", "serve /metrics without an API key"),
     Variable("LLAMITA_REPLICA_ID", "value of the X-Llamita-Replica response header"),
     Variable("LLAMITA_REGISTRY_AUTH", "pull/push credentials: user:password or host=user:password,..."),
@@ -352,6 +360,17 @@ def body_timeout() -> float:
 def max_concurrent_per_key() -> int:
     """Requests one API key (or, without keys, one client address) may have in flight; 0 = no cap."""
     return _uint("LLAMITA_MAX_CONCURRENT_PER_KEY", 0)
+
+
+def max_queue_per_key() -> int:
+    """``LLAMITA_MAX_QUEUE_PER_KEY``: requests one key's name (or all anonymous callers) may
+    have waiting for one model's engine; 0 = no cap."""
+    return _uint("LLAMITA_MAX_QUEUE_PER_KEY", 0)
+
+
+def pinned_models() -> list[str]:
+    """``LLAMITA_PIN``: model names (as given) that other loads never evict."""
+    return [name.strip() for name in var("LLAMITA_PIN").split(",") if name.strip()]
 
 
 def metrics_public() -> bool:

@@ -95,6 +95,7 @@ def build_app(
         if not config.no_prune():
             store.prune()
         await recorder.start()
+        runners.load_pinned(store)  # LLAMITA_PIN, in the background
         try:
             yield
         finally:

@@ -8,7 +8,7 @@ from typing import Any
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
-from llamita.server.engine import EmbeddingError, QueueFull
+from llamita.server.engine import EmbeddingError, OwnerQueueFull, QueueFull
 from llamita.server.model.create import BaseBlobMissing, CreateError, InvalidCreateRequest, QuantizationFailed
 from llamita.server.model.model import ModelNotFound
 from llamita.server.prompt.fit import PromptTooLong
@@ -36,6 +36,7 @@ STATUSES: tuple[tuple[type[Exception], int], ...] = (
     (ModelMissing, 404),
     (Canceled, 499),
     (Failed, 500),
+    (OwnerQueueFull, 429),  # carries its Retry-After
     (QueueFull, 503),
     # model/ and store/ errors
     (InvalidCreateRequest, 400),

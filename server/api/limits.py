@@ -15,6 +15,9 @@
 - **Concurrency.** ``LLAMITA_MAX_CONCURRENT_PER_KEY`` caps requests in flight per API key
   (per client address when no keys are configured), so one runaway script cannot fill the
   model's queue for a whole team.  429 with ``Retry-After``; health checks are not counted.
+- **Queued requests.** ``LLAMITA_MAX_QUEUE_PER_KEY`` is counted where requests wait, in the
+  engine's queue (``engine/scheduler.py``: only it knows waiting from running): the same 429
+  with ``Retry-After`` (``OwnerQueueFull``), in the route's own error shape.
 
 Size and time are enforced by wrapping ``receive``: the refusal is raised from inside the
 handler's ``await request.body()``/``request.stream()`` and answered by the exception

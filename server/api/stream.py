@@ -132,7 +132,9 @@ async def respond(
         return empty() if empty is not None else encoder.error_response(CANCELED, 499)
     except Exception as e:
         await close()
-        return encoder.error_response(*failure(e))
+        response = encoder.error_response(*failure(e))
+        response.headers.update(getattr(e, "headers", None) or {})  # a 429's Retry-After
+        return response
 
     if stream:
 

@@ -11,7 +11,7 @@ from .embed import EMBED_MIN_TOKENS, EmbeddingError
 from .llama import ContextOptions, LoadOptions, supports_gpu
 from .request import CANCELED, SUPERSEDED, Done, Event, FinishReason, Priority, SamplingParams, Token
 from .sampling import GrammarError, format_grammar
-from .scheduler import QueueFull
+from .scheduler import OwnerQueueFull, QueueFull
 
 __all__ = [
     "CANCELED",
@@ -27,6 +27,7 @@ __all__ = [
     "FinishReason",
     "GrammarError",
     "LoadOptions",
+    "OwnerQueueFull",
     "Priority",
     "QueueFull",
     "SamplingParams",

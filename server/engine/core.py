@@ -48,7 +48,7 @@ from .request import (
     Token,
 )
 from .sampling import Sampler, TextStream, text_tokens, token_logprobs
-from .scheduler import Chunk, QueueFull, Scheduler
+from .scheduler import Chunk, Scheduler
 
 log = logging.getLogger("llamita.engine")
 
@@ -88,6 +88,7 @@ class Engine:
         decode_share: float = 0.25,
         solo_step_target: float = 2.0,
         interactive_window: float = 10.0,
+        max_queued_per_owner: int = 0,
     ) -> None:
         self.model = Model(model_path, load)
         try:
@@ -99,9 +100,8 @@ class Engine:
         self.n_ctx_seq = context.n_ctx_seq
         # As many running requests as full-length sequences fit in the cells (OLLAMA_NUM_PARALLEL).
         parallel = max(1, context.n_ctx // max(context.n_ctx_seq, 1))
-        self.scheduler = Scheduler(
-            context.n_seq_max, self.ctx.n_batch, max_queue, parallel, can_copy=self.model.can_copy_prefix
-        )
+        copy, per_owner = self.model.can_copy_prefix, max_queued_per_owner
+        self.scheduler = Scheduler(context.n_seq_max, self.ctx.n_batch, max_queue, parallel, copy, per_owner)
         self.failure: str | None = None  # why the engine thread died (then it is not ``healthy``)
         self._decoder = Decoder(self.ctx, self.scheduler.slots, self._decoded, self._fail)
         self.counters = EngineStats()
@@ -126,9 +126,7 @@ class Engine:
     def submit(self, request: Request) -> None:
         with self._cv:
             self._check_alive()
-            queued = sum(isinstance(item, Add) for item in self._inbox) + len(self.scheduler.waiting)
-            if queued >= self.scheduler.max_queue:
-                raise QueueFull()
+            self.scheduler.check_room(request.owner, [i.request for i in self._inbox if isinstance(i, Add)])
             self._inbox.append(Add(request))
             if request.priority == Priority.INTERACTIVE:
                 self._urgent = True

@@ -10,29 +10,46 @@ work, so the engine sizes the budget to a target step time and long prompts are 
 over several steps.  A request asks for logits only on its last prompt token and on each
 generated token.
 
-Admission: waiting requests are bound to free sequences (see :mod:`cache`) in arrival
-order, at most ``max_running`` at a time: the KV cache holds ``max_running`` full-length
+Admission: waiting requests are bound to free sequences (see :mod:`cache`), the most urgent
+class first, at most ``max_running`` at a time: the KV cache holds ``max_running`` full-length
 sequences, and the spare sequences beyond that only keep idle editors' KV (evicted when room
-is needed), so running requests can always grow to their context length.  ``max_queue``
-bounds the waiting list (Ollama's 503).  Pure Python: no llama.cpp.
+is needed), so running requests can always grow to their context length.  Within a class,
+places are shared fairly between owners (the API key's name; None is one anonymous owner):
+the next place goes to the owner with the fewest running requests, then the one served least
+recently, and to that owner's oldest request, so one key's burst of fifty waits behind
+another key's single request for at most one free place.  With one owner this is arrival
+order.  ``max_queue`` bounds the waiting list (Ollama's 503); ``max_queued_per_owner`` bounds
+one owner's share of it (a 429, see :class:`OwnerQueueFull`).  Pure Python: no llama.cpp.
 """
 
 from __future__ import annotations
 
-from collections import deque
+import itertools
+from collections import Counter, deque
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 from .cache import KVOps, Slot, SlotTable
 from .request import Priority, Request, RequestStatus
 
+MAX_OWNERS_REMEMBERED = 1024
 QUEUE_FULL = "server busy, please try again.  maximum pending requests exceeded"
 
 
 class QueueFull(Exception):
-    """Raised by ``add_request`` when ``max_queue`` requests are already waiting."""
+    """Raised by ``add_request`` when ``max_queue`` requests are already waiting (a 503)."""
 
-    def __init__(self) -> None:
-        super().__init__(QUEUE_FULL)
+    def __init__(self, message: str = QUEUE_FULL) -> None:
+        super().__init__(message)
+
+
+class OwnerQueueFull(QueueFull):
+    """Raised when the request's owner already has its cap of requests waiting: the others'
+    turn, so a 429 that tells the client when to retry (``headers``), not a server-busy 503."""
+
+    def __init__(self, cap: int) -> None:
+        super().__init__(f"too many queued requests for this API key (limit {cap})")
+        self.headers = {"Retry-After": "1"}
 
 
 @dataclass
@@ -68,24 +85,36 @@ class Scheduler:
         max_queue: int = 512,
         max_running: int | None = None,
         can_copy: bool = True,
+        max_queued_per_owner: int = 0,
     ) -> None:
         self.slots = SlotTable(n_slots, can_copy)
         self.n_batch = n_batch
         self.max_queue = max_queue
+        self.max_queued_per_owner = max_queued_per_owner  # 0: no cap
         self.max_running = n_slots if max_running is None else max(1, min(max_running, n_slots))
         self.waiting: deque[Request] = deque()
         self.running: list[Request] = []
         self._turn = 0  # rotates decoders when more decode than fit in n_batch
         self._held_back = False  # the last step kept other prompts out for an interactive one
+        self._admissions = itertools.count(1)
+        self._served: dict[str | None, int] = {}  # owner -> the number of its last admission
 
     @property
     def has_work(self) -> bool:
         return bool(self.waiting or self.running)
 
     def add_request(self, request: Request) -> None:
-        if len(self.waiting) >= self.max_queue:
-            raise QueueFull()
+        self.check_room(request.owner)
         self.waiting.append(request)
+
+    def check_room(self, owner: str | None, arriving: Sequence[Request] = ()) -> None:
+        """Raise unless one more request of ``owner`` may wait beside ``waiting`` and
+        ``arriving`` (requests not yet handed to the scheduler)."""
+        if len(self.waiting) + len(arriving) >= self.max_queue:
+            raise QueueFull()
+        cap = self.max_queued_per_owner
+        if cap and sum(r.owner == owner for r in itertools.chain(self.waiting, arriving)) >= cap:
+            raise OwnerQueueFull(cap)
 
     def admit(self, kv: KVOps) -> list[Request]:
         """Place waiting requests on free sequences, by priority then arrival; returns the new ones.
@@ -103,6 +132,10 @@ class Scheduler:
             if placement is None:
                 break
             self.waiting.remove(request)
+            self._served[request.owner] = next(self._admissions)
+            if len(self._served) > MAX_OWNERS_REMEMBERED:  # forget owners with nothing here
+                present = {r.owner for r in [*self.running, *self.waiting]}
+                self._served = {o: n for o, n in self._served.items() if o in present}
             request.n_past = request.n_cached = placement.reused
             request.status = RequestStatus.PREFILLING
             self.running.append(request)
@@ -110,10 +143,16 @@ class Scheduler:
         return admitted
 
     def _next_waiting(self) -> Request | None:
-        """The waiting request to admit next: the most urgent class first, then the oldest."""
+        """The waiting request to admit next: the most urgent class first; within it, the owner
+        with the fewest running requests, then the one served least recently; its oldest one."""
         if not self.waiting:
             return None
-        request = min(self.waiting, key=lambda r: (r.priority, r.arrival))
+        urgent = min(r.priority for r in self.waiting)
+        running = Counter(r.owner for r in self.running)
+        request = min(
+            (r for r in self.waiting if r.priority == urgent),
+            key=lambda r: (running[r.owner], self._served.get(r.owner, 0), r.arrival),
+        )
         room = self.max_running + (1 if request.priority == Priority.INTERACTIVE else 0)
         return request if len(self.running) < min(room, len(self.slots.slots)) else None
 

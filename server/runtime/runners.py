@@ -12,6 +12,15 @@ counting the loads still in flight.  When ``OLLAMA_MAX_LOADED_MODELS`` is reache
 short, the idle runner that expires soonest is evicted first; on a GPU, when the model would
 not fit in free VRAM, idle runners holding VRAM are evicted least recently used first (Ollama).
 
+Pinned models: a runner is pinned while its keep-alive is forever (``keep_alive`` negative, as
+in Ollama) or when its model is named in ``LLAMITA_PIN`` (then whatever a request's
+``keep_alive`` says, 0 included: it never expires).  Other loads never evict a pinned runner:
+over the count limit with every loaded model pinned, or short of RAM with only pinned models
+idle, the load is refused (:class:`PinnedMemory`, a 503) instead.  On a GPU a pinned model's
+VRAM is not taken either: the new model gets the layers that fit (the rest run on the CPU).
+The ``LLAMITA_PIN`` models are loaded in the background at start-up (:mod:`pins`); a request
+for one meanwhile waits for that load.
+
 Compatibility (Ollama reloads on any runner-option difference, a top user complaint): a
 loaded model is reused when its context is at least the requested ``num_ctx`` and the batch
 size, mmap and adapters match.  An automatic ``num_gpu`` (absent or negative) matches any
@@ -42,7 +51,7 @@ import logging
 import math
 import os
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field, replace
 from typing import Any
 
@@ -58,9 +67,12 @@ from llamita.server.engine import (
 from llamita.server.model.ggufinfo import GGUFInfo
 from llamita.server.model.model import StoredModel
 from llamita.server.options import DEFAULT_NUM_CTX
+from llamita.server.store.blobs import Store
+from llamita.server.store.names import Name, parse_name
 
 from .knobs import Knobs, context_options, resolve, same_knobs
 from .memory import GPU_RESERVE, available_memory, estimate, free_vram, has_recurrent_state, layers_that_fit
+from .pins import PinnedMemory, preload
 
 log = logging.getLogger("llamita.runners")
 
@@ -92,6 +104,7 @@ class Runner:
     draining: bool = False  # a request with other load options waits for it to go idle and unload
     num_batch: int = 0  # as requested (bounded); the context's n_batch may be cut to its n_ctx
     last_use: int = 0  # order of the last claim or release: VRAM eviction takes the least recent
+    pinned_by_name: bool = False  # named in LLAMITA_PIN: never expires, never evicted
     _timer: asyncio.TimerHandle | None = None
 
     @property
@@ -101,6 +114,11 @@ class Runner:
     @property
     def healthy(self) -> bool:
         return bool(getattr(self.engine, "healthy", True))
+
+    @property
+    def pinned(self) -> bool:
+        """Never evicted by another load: named in ``LLAMITA_PIN``, or kept alive forever."""
+        return self.pinned_by_name or math.isinf(self.duration)
 
     @property
     def failure(self) -> str | None:
@@ -190,8 +208,11 @@ def _load_timeout_text(seconds: float) -> str:
 
 
 class Runners:
-    def __init__(self, factory: EngineFactory = Engine) -> None:
+    def __init__(self, factory: EngineFactory = Engine, pins: Iterable[str] | None = None) -> None:
         self.factory = factory
+        self.pins = [parse_name(p) for p in (config.pinned_models() if pins is None else pins)]
+        self._pin_keys = {name.key for name in self.pins}
+        self._preload: asyncio.Task[None] | None = None
         self.loaded: dict[str, Runner] = {}
         self._model_locks: dict[str, asyncio.Lock] = {}  # one load at a time per model file
         self._room = asyncio.Lock()  # evictions and GPU layers: one load's decision at a time
@@ -236,7 +257,10 @@ class Runners:
     def _claim(self, runner: Runner, keep_alive: float | None) -> Runner:
         runner.refcount += 1
         runner.last_use = next(self._uses)
-        if keep_alive is not None:
+        runner.pinned_by_name = runner.pinned_by_name or self.is_pinned(runner.model.name)
+        if runner.pinned_by_name:
+            runner.duration = FOREVER
+        elif keep_alive is not None:
             runner.duration = _duration(keep_alive)
         self._cancel_timer(runner)
         runner.expires_at = time.time() + min(runner.duration, 1e10)
@@ -267,6 +291,8 @@ class Runners:
         runner = self.loaded.get(str(model.model_path))
         if runner is None:
             return False
+        if runner.pinned_by_name:
+            return True  # LLAMITA_PIN: loaded for good
         runner.duration = 0
         runner.expires_at = time.time()
         if runner.refcount == 0:
@@ -276,7 +302,17 @@ class Runners:
     def ps(self) -> list[Runner]:
         return sorted(self.loaded.values(), key=lambda r: r.expires_at, reverse=True)
 
+    def is_pinned(self, name: Name) -> bool:
+        return name.key in self._pin_keys
+
+    def load_pinned(self, store: Store) -> None:
+        """Load the ``LLAMITA_PIN`` models in the background (start-up is not held up)."""
+        if self.pins and self._preload is None:
+            self._preload = asyncio.get_running_loop().create_task(preload(self, store))
+
     async def close(self) -> None:
+        if self._preload is not None and not self._preload.done():
+            await self._preload  # a load in a thread cannot be stopped: let it end, then unload
         for runner in list(self.loaded.values()):
             await self._unload(runner)
 
@@ -308,12 +344,11 @@ class Runners:
             size, size_vram = _sizes(model, context, gpu_layers)
             self._pending[key] = (size, size_vram)
         load = replace(plan.load, n_gpu_layers=gpu_layers)
+        per_key = config.max_queue_per_key()
+        queues = {"max_queued_per_owner": per_key} if per_key else {}  # test factories lack it
+        args = (model.model_path, load, context, config.max_queue(), config.step_target())
         started = time.monotonic()
-        loading = asyncio.ensure_future(
-            asyncio.to_thread(
-                self.factory, model.model_path, load, context, config.max_queue(), config.step_target()
-            )
-        )
+        loading = asyncio.ensure_future(asyncio.to_thread(self.factory, *args, **queues))
         timeout = config.load_timeout()
         try:
             engine = await asyncio.wait_for(asyncio.shield(loading), None if math.isinf(timeout) else timeout)
@@ -336,6 +371,7 @@ class Runners:
         )
         duration = _duration(keep_alive) if keep_alive is not None else config.keep_alive()
         runner = Runner(model, engine, load, context, plan.num_ctx, gpu_layers, size, size_vram, duration)
+        runner.pinned_by_name = self.is_pinned(model.name)
         runner.load_duration = time.monotonic() - started
         runner.num_batch = plan.num_batch
         self.loaded[runner.key] = runner
@@ -357,7 +393,8 @@ class Runners:
         same).  On a GPU, while the model does not fit whole in free VRAM, the least recently
         used idle runner holding VRAM goes.  Short of memory with nothing idle to evict, load
         anyway (fewer GPU layers; llama.cpp decides about RAM): a busy model is never
-        unloaded under its users.  Loads in flight count as loaded.
+        unloaded under its users.  Loads in flight count as loaded.  Pinned runners are never
+        evicted: where only they could make room, :class:`PinnedMemory` (see the module docstring).
         """
         limit = config.max_loaded_models() or 3
         info = model.gguf
@@ -374,15 +411,19 @@ class Runners:
             if available is not None:
                 available -= sum(size for size, _ in self._pending.values())
             short = available is not None and needed * 1.1 > available
-            idle = [r for r in self.loaded.values() if r.refcount == 0]
+            idle = [r for r in self.loaded.values() if r.refcount == 0 and not r.pinned]  # evictable
             holding_vram = [r for r in idle if r.size_vram > 0]
+            pinned = [r for r in self.loaded.values() if r.pinned]
+            only_pinned = bool(pinned) and len(pinned) == len(self.loaded) and not self._pending
             if (over_count or short) and idle:
                 await self._unload(min(idle, key=lambda r: (r.duration, r.key)))
             elif vram_short and holding_vram:
                 await self._unload(min(holding_vram, key=lambda r: r.last_use))
+            elif (over_count and only_pinned) or (short and any(r.refcount == 0 for r in pinned)):
+                raise PinnedMemory(model.short_name, pinned)
             elif over_count:
                 async with self._idle:  # checked again under the condition: no lost wake-up
-                    if self._over_count(limit) and all(r.refcount for r in self.loaded.values()):
+                    if self._over_count(limit) and not self._evictable():
                         await self._idle.wait()
             else:
                 if short:
@@ -395,6 +436,9 @@ class Runners:
         if num_gpu != AUTO or est is None:
             return wanted
         return layers_that_fit(est, free) if free is not None else est.n_layers + 1
+
+    def _evictable(self) -> bool:
+        return any(r.refcount == 0 and not r.pinned for r in self.loaded.values())
 
     def _over_count(self, limit: int) -> bool:
         return len(self.loaded) + len(self._pending) >= limit

@@ -3,7 +3,7 @@ from __future__ import annotations
 import pytest
 
 from llamita.server.engine.request import Priority, Request, RequestStatus, SamplingParams
-from llamita.server.engine.scheduler import QUEUE_FULL, QueueFull, Scheduler
+from llamita.server.engine.scheduler import QUEUE_FULL, OwnerQueueFull, QueueFull, Scheduler
 
 from .test_cache import FakeKV
 
@@ -218,3 +218,101 @@ def test_the_review_gets_a_share_while_keystrokes_keep_coming() -> None:
             if c.logits and c.request is not review:
                 sched.finish(c.request, RequestStatus.FINISHED_STOPPED)
     assert steps_with_review == 3
+
+
+# ---- fair sharing between owners -----------------------------------------------------------
+
+
+def owned(owner: str | None, n: int = 4, priority: Priority = Priority.NORMAL, base: int = 1000) -> Request:
+    r = req(n, priority=priority, base=base)
+    r.owner = owner
+    return r
+
+
+def test_one_owners_burst_does_not_starve_anothers_single_request() -> None:
+    sched, kv = Scheduler(n_slots=4, n_batch=64, max_running=2), FakeKV()
+    burst = [owned("alice", base=100 * i) for i in range(50)]
+    for r in burst:
+        sched.add_request(r)
+    assert sched.admit(kv) == burst[:2]
+    bob = owned("bob", base=9000)
+    sched.add_request(bob)
+    assert sched.admit(kv) == []  # no free place yet
+    sched.finish(burst[0], RequestStatus.FINISHED_STOPPED)
+    assert sched.admit(kv) == [bob]  # the next free place, ahead of 48 older requests
+    sched.finish(burst[1], RequestStatus.FINISHED_STOPPED)
+    assert sched.admit(kv) == [burst[2]]  # then alice's, oldest first
+
+
+def test_places_rotate_between_owners_with_work_waiting() -> None:
+    sched, kv = Scheduler(n_slots=2, n_batch=64, max_running=1), FakeKV()
+    a = [owned("a", base=1000 + 10 * i) for i in range(3)]
+    b = [owned("b", base=2000 + 10 * i) for i in range(3)]
+    c = [owned("c", base=3000)]
+    for r in (*a, *b, *c):
+        sched.add_request(r)
+    order = []
+    while sched.waiting or sched.running:
+        order += sched.admit(kv)
+        sched.finish(sched.running[0], RequestStatus.FINISHED_STOPPED)
+    assert [r.owner for r in order] == ["a", "b", "c", "a", "b", "a", "b"]
+    assert [r for r in order if r.owner == "a"] == a  # each owner's own requests in arrival order
+
+
+def test_the_owner_with_fewest_running_requests_goes_first() -> None:
+    sched, kv = Scheduler(n_slots=8, n_batch=64, max_running=3), FakeKV()
+    a1, a2, b1 = owned("a", base=1), owned("a", base=100), owned("b", base=200)
+    for r in (a1, a2, b1):
+        sched.add_request(r)
+    assert sched.admit(kv) == [a1, b1, a2]
+    sched.finish(b1, RequestStatus.FINISHED_STOPPED)
+    a3, b2 = owned("a", base=300), owned("b", base=400)
+    sched.add_request(a3)
+    sched.add_request(b2)
+    assert sched.admit(kv) == [b2]  # a holds two places, b none: b's, though a's is older
+
+
+def test_one_owner_and_anonymous_requests_keep_arrival_order() -> None:
+    sched, kv = Scheduler(n_slots=2, n_batch=64, max_running=1), FakeKV()
+    requests = [owned(None, base=100 * i) for i in range(4)]
+    for r in requests:
+        sched.add_request(r)
+    order = []
+    while sched.waiting or sched.running:
+        order += sched.admit(kv)
+        sched.finish(sched.running[0], RequestStatus.FINISHED_STOPPED)
+    assert order == requests
+
+
+def test_priority_classes_come_before_fairness() -> None:
+    sched, kv = Scheduler(n_slots=4, n_batch=64, max_running=1), FakeKV()
+    running = owned("a", base=1)
+    sched.add_request(running)
+    sched.admit(kv)
+    batch_b = owned("b", priority=Priority.BATCH, base=100)
+    chat_a = owned("a", base=200)
+    keystroke_a = owned("a", priority=Priority.INTERACTIVE, base=300)
+    for r in (batch_b, chat_a, keystroke_a):
+        sched.add_request(r)
+    assert sched.admit(kv) == [keystroke_a]  # the interactive place, though a already runs
+    sched.finish(running, RequestStatus.FINISHED_STOPPED)
+    sched.finish(keystroke_a, RequestStatus.FINISHED_STOPPED)
+    assert sched.admit(kv) == [chat_a]  # NORMAL before b's BATCH, though b was served less
+
+
+def test_an_owners_queued_requests_are_capped_and_the_refusal_says_when_to_retry() -> None:
+    sched, kv = Scheduler(n_slots=1, n_batch=64, max_queue=10, max_queued_per_owner=2), FakeKV()
+    a = [owned("a", base=100 * i) for i in range(3)]
+    sched.add_request(a[0])
+    sched.admit(kv)  # running: not counted against the cap
+    sched.add_request(a[1])
+    sched.add_request(a[2])
+    with pytest.raises(OwnerQueueFull, match=r"too many queued requests for this API key \(limit 2\)") as e:
+        sched.add_request(owned("a", base=900))
+    assert isinstance(e.value, QueueFull) and e.value.headers == {"Retry-After": "1"}
+    sched.add_request(owned("b", base=950))  # another owner still gets in
+    # Requests handed to the engine but not yet to the scheduler count too.
+    sched.finish(a[2], RequestStatus.FINISHED_ABORTED)
+    with pytest.raises(OwnerQueueFull):
+        sched.check_room("a", [owned("a", base=990)])
+    sched.check_room("a", [owned("b", base=990)])
