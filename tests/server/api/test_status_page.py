@@ -196,16 +196,19 @@ def test_a_loaded_model_and_its_running_request_are_shown(tiny_store: Store) -> 
     engines = FakeEngines(hang_after=1)  # the request holds its sequence until the client leaves
     app = build_app(tiny_store, listen_host="127.0.0.1", runners=Runners(engines))
     body = {"model": TINY, "prompt": "x", "raw": True}
-    with serve_app(app) as url, httpx.Client(base_url=url, timeout=60) as http:
-        with http.stream("POST", "/api/generate", json=body) as stream:
-            lines = stream.iter_lines()  # kept: a dropped line iterator closes the connection
-            assert json.loads(next(lines))["response"] == "Hello"
-            page = page_of(http.get("/", headers=HTML))
-            (ps,) = http.get("/api/ps").json()["models"]
-            row = page.row("Model", TINY)
-            assert (row["Running"], row["Queued"], row["Healthy"]) == ("1", "0", "yes")
-            assert row["Context"] == f"{ps['context_length']:,}" and row["Expires"].startswith("in ")
-            assert "Running 1" in " ".join(" ".join(page.text).split())  # the summary card
+    with (
+        serve_app(app) as url,
+        httpx.Client(base_url=url, timeout=60) as http,
+        http.stream("POST", "/api/generate", json=body) as stream,
+    ):
+        lines = stream.iter_lines()  # kept: a dropped line iterator closes the connection
+        assert json.loads(next(lines))["response"] == "Hello"
+        page = page_of(http.get("/", headers=HTML))
+        (ps,) = http.get("/api/ps").json()["models"]
+        row = page.row("Model", TINY)
+        assert (row["Running"], row["Queued"], row["Healthy"]) == ("1", "0", "yes")
+        assert row["Context"] == f"{ps['context_length']:,}" and row["Expires"].startswith("in ")
+        assert "Running 1" in " ".join(" ".join(page.text).split())  # the summary card
 
 
 def test_usage_rows_come_from_the_usage_recorder(client: TestClient) -> None:
@@ -241,7 +244,9 @@ def keyed(tiny_store: Store, monkeypatch: pytest.MonkeyPatch) -> Iterator[TestCl
     monkeypatch.setenv("LLAMITA_API_KEYS", KEY)
     with client_for(tiny_store) as c:
         body = {"model": TINY, "prompt": "x", "raw": True, "stream": False}  # a model is loaded
-        assert c.post("/api/generate", json=body, headers={"Authorization": f"Bearer {KEY}"}).status_code == 200
+        assert (
+            c.post("/api/generate", json=body, headers={"Authorization": f"Bearer {KEY}"}).status_code == 200
+        )
         yield c
 
 
