@@ -96,12 +96,13 @@ def presented_key(request: Request) -> tuple[str, str]:
 def caller_role(keys: KeyRing, authorization: str, api_key: str) -> str | None:
     """The role of the presented key, None when it is not a configured key.
 
-    The keys layer's ``KeyRing.role_of(authorization, api_key) -> "admin" | "user" | None`` when it
-    has one; before roles existed every key had full rights, so a matching key is an admin.
+    ``KeyRing.identify`` gives the key with its ``role`` once keys have roles; a key without one
+    (a bare key, as every key was before roles) has full rights, so it is an admin.
     """
-    role_of = getattr(keys, "role_of", None)
-    if role_of is not None:
-        return role_of(authorization, api_key)
+    identify = getattr(keys, "identify", None)
+    if identify is not None:
+        key = identify(authorization, api_key)
+        return None if key is None else str(getattr(key, "role", ADMIN))
     return ADMIN if keys.check(authorization, api_key) is not None else None
 
 
@@ -171,17 +172,21 @@ def model_rows(runners: Any, now: float) -> list[ModelRow]:
 
 
 async def usage_rows(state: Any) -> tuple[list[Mapping[str, Any]] | None, str | None]:
-    """``app.state.usage.snapshot()`` (rows of column → value), read off the event loop; (None, None)
-    when this server records no usage.  A failing snapshot must not take the page down with it."""
+    """``app.state.usage.totals()``: rows of column -> value per key and model since the server
+    started, read off the event loop; (None, None) when this server records no usage.  A failing
+    recorder must not take the page down with it."""
     usage = getattr(state, "usage", None)
-    snapshot = getattr(usage, "snapshot", None)
-    if snapshot is None:
+    totals = getattr(usage, "totals", None)
+    if totals is None:
         return None, None
     try:
-        return list(await run_in_threadpool(snapshot)), None
+        rows = list(await run_in_threadpool(totals))
     except Exception as e:  # shown on the page and logged; the rest of the page still renders
         log.exception("status page: reading usage failed")
         return None, f"{type(e).__name__}: {e}"
+    if not all(isinstance(row, Mapping) for row in rows):
+        return None, "usage totals are not a list of rows"
+    return rows, None
 
 
 async def collect(request: Request) -> StatusView:
@@ -312,7 +317,7 @@ def acceptance_section(rows: list[AcceptanceRow]) -> str:
 
 
 def usage_section(view: StatusView) -> str:
-    title = "<h2>Usage per key</h2>"
+    title = "<h2>Usage per key <span class='muted'>(since the server started)</span></h2>"
     if view.usage_error is not None:
         return title + f"<p class='bad'>usage unavailable: {esc(view.usage_error)}</p>"
     if view.usage is None:

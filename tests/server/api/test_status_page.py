@@ -212,18 +212,29 @@ def test_a_loaded_model_and_its_running_request_are_shown(tiny_store: Store) -> 
 
 
 def test_usage_rows_come_from_the_usage_recorder(client: TestClient) -> None:
-    class Usage:  # the interface the usage recorder offers: snapshot() -> rows of column -> value
-        def snapshot(self) -> list[dict[str, object]]:
-            return [{"key": "alice", "model": "smollm2:135m", "requests": 2, "tokens_generated": 1234}]
+    class Usage:  # what the recorder (runtime/usage.py) offers: totals() -> rows of column -> value
+        def totals(self) -> list[dict[str, object]]:
+            row = {"key": "alice", "model": "smollm2:135m", "requests": 2, "generated_tokens": 1234}
+            return [{**row, "engine_seconds": 1.5}]
 
     client.app.state.usage = Usage()
     row = page_of(client.get("/", headers=HTML)).row("key", "alice")
-    assert (row["requests"], row["tokens generated"]) == ("2", "1,234")
+    assert (row["requests"], row["generated tokens"], row["engine seconds"]) == ("2", "1,234", "1.50")
+
+
+def test_usage_rows_of_an_unknown_shape_are_not_rendered(client: TestClient) -> None:
+    class Odd:
+        def totals(self) -> dict[str, object]:
+            return {"alice": 3}
+
+    client.app.state.usage = Odd()
+    r = client.get("/", headers=HTML)
+    assert r.status_code == 200 and "usage unavailable: usage totals are not a list of rows" in r.text
 
 
 def test_a_failing_usage_recorder_does_not_take_the_page_down(client: TestClient) -> None:
     class Broken:
-        def snapshot(self) -> list[dict[str, object]]:
+        def totals(self) -> list[dict[str, object]]:
             raise OSError("database is locked")
 
     client.app.state.usage = Broken()
@@ -287,7 +298,7 @@ def test_an_admin_key_shows_the_whole_page(keyed: TestClient, headers: dict[str,
         assert page_of(r).row("Model", TINY)["Healthy"] == "yes"
 
 
-@pytest.mark.skipif(not hasattr(KeyRing, "role_of"), reason="key roles arrive with the keys branch (role_of)")
+@pytest.mark.skipif(not hasattr(KeyRing, "identify"), reason="key roles arrive with the keys branch")
 def test_a_user_key_is_not_enough(tiny_store: Store, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     keys = tmp_path / "keys"
     keys.write_text(f"root {KEY} admin\nbob bob-key-0123 user\n")
