@@ -35,6 +35,7 @@ from starlette.responses import HTMLResponse, PlainTextResponse, Response
 from llamita.server import __version__
 from llamita.server.gocompat.time import rfc3339
 from llamita.server.runtime.metrics import AcceptanceRow
+from llamita.server.runtime.runners import Runner, Runners
 
 from .auth import KeyRing
 
@@ -115,7 +116,7 @@ class ModelRow:
     size: int
     size_vram: int
     context_length: int
-    expires: str  # "in 4m 10s", "never"
+    expires: str  # "in 4m 10s", "in use", "never"
     expires_at: str  # RFC 3339, or "" for never
     healthy: bool
     failure: str | None
@@ -135,9 +136,14 @@ class StatusView:
     generated_at: float = field(default_factory=time.time)
 
 
-def _expires(expires_at: float, duration: float, now: float) -> tuple[str, str]:
+def _expires(runner: Runner, now: float) -> tuple[str, str]:
+    """(what a person reads, the RFC 3339 time): a model serving requests starts its keep-alive
+    only when the last one ends, so it shows "in use" rather than a countdown."""
+    expires_at, duration = runner.expires_at, runner.duration
     if not math.isfinite(duration):
         return "never", ""
+    if runner.refcount > 0:
+        return "in use", rfc3339(expires_at)
     left = max(0, int(expires_at - now))
     minutes, seconds = divmod(left, 60)
     hours, minutes = divmod(minutes, 60)
@@ -145,13 +151,13 @@ def _expires(expires_at: float, duration: float, now: float) -> tuple[str, str]:
     return f"in {text}", rfc3339(expires_at)
 
 
-def model_rows(runners: Any, now: float) -> list[ModelRow]:
+def model_rows(runners: Runners, now: float) -> list[ModelRow]:
     """The loaded models, in ``/api/ps`` order, with their engines' present load."""
     rows = []
     for runner in runners.ps():
         stats = runner.engine.stats()
         size, size_vram = runner.sizes()
-        expires, expires_at = _expires(runner.expires_at, runner.duration, now)
+        expires, expires_at = _expires(runner, now)
         rows.append(
             ModelRow(
                 name=runner.model.name.shortest,
