@@ -353,3 +353,24 @@ def test_the_page_renders_in_headless_chromium(server, tmp_path: Path) -> None:
     chromium(server.url + "/", tmp_path / "profile", f"--screenshot={shot}")
     assert shot.stat().st_size > 10_000  # a rendered page, not a blank one
     print(f"status page screenshot: {shot}")
+
+
+@pytest.mark.skipif(CHROMIUM is None, reason="Debian's chromium is not installed (.ci/run installs it)")
+def test_with_keys_chromium_sees_the_sign_in_page(
+    tiny_store: Store, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("LLAMITA_API_KEYS", KEY)
+    app = build_app(tiny_store, listen_host="127.0.0.1", runners=Runners(FakeEngines()))
+    with serve_app(app) as url:
+        body = {"model": TINY, "prompt": "x", "raw": True, "stream": False}
+        httpx.post(
+            url + "/api/generate", json=body, headers={"Authorization": f"Bearer {KEY}"}
+        ).raise_for_status()
+        dom = chromium(url + "/", tmp_path / "profile", "--dump-dom").stdout
+        assert "Sign in" in dom and TINY not in dom
+        ARTIFACTS.mkdir(exist_ok=True)
+        shot = ARTIFACTS / "status-page-sign-in.png"
+        shot.unlink(missing_ok=True)
+        chromium(url + "/", tmp_path / "profile", f"--screenshot={shot}")
+        assert shot.stat().st_size > 1_000
+        print(f"sign-in page screenshot: {shot}")
