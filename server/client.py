@@ -180,3 +180,7 @@ class Client:
 
     def ps(self) -> list[dict[str, Any]]:
         return self._request("GET", "/api/ps").json()["models"]
+
+    def usage(self, **params: str | int) -> dict[str, Any]:
+        """``/api/usage`` (``key``, ``model``, ``days`` filters; an admin key when keys have roles)."""
+        return self._request("GET", "/api/usage", params=params).json()

@@ -47,6 +47,9 @@ VARIABLES: tuple[Variable, ...] = (
         "LLAMITA_NUM_PARALLEL",
         "override num_parallel: N for every model, or model=N,... per model (wins over the PARAMETER)",
     ),
+    Variable(
+        "OLLAMA_LOAD_TIMEOUT", "how long a model load may take before it fails (default 5m; 0 = no limit)"
+    ),
     Variable("OLLAMA_MAX_LOADED_MODELS", "models loaded at once (default 3)"),
     Variable("OLLAMA_MAX_QUEUE", "pending requests before 503 (default 512)"),
     Variable("OLLAMA_CONTEXT_LENGTH", "default context length"),
@@ -66,7 +69,7 @@ VARIABLES: tuple[Variable, ...] = (
     Variable("LLAMITA_STEP_MS", "engine step budget for prompt evaluation in ms (default 300)"),
     Variable("LLAMITA_NO_DEFAULT_MODEL", "do not import the bundled default model into an empty store"),
     Variable("LLAMITA_API_KEYS", "comma-separated API keys; when set, requests need Authorization: Bearer"),
-    Variable("LLAMITA_API_KEYS_FILE", "file of API keys, one per line (re-read on SIGHUP)"),
+    Variable("LLAMITA_API_KEYS_FILE", "file of API keys: NAME KEY ROLE lines (re-read on SIGHUP)"),
     Variable("LLAMITA_TLS_CERT", "PEM certificate: serve https (with LLAMITA_TLS_KEY)"),
     Variable("LLAMITA_TLS_KEY", "PEM private key for LLAMITA_TLS_CERT"),
     Variable("LLAMITA_MAX_BODY", "largest JSON request body (default 32MiB)"),
@@ -163,6 +166,13 @@ def keep_alive() -> float:
     """Seconds a model stays loaded after its last request; ``inf`` for forever."""
     seconds = _env("OLLAMA_KEEP_ALIVE", 300.0, parse_duration, lambda v: float(int(v)), warn=False)
     return FOREVER if seconds < 0 else seconds
+
+
+def load_timeout() -> float:
+    """Seconds a model load may take (Ollama's LoadTimeout: a Go duration, else whole seconds;
+    default 5m; zero or negative = no limit, ``inf``)."""
+    seconds = _env("OLLAMA_LOAD_TIMEOUT", 300.0, parse_duration, lambda v: float(int(v)), warn=False)
+    return seconds if seconds > 0 else FOREVER
 
 
 def num_parallel() -> int:
@@ -302,7 +312,7 @@ def api_keys() -> list[str]:
 
 
 def api_keys_file() -> Path | None:
-    """A file of keys, one per line, ``#`` comments; re-read on SIGHUP and when it changes."""
+    """A file of ``NAME KEY ROLE`` lines (grammar in api/auth.py); re-read on SIGHUP and when it changes."""
     return _path("LLAMITA_API_KEYS_FILE")
 
 

@@ -15,9 +15,11 @@ from llamita.server import config
 from llamita.server.runtime.generate import Runtime
 from llamita.server.runtime.metrics import Metrics
 from llamita.server.runtime.runners import Runners
+from llamita.server.runtime.usage import FILENAME as USAGE_FILE
+from llamita.server.runtime.usage import Usage
 from llamita.server.store.blobs import Store
 
-from . import completion_events, errors, inference, native, status_page, telemetry
+from . import completion_events, errors, inference, native, status_page, telemetry, usage
 from . import transfer as registry
 from .anthropic import routes as anthropic
 from .auth import AuthGuard, KeyRing
@@ -52,6 +54,7 @@ def routes() -> list[Route]:
         Route("/api/delete", native.delete, methods=["DELETE"]),
         Route("/api/ps", inference.ps, methods=["GET"]),
         Route("/metrics", telemetry.metrics, methods=["GET"]),
+        Route("/api/usage", usage.usage, methods=["GET"]),
         *(Route(path, handler, methods=["POST"]) for path, handler in posts.items()),
         *openai.ROUTES,
         *anthropic.ROUTES,
@@ -81,7 +84,8 @@ def build_app(
     runners = runners or Runners()
     listen_host = listen_host or config.host().host
     keys = KeyRing.from_env()
-    metrics = Metrics(runners)
+    recorder = Usage(store.root / USAGE_FILE)
+    metrics = Metrics(runners, recorder)
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
@@ -91,8 +95,12 @@ def build_app(
             log.info("removed %d temporary files left by an interrupted write", removed)
         if not config.no_prune():
             store.prune()
-        yield
-        await runners.close()
+        await recorder.start()
+        try:
+            yield
+        finally:
+            await runners.close()
+            await recorder.close()  # after the runners: the last requests' usage is written too
 
     handlers = {exc: errors.handle for exc in errors.HANDLED}
     app = Starlette(
@@ -110,5 +118,6 @@ def build_app(
     app.state.runners = runners
     app.state.keys = keys
     app.state.metrics = metrics
-    app.state.runtime = Runtime(store, runners, metrics)
+    app.state.usage = recorder
+    app.state.runtime = Runtime(store, runners, metrics, recorder)
     return app

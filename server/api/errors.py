@@ -1,6 +1,9 @@
-"""The only place that maps domain errors to HTTP status codes (Ollama's codes and bodies)."""
+"""The only place that maps domain errors to HTTP status codes (Ollama's codes and bodies), and
+the one JSON reply of the native API (Gin's ``c.JSON``: ``application/json; charset=utf-8``)."""
 
 from __future__ import annotations
+
+from typing import Any
 
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
@@ -57,14 +60,25 @@ def status_of(exc: BaseException) -> int:
     return 500
 
 
-def error_response(message: str, status: int, headers: dict[str, str] | None = None) -> JSONResponse:
+# What Gin's c.JSON writes, on every native JSON body (replies and errors alike)...
+JSON_TYPE = "application/json; charset=utf-8"
+# ...except where Ollama set the header first: the progress routes' (create, pull, push) replies
+# and the errors their stream reports before its first line (waitForStream, streamResponse).
+BARE_JSON_TYPE = "application/json"
+
+
+def json_reply(
+    content: Any, status: int = 200, headers: dict[str, str] | None = None, media_type: str = JSON_TYPE
+) -> JSONResponse:
+    """A native JSON body, with Gin's Content-Type."""
+    return JSONResponse(content, status_code=status, headers=headers, media_type=media_type)
+
+
+def error_response(
+    message: str, status: int, headers: dict[str, str] | None = None, media_type: str = JSON_TYPE
+) -> JSONResponse:
     """Ollama's error body: ``{"error": "..."}``."""
-    return JSONResponse(
-        {"error": message},
-        status_code=status,
-        headers=headers,
-        media_type="application/json; charset=utf-8",
-    )
+    return json_reply({"error": message}, status, headers, media_type)
 
 
 def as_response(exc: APIError) -> JSONResponse:

@@ -13,10 +13,11 @@ import math
 from typing import Any
 
 from starlette.requests import Request
-from starlette.responses import JSONResponse, Response
+from starlette.responses import Response
 
 from llamita.server.gocompat.time import rfc3339
 
+from .errors import json_reply
 from .request import (
     chat_request,
     embed_request,
@@ -58,13 +59,19 @@ def merge(chunks: list[Json], field: str) -> Json:
     return final
 
 
+def _streams(body: Json, work: str) -> bool:
+    """Streamed unless ``"stream": false``; a load or unload request (no ``prompt``, no
+    ``messages``) is one JSON object either way, as Ollama answers it with ``c.JSON``."""
+    return wants_stream(body) and bool(body.get(work))
+
+
 async def generate(request: Request) -> Response:
     body = await read_json(request)
     events = runtime_of(request).generate(
         generate_request(body), session_of(request), priority_of(request), owner_of(request)
     )
     return await respond(
-        request, events, stream=wants_stream(body), collect=lambda c: JSONResponse(merge(c, "response"))
+        request, events, stream=_streams(body, "prompt"), collect=lambda c: json_reply(merge(c, "response"))
     )
 
 
@@ -74,18 +81,18 @@ async def chat(request: Request) -> Response:
         chat_request(body), session_of(request), priority_of(request), owner_of(request)
     )
     return await respond(
-        request, events, stream=wants_stream(body), collect=lambda c: JSONResponse(merge(c, "message"))
+        request, events, stream=_streams(body, "messages"), collect=lambda c: json_reply(merge(c, "message"))
     )
 
 
 async def embed(request: Request) -> Response:
     body = await read_json(request)
-    return JSONResponse(await runtime_of(request).embed(embed_request(body)))
+    return json_reply(await runtime_of(request).embed(embed_request(body), owner_of(request)))
 
 
 async def embeddings(request: Request) -> Response:
     body = await read_json(request)
-    return JSONResponse(await runtime_of(request).embed(embed_request(body, legacy=True)))
+    return json_reply(await runtime_of(request).embed(embed_request(body, legacy=True), owner_of(request)))
 
 
 async def ps(request: Request) -> Response:
@@ -101,7 +108,7 @@ async def ps(request: Request) -> Response:
             "model": name.shortest,
             "size": size,
             "digest": runner.model.manifest.digest,
-            "details": runner.model.details(),
+            "details": {**runner.model.details(), "parent_model": ""},  # Ollama's ps leaves it out
             "expires_at": rfc3339(min(expires, 253402300799.0)),
             "size_vram": size_vram,
             "context_length": runner.num_ctx,
@@ -110,4 +117,4 @@ async def ps(request: Request) -> Response:
         if not runner.healthy:
             entry["failure"] = runner.failure
         models.append(entry)
-    return JSONResponse({"models": models})
+    return json_reply({"models": models})

@@ -10,7 +10,7 @@ from typing import Any
 
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import ClientDisconnect, Request
-from starlette.responses import JSONResponse, Response
+from starlette.responses import Response
 
 from llamita.server import __version__, config
 from llamita.server.gocompat.time import rfc3339
@@ -18,9 +18,9 @@ from llamita.server.model import create as creator
 from llamita.server.model.model import ModelNotFound, load_model
 from llamita.server.model.show import show
 from llamita.server.store.blobs import BlobNotFound, normalize_digest
-from llamita.server.store.names import ModelRequired, parse_name, require_name
+from llamita.server.store.names import InvalidName, parse_model_ref, require_name
 
-from .errors import error_response
+from .errors import error_response, json_reply
 from .request import read_json, store_of, typed_body
 from .stream import progress_response
 
@@ -33,7 +33,7 @@ def _wants_stream(body: dict[str, Any]) -> bool:
 
 
 async def version(request: Request) -> Response:
-    return JSONResponse({"version": OLLAMA_API_VERSION, "llamita": __version__})
+    return json_reply({"version": OLLAMA_API_VERSION, "llamita": __version__})
 
 
 def _list_entry(request: Request, manifest: Any) -> dict[str, Any]:
@@ -54,7 +54,7 @@ async def tags(request: Request) -> Response:
         manifests = sorted(store_of(request).iter_manifests(), key=lambda m: m.modified, reverse=True)
         return [_list_entry(request, m) for m in manifests]
 
-    return JSONResponse({"models": await run_in_threadpool(collect)})
+    return json_reply({"models": await run_in_threadpool(collect)})
 
 
 # Go's request structs (api/types.go), for the field-type check every handler makes first.
@@ -77,18 +77,15 @@ def _model_field(body: dict[str, Any]) -> str:
 
 async def show_model(request: Request) -> Response:
     body = typed_body(await read_json(request), "ShowRequest", SHOW_REQUEST)
-    name_text = _model_field(body)
-    if not name_text:
-        raise ModelRequired()
-    name = parse_name(name_text)
+    name = parse_model_ref(_model_field(body))  # blank: "model is required"; "x:local" is "x"
     if not name.is_valid:
-        raise ModelNotFound(name_text)
+        raise InvalidName()
 
     def build() -> dict[str, Any]:
         model = load_model(store_of(request), name)
         return show(model, verbose=bool(body.get("verbose")), system=body.get("system") or "")
 
-    return JSONResponse(await run_in_threadpool(build))
+    return json_reply(await run_in_threadpool(build))
 
 
 async def create(request: Request) -> Response:

@@ -38,13 +38,13 @@ from llamita.server.runtime.metrics import AcceptanceRow
 from llamita.server.runtime.runners import Runner, Runners
 
 from .auth import KeyRing
+from .roles import ADMIN
 
 log = logging.getLogger("llamita")
 
 PLAIN = "Ollama is running"
 REFRESH_SECONDS = 5
 SIGNIN_PARAM = "signin"
-ADMIN = "admin"
 HTML_TYPES = ("text/html", "application/xhtml+xml")
 HEADERS = {
     "Cache-Control": "no-store",
@@ -95,16 +95,9 @@ def presented_key(request: Request) -> tuple[str, str]:
 
 
 def caller_role(keys: KeyRing, authorization: str, api_key: str) -> str | None:
-    """The role of the presented key, None when it is not a configured key.
-
-    ``KeyRing.identify`` gives the key with its ``role`` once keys have roles; a key without one
-    (a bare key, as every key was before roles) has full rights, so it is an admin.
-    """
-    identify = getattr(keys, "identify", None)
-    if identify is not None:
-        key = identify(authorization, api_key)
-        return None if key is None else str(getattr(key, "role", ADMIN))
-    return ADMIN if keys.check(authorization, api_key) is not None else None
+    """The role of the presented key (a bare key is an admin), None when it is not a configured key."""
+    key = keys.identify(authorization, api_key)
+    return None if key is None else key.role
 
 
 # ---- what the page shows ------------------------------------------------------------------------

@@ -20,17 +20,17 @@ import json
 import logging
 import threading
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import anyio
 from starlette.concurrency import iterate_in_threadpool, run_in_threadpool
 from starlette.requests import Request
-from starlette.responses import JSONResponse, Response, StreamingResponse
+from starlette.responses import Response, StreamingResponse
 
 from llamita.server.engine import CANCELED
 
-from .errors import HANDLED, APIError, error_response, status_of
+from .errors import BARE_JSON_TYPE, HANDLED, APIError, error_response, json_reply, status_of
 
 NDJSON = "application/x-ndjson"
 Json = dict[str, Any]
@@ -54,6 +54,10 @@ class Encoder:
 
 
 NATIVE = Encoder(NDJSON, ndjson_line, lambda message, status: {"error": message}, error_response)
+# create, pull and push: an error before the first line is sent with a bare application/json.
+PROGRESS = replace(
+    NATIVE, error_response=lambda message, status: error_response(message, status, None, BARE_JSON_TYPE)
+)
 
 
 def failure(e: BaseException) -> tuple[str, int]:
@@ -204,11 +208,16 @@ async def _in_threads(events: Iterator[Json]) -> AsyncIterator[Json]:
 
 
 def _last(chunks: list[Json]) -> Response:
-    return JSONResponse(chunks[-1], media_type="application/json; charset=utf-8")
+    return json_reply(chunks[-1], media_type=BARE_JSON_TYPE)
 
 
 async def progress_response(request: Request, events: Iterator[Json], stream: bool) -> Response:
     """A progress stream; with ``"stream": false`` the reply is its last object (or the error)."""
     return await respond(
-        request, _in_threads(events), stream=stream, collect=_last, empty=lambda: JSONResponse({})
+        request,
+        _in_threads(events),
+        stream=stream,
+        collect=_last,
+        encoder=PROGRESS,
+        empty=lambda: json_reply({}, media_type=BARE_JSON_TYPE),
     )

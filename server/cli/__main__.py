@@ -10,7 +10,7 @@ from typing import Any
 from llamita.server import __version__, config
 from llamita.server.client import Client, ResponseError, ServerUnreachable
 
-from . import commands, ps, run
+from . import commands, ps, run, usage
 from . import transfer as registry
 
 
@@ -76,6 +76,7 @@ def _parser() -> argparse.ArgumentParser:
 
     run.add_parser(sub)
     ps.add_parsers(sub)
+    usage.add_parser(sub)
     registry.add_parsers(sub)
     return parser
 
@@ -124,6 +125,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         "stop": ps.stop,
         "pull": registry.pull,
         "push": registry.push,
+        "usage": usage.usage,
     }
     handler = handlers.get(args.command or "")
     if handler is None:

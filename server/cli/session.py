@@ -115,7 +115,7 @@ class Session:
     def create_request(self, name: str) -> dict[str, Any]:
         """``/save``: a new model FROM the parent (or this model) carrying the session's state."""
         parent = self.parent_model
-        if parent and not parse_name(parent).is_valid:
+        if parent and (not parse_name(parent).is_valid or parent.lower().endswith(".gguf")):  # a file
             parent = ""
         request: dict[str, Any] = {"model": name, "from": parent or self.model}
         if self.system:

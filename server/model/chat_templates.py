@@ -2,8 +2,9 @@
 
 Used by ``/api/create`` when the Modelfile has no TEMPLATE: Ollama then picks the closest of its
 bundled templates to the GGUF's Jinja ``tokenizer.chat_template`` and adds the template and its
-``stop`` params as layers (status ``using autodetected template <name>``). llamita recognises the
-family by marker strings in the Jinja source instead of by edit distance, and additionally adds
+``stop`` params as layers (status ``using autodetected template <name>``). llamita does the same
+(:mod:`.template_index`: the closest reference Jinja under 100 edits), then, for a template no
+reference is close to, recognises the family by the marker strings below, and additionally adds
 a fill-in-the-middle branch when the vocabulary has FIM tokens, so coding models get the
 ``insert`` capability (``.Suffix``) without a hand-written Modelfile.
 
@@ -29,6 +30,7 @@ deepseek-coder            ``### Instruction:`` and ``<|EOT|>``                  
 starcoder2-instruct       ``### Instruction`` without a colon                        ### headers, endoftext
 alpaca                    ``### Instruction:``                                       ### headers
 vicuna                    ``USER:`` and ``ASSISTANT:``                               USER:/ASSISTANT:
+falcon-instruct           ``User:`` and ``Falcon:``                                  User:/Assistant:
 granite-instruct          ``Question:`` and ``Answer:`` (Granite Code)               System/Question/Answer
 ========================  =========================================================  =======================
 
@@ -47,6 +49,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from .ggufinfo import FimTokens, GGUFInfo, fim_tokens
+from .template_index import closest
 
 
 @dataclass(frozen=True)
@@ -207,6 +210,17 @@ _OPENCHAT = """\
 {{- end }}
 {{- end }}GPT4 Correct Assistant:"""
 
+_FALCON = """\
+{{- range .Messages }}
+{{- if eq .Role "system" }}System: {{ .Content }}
+{{ else if eq .Role "user" }}User:
+{{ .Content }}
+{{ else if eq .Role "assistant" }}Falcon:
+{{ .Content }}
+{{ end }}
+{{- end }}Falcon:
+"""
+
 _FAMILIES: dict[str, _Family] = {
     f.name: f
     for f in (
@@ -240,6 +254,7 @@ _FAMILIES: dict[str, _Family] = {
         _Family("vicuna", _VICUNA, ("USER:", "ASSISTANT:")),
         _Family("codellama-70b-instruct", _CODELLAMA_70B, ("Source:", "Destination:", "<step>")),
         _Family("openchat", _OPENCHAT, ("<|end_of_turn|>",)),
+        _Family("falcon-instruct", _FALCON, ("User:", "Assistant:")),
     )
 }
 
@@ -271,6 +286,7 @@ _RULES: tuple[tuple[Callable[[str], bool], str], ...] = (
     (lambda j: _NO_COLON_INSTRUCTION.search(j) is not None and "### Response" in j, "starcoder2-instruct"),
     (_has("### Instruction:", "### Response"), "alpaca"),
     (_has("USER:", "ASSISTANT:"), "vicuna"),
+    (_has("User:", "Falcon:"), "falcon-instruct"),
     (_has("Question:", "Answer:"), "granite-instruct"),
 )
 
@@ -279,6 +295,9 @@ def detect_family(chat_template: str | None) -> str | None:
     """Name of the chat-format family of a Jinja chat template, or None if unrecognised."""
     if not chat_template:
         return None
+    nearest = closest(chat_template)  # Ollama's rule first
+    if nearest is not None:
+        return nearest
     for matches, name in _RULES:
         if matches(chat_template):
             return name

@@ -19,7 +19,7 @@ import json
 import threading
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from pathlib import Path, PurePosixPath
+from pathlib import Path
 from typing import Any
 
 from llamita.server import config as envconfig
@@ -34,11 +34,12 @@ from llamita.server.store.blobs import (
     Store,
     normalize_digest,
 )
-from llamita.server.store.names import InvalidName, Name, parse_name, require_name
+from llamita.server.store.names import InvalidName, Name, parse_model_ref, require_name
 from llamita.server.template import TemplateError
 from llamita.server.template import parse as parse_template
 
 from .chat_templates import derive_template
+from .create_info import InfoError, apply_info
 from .ggufinfo import GGUFInfo, NotGGUFError, human_number, read_gguf
 from .model import ModelNotFound
 from .quantize import check_quantizable, parse_quantization, quantize
@@ -211,6 +212,10 @@ def _create_locked(store: Store, name: Name, request: dict[str, Any], added: lis
         if len(adapters) > 1:
             raise InvalidCreateRequest("only one adapter is currently supported")
         parts += yield from _from_files(store, adapters, media_type=ADAPTER)
+    try:
+        apply_info(request.get("info"), config)
+    except InfoError as e:
+        raise InvalidCreateRequest(str(e)) from e
 
     dropped: list[Layer] = []
     parts = yield from _quantize_parts(store, parts, request, dropped, added)
@@ -231,9 +236,10 @@ def _create_locked(store: Store, name: Name, request: dict[str, Any], added: lis
 
 
 def _from_model(store: Store, source: str, config: dict[str, Any]) -> list[_Part]:
-    base_name = parse_name(source)
-    if not base_name.is_valid:
-        raise InvalidCreateRequest("invalid model name")
+    try:  # "x:local" is the local "x", as Ollama reads ``from``
+        base_name = require_name(str(parse_model_ref(source)))
+    except InvalidName as e:
+        raise InvalidCreateRequest("invalid model name") from e
     base = store.get(base_name)
     if base is None:
         raise ModelNotFound(base_name.shortest)
@@ -275,8 +281,8 @@ def _from_files(store: Store, files: dict[str, str], media_type: str | None) -> 
         except NotGGUFError as e:
             raise InvalidCreateRequest(str(e)) from e
         kind = media_type or (ADAPTER if info.is_adapter else PROJECTOR if info.is_projector else MODEL)
-        source = PurePosixPath(path).name if kind == ADAPTER else ""
-        layer = Layer(kind, normalize_digest(digest), blob.stat().st_size, source)
+        # Ollama's ggufLayers: every layer made from a file says which (its name in ``files``).
+        layer = Layer(kind, normalize_digest(digest), blob.stat().st_size, path)
         parts.append(_Part(layer, info, f"using existing layer {layer.digest}"))
     return parts
 
@@ -378,7 +384,7 @@ def _assemble(
     dropped: list[Layer],
     added: list[str],
 ) -> tuple[list[_Part], gojson.Struct]:
-    families: list[str] = []
+    families: list[str] = list(config.get("model_families") or [])  # info's model_family first
     for part in parts:
         info = part.gguf
         if info is None or part.layer.media_type != MODEL:
@@ -422,6 +428,9 @@ def _assemble(
             cfg[key] = config[key]
     if config.get("capabilities"):
         cfg["capabilities"] = config["capabilities"]
+    for key in ("context_length", "embedding_length", "base_name"):  # Go's omitempty
+        if config.get(key):
+            cfg[key] = config[key]
     cfg["architecture"] = "amd64"
     cfg["os"] = "linux"
     return parts, cfg

@@ -18,6 +18,7 @@ from llamita.server.template import DEFAULT_TEMPLATE, Template, TemplateError
 from llamita.server.template import parse as parse_template
 
 from .ggufinfo import GGUFInfo, read_gguf
+from .template_index import jinja_capabilities
 
 
 class ModelNotFound(LookupError):
@@ -93,6 +94,9 @@ class StoredModel:
                 add("insert")
             if "thinking" in names:
                 add("thinking")
+        if not self.has_template_layer and info is not None:  # no Go template: the Jinja one says
+            for cap in jinja_capabilities(info.chat_template):
+                add(cap)
         return caps
 
     def details(self) -> dict[str, Any]:

@@ -17,14 +17,22 @@ Credentials come from ``LLAMITA_REGISTRY_AUTH`` first, then Docker's ``config.js
     LLAMITA_REGISTRY_AUTH="user:password"                          any registry
     LLAMITA_REGISTRY_AUTH="reg.example.com=user:pw,localhost:5000=ci:token"
 
-They are only ever sent after the registry asked for them.  Ollama's own ed25519 request
-signing for ollama.com is not implemented, so pushing to ollama.com is not possible.
+They are only ever sent after the registry asked for them, and a token realm only gets them
+when :func:`realm_refusal` finds nothing wrong with it: ``https`` (plain ``http`` only when both
+the registry and the realm are on loopback: the test registries), and the realm's host is the
+registry's own (port included, as Ollama compares them) or the registry's known auth host
+(:data:`AUTH_HOSTS`: ``registry.ollama.ai`` → ``ollama.com``, Docker Hub → ``auth.docker.io``, …).
+Any other realm is asked for a token anonymously.  Ollama refuses a realm on another host
+outright; llamita asks it without credentials, so public pulls from registries with a separate
+token service keep working and no secret leaves for a host the user did not name.  Ollama's own
+ed25519 request signing for ollama.com is not implemented, so pushing to ollama.com is not possible.
 """
 
 from __future__ import annotations
 
 import base64
 import binascii
+import ipaddress
 import json
 import os
 import re
@@ -38,6 +46,17 @@ AUTH_VARIABLE = "LLAMITA_REGISTRY_AUTH"
 
 _PARAM = re.compile(r'([A-Za-z_][A-Za-z0-9_-]*)\s*=\s*(?:"((?:[^"\\]|\\.)*)"|([^,\s]*))')
 _HOST_ENTRY = re.compile(r"^([A-Za-z0-9_.\-]+(?::\d+)?)=(.+:.*)$")
+
+# A registry host → the other hosts whose token realm may receive its credentials (https, port 443).
+AUTH_HOSTS: dict[str, frozenset[str]] = {
+    "registry.ollama.ai": frozenset({"ollama.com", "www.ollama.com"}),
+    "ollama.com": frozenset({"registry.ollama.ai"}),
+    "registry-1.docker.io": frozenset({"auth.docker.io"}),
+    "docker.io": frozenset({"auth.docker.io"}),
+    "index.docker.io": frozenset({"auth.docker.io"}),
+    "hf.co": frozenset({"huggingface.co"}),
+    "huggingface.co": frozenset({"hf.co"}),
+}
 
 
 @dataclass(frozen=True)
@@ -74,6 +93,44 @@ def parse_challenge(header: str) -> Challenge | None:
     if kind not in ("bearer", "basic"):
         return None
     return Challenge(kind, params.get("realm", ""), params.get("service", ""), params.get("scope", ""))
+
+
+def is_loopback(hostname: str) -> bool:
+    """``localhost``, ``127.x.y.z`` or ``::1``."""
+    hostname = hostname.strip("[]").lower()
+    if hostname == "localhost" or hostname.endswith(".localhost"):
+        return True
+    try:
+        return ipaddress.ip_address(hostname).is_loopback
+    except ValueError:
+        return False
+
+
+def _host_port(netloc: str, default_port: int) -> tuple[str, int]:
+    """``Host:port`` → (lower-case host, port), the scheme's default port when none is written."""
+    parts = urlsplit(f"//{netloc}")
+    try:
+        port = parts.port or default_port
+    except ValueError:
+        port = -1
+    return (parts.hostname or "").lower(), port
+
+
+def realm_refusal(realm: str, registry_host: str, registry_scheme: str = "https") -> str:
+    """Why ``registry_host``'s credentials must not go to the token ``realm`` ("" when they may)."""
+    parts = urlsplit(realm)
+    scheme = parts.scheme.lower()
+    host, port = _host_port(parts.netloc, 443 if scheme == "https" else 80)
+    if scheme not in ("https", "http") or not host:
+        return f"the token realm {realm!r} is not an http(s) URL"
+    registry, registry_port = _host_port(registry_host, 80 if registry_scheme == "http" else 443)
+    if scheme == "http" and not (is_loopback(host) and is_loopback(registry)):
+        return f"the token realm {realm} is plain http"
+    if (host, port) == (registry, registry_port):
+        return ""
+    if port == 443 and host in AUTH_HOSTS.get(registry, frozenset()):
+        return ""
+    return f"the token realm's host {parts.netloc} is neither {registry_host} nor its known auth host"
 
 
 def _normalise_host(key: str) -> str:

@@ -318,13 +318,18 @@ class RegistryClient:
         if not challenge.realm.startswith(("https://", "http://")):
             raise Unauthorized(f"unauthorized: {self.host} sent an unusable token realm {challenge.realm!r}")
         headers = {}
-        if creds is not None and (challenge.realm.startswith("https://") or self.insecure):
+        refusal = auth.realm_refusal(challenge.realm, self.host, urlsplit(self.base).scheme)
+        if creds is not None and not refusal:
             headers["Authorization"] = auth.basic_header(*creds)
         try:
             response = self._http.get(challenge.token_url(), headers=headers)
         except httpx.HTTPError as e:
             raise RegistryUnavailable(f"token server {challenge.realm} failed: {_transport_reason(e)}") from e
         if response.status_code in (401, 403):
+            if creds is not None and refusal:
+                raise Unauthorized(
+                    f"unauthorized: access denied; {self.host}'s credentials were not sent because {refusal}"
+                )
             raise Unauthorized(hint if creds is None else f"unauthorized: access denied by {challenge.realm}")
         if response.status_code >= 400:
             raise RegistryError(

@@ -7,6 +7,8 @@ import math
 import time
 from typing import TYPE_CHECKING, Any
 
+from llamita.server.gocompat.fmt import quote
+
 from .errors import Failed, InvalidRequest, ModelMissing
 from .prepare import Timing, merged_options, parse_keep_alive, resolve_model
 from .requests import EmbedRequest
@@ -36,10 +38,18 @@ def _inputs(req: EmbedRequest) -> list[str]:
     raise InvalidRequest("invalid input type")
 
 
-async def embed(runtime: Runtime, req: EmbedRequest) -> Json:
+async def embed(runtime: Runtime, req: EmbedRequest, owner: str | None = None) -> Json:
     timing = Timing(time.monotonic())
-    missing = ModelMissing(f'model "{req.model}" not found, try pulling it first')
-    model = resolve_model(runtime.store, req.model, missing)
+    # Ollama's words: a blank name (each route its own), a name with no model ("try pulling it").
+    blank = (
+        InvalidRequest("model is required") if req.legacy else ModelMissing(f"model '{req.model}' not found")
+    )
+    try:
+        model = resolve_model(runtime.store, req.model, blank)
+    except ModelMissing as e:
+        if e is blank:
+            raise
+        raise ModelMissing(f"model {quote(req.model)} not found, try pulling it first") from e
     keep_alive = parse_keep_alive(req.keep_alive)
     inputs = _inputs(req)
     options = merged_options(model, req.options)
@@ -53,6 +63,7 @@ async def embed(runtime: Runtime, req: EmbedRequest) -> Json:
                 raise InvalidRequest("the input length exceeds the context length")
             tokenized = [t[:limit] for t in tokenized]
         vectors = await engine.embed(tokenized)
+        runtime.usage.record(owner, runner.model.short_name, prompt_tokens=sum(len(t) for t in tokenized))
     finally:
         runtime.runners.release(runner)
     if req.legacy:

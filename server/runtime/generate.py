@@ -43,6 +43,7 @@ from .prepare import (
 )
 from .requests import ChatRequest, EmbedRequest, GenerateRequest
 from .runners import Runner, Runners
+from .usage import Usage
 
 EMPTY_PROMPT = "the rendered prompt is empty: the template produced no text to evaluate"
 Json = dict[str, Any]
@@ -72,10 +73,11 @@ def _estimate(text: str) -> list[int]:
 class Runtime:
     """Serves inference requests over the store's models and the loaded runners."""
 
-    def __init__(self, store: Store, runners: Runners, metrics: Metrics) -> None:
+    def __init__(self, store: Store, runners: Runners, metrics: Metrics, usage: Usage | None = None) -> None:
         self.store = store
         self.runners = runners
         self.metrics = metrics
+        self.usage = usage or Usage()  # in memory unless build_app gives it the store's file
 
     def generate(
         self,
@@ -99,9 +101,9 @@ class Runtime:
         """``/api/chat``'s chunks (``session``, ``priority`` and ``owner`` as for ``generate``)."""
         return self._run(Chat(req), session, priority, owner)
 
-    async def embed(self, req: EmbedRequest) -> Json:
-        """``/api/embed``'s (or, ``legacy``, ``/api/embeddings``') reply."""
-        return await embed(self, req)
+    async def embed(self, req: EmbedRequest, owner: str | None = None) -> Json:
+        """``/api/embed``'s (or, ``legacy``, ``/api/embeddings``') reply; ``owner`` as for ``generate``."""
+        return await embed(self, req, owner)
 
     async def acquire(
         self, model: StoredModel, options: Json, keep_alive: float | None, timing: Timing
@@ -134,7 +136,7 @@ class Runtime:
             yield done(done_reason="unload")
             return
         kind.check(model)
-        think = check_think(model, parse_think(req.think))
+        think = check_think(model, parse_think(req.think), req.model)
         kind.check_images(model)
         options = merged_options(model, req.options)
         format_grammar = parse_format(req.format)
@@ -192,6 +194,8 @@ class Runtime:
     ) -> AsyncIterator[Json]:
         observer = self.metrics.observe(runner.model.short_name)
         logprobs: list[Json] = []
+        generated = 0  # tokens seen, for the usage of a request that ends without its Done
+        recorded = False
 
         def chunk(part: Json) -> Json:
             nonlocal logprobs
@@ -205,11 +209,14 @@ class Runtime:
                 async for event in events:
                     if isinstance(event, Token):
                         observer.token()
+                        generated += 1
                         logprobs += event.logprobs
                         for part in kind.feed(event.text, bool(logprobs)):
                             yield chunk(part)
                         continue
                     assert isinstance(event, Done)
+                    recorded = True  # a failed or aborted request counts too, with what it evaluated
+                    self._record(runner, caller[2], event)
                     check_finished(event)
                     for part in kind.flush(bool(logprobs)):
                         yield chunk(part)
@@ -223,3 +230,15 @@ class Runtime:
                     yield final
         finally:
             observer.finish(runner.engine)
+            if not recorded:  # the client went away first: its prompt's count never came back
+                self.usage.record(caller[2], runner.model.short_name, generated_tokens=generated)
+
+    def _record(self, runner: Runner, owner: str | None, done: Done) -> None:
+        self.usage.record(
+            owner,
+            runner.model.short_name,
+            prompt_tokens=done.prompt_eval_count,
+            cached_tokens=done.prompt_cache_tokens,
+            generated_tokens=done.eval_count,
+            engine_ns=done.prompt_eval_duration + done.eval_duration,
+        )

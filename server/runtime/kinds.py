@@ -11,6 +11,7 @@ from typing import Any
 
 from llamita.server.engine import Done, Engine, Priority
 from llamita.server.engine.sampling import GrammarError, check_schema_bounds, grammar_compiles
+from llamita.server.gocompat.fmt import quote
 from llamita.server.model.model import StoredModel
 from llamita.server.prompt.fit import chat_text, dedupe_bos, generate_text
 from llamita.server.prompt.thinking import ThinkingParser
@@ -53,7 +54,7 @@ class Generate:
         if req.raw and (req.template or req.system or req.context):
             raise InvalidRequest("raw mode does not support template, system, or context")
         if "completion" not in model.capabilities:
-            raise InvalidRequest(f'"{model.short_name}" does not support generate')
+            raise InvalidRequest(f"{quote(req.model)} does not support generate")
         if req.suffix and "insert" not in model.capabilities:
             raise InvalidRequest(f"{model.name} does not support insert")
 
@@ -149,7 +150,7 @@ class Chat:
         if self.tools and "tools" not in model.capabilities:
             raise InvalidRequest(f"{model.name} does not support tools")
         if "completion" not in model.capabilities:
-            raise InvalidRequest(f'"{model.short_name}" does not support chat')
+            raise InvalidRequest(f"{quote(self.req.model)} does not support chat")
 
     def check_images(self, model: StoredModel) -> None:
         for message in self.req.messages:

@@ -25,6 +25,9 @@ Metric names (all prefixed ``llamita_``)::
     completions_shown_total{model,language}          completions_accepted_total{model,language}
     completions_partially_accepted_total{model,language}  completions_accepted_chars_total{model,language}
                               (reported by the language server: :class:`Acceptance`)
+    key_requests_total{key,model}   key_prompt_tokens_total{key,model}   key_cached_tokens_total{key,model}
+    key_generated_tokens_total{key,model}   key_engine_seconds_total{key,model}
+        (usage per API key name since start, from :mod:`.usage`; ``key="-"`` on an open server)
 """
 
 from __future__ import annotations
@@ -38,13 +41,14 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
-from prometheus_client.core import GaugeMetricFamily, Metric
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
 if TYPE_CHECKING:
     from llamita.server.engine import Engine
 
     from .runners import Runners
+    from .usage import Usage
 
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 
@@ -64,7 +68,7 @@ _FOLDED = {
 
 
 class Metrics:
-    def __init__(self, runners: Runners) -> None:
+    def __init__(self, runners: Runners, usage: Usage | None = None) -> None:
         self.runners = runners
         self.registry = CollectorRegistry()
         r = self.registry
@@ -97,6 +101,8 @@ class Metrics:
         )
         r.register(_ModelState(runners))
         self.acceptance = Acceptance(r)
+        if usage is not None:
+            r.register(_KeyUsage(usage))
         self._seen: weakref.WeakKeyDictionary[Engine, dict[str, int]] = weakref.WeakKeyDictionary()
 
     def observe(self, model: str) -> GenerationObserver:
@@ -179,6 +185,41 @@ class _ModelState(Collector):
             capacity.add_metric(name, stats.n_ctx)
             healthy.add_metric(name, 1 if getattr(engine, "healthy", True) else 0)
         yield from (loaded, running, queued, kv, capacity, healthy)
+
+
+# Usage counter → (metric name without ``_total``, help, the Counts field, scale).
+_KEY_COUNTERS = (
+    ("llamita_key_requests", "Inference requests per API key name and model", "requests", 1),
+    ("llamita_key_prompt_tokens", "Prompt tokens evaluated per API key name and model", "prompt_tokens", 1),
+    (
+        "llamita_key_cached_tokens",
+        "Prompt tokens served from the KV cache per key and model",
+        "cached_tokens",
+        1,
+    ),
+    ("llamita_key_generated_tokens", "Tokens generated per API key name and model", "generated_tokens", 1),
+    ("llamita_key_engine_seconds", "Engine time (prompt evaluation + generation) per key", "engine_ns", 1e-9),
+)
+
+
+class _KeyUsage(Collector):
+    """Usage per key name and model since start, read from the recorder at scrape time."""
+
+    def __init__(self, usage: Usage) -> None:
+        self.usage = usage
+
+    def describe(self) -> list[Metric]:
+        return []
+
+    def collect(self) -> Iterator[Metric]:
+        families = [
+            (CounterMetricFamily(name, text, labels=["key", "model"]), field, scale)
+            for name, text, field, scale in _KEY_COUNTERS
+        ]
+        for key, model, counts in self.usage.label_totals():
+            for family, field, scale in families:
+                family.add_metric([key, model], getattr(counts, field) * scale)
+        yield from (family for family, _, _ in families)
 
 
 # ---- completion acceptance (reported by the language server) ------------------------------------

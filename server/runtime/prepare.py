@@ -11,13 +11,14 @@ from dataclasses import dataclass
 from typing import Any
 
 from llamita.server.engine import CANCELED, Done, FinishReason, GrammarError, SamplingParams, format_grammar
+from llamita.server.gocompat.fmt import quote
 from llamita.server.gocompat.time import parse_duration
 from llamita.server.model.model import ModelNotFound, StoredModel, load_model
 from llamita.server.options import OptionError, merge_options
 from llamita.server.prompt.fit import fit_tokens
 from llamita.server.prompt.thinking import ThinkingParser, infer_tags
 from llamita.server.store.blobs import Store
-from llamita.server.store.names import parse_name
+from llamita.server.store.names import parse_model_ref
 from llamita.server.template import TemplateError
 from llamita.server.template import parse as parse_template
 
@@ -101,9 +102,9 @@ def sampling_params(
 
 def resolve_model(store: Store, name_text: Any, missing: Exception) -> StoredModel:
     """The named model; ``missing`` is raised when no name was given (each route words it)."""
-    if not isinstance(name_text, str) or not name_text:
+    if not isinstance(name_text, str) or not name_text.strip():
         raise missing
-    name = parse_name(name_text)
+    name = parse_model_ref(name_text)  # "name:local" is the local "name"
     if not name.is_valid:
         raise InvalidRequest("invalid model name")
     try:
@@ -123,10 +124,10 @@ def template_of(model: StoredModel, override: Any) -> Any:
     return model.template
 
 
-def check_think(model: StoredModel, think: bool | str | None) -> bool | str | None:
+def check_think(model: StoredModel, think: bool | str | None, asked: str = "") -> bool | str | None:
     """The request's ``think``, validated; a thinking model thinks unless told not to (Ollama)."""
     if think and "thinking" not in model.capabilities:
-        raise InvalidRequest(f'"{model.short_name}" does not support thinking')
+        raise InvalidRequest(f"{quote(asked or model.short_name)} does not support thinking")
     if think is None and "thinking" in model.capabilities:
         return True
     return think

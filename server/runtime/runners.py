@@ -181,6 +181,14 @@ def _option_int(options: dict[str, Any], name: str) -> int | None:
     return int(value)
 
 
+class LoadTimeout(RuntimeError):
+    """A model load that took longer than ``OLLAMA_LOAD_TIMEOUT`` (Ollama's words: a 500)."""
+
+
+def _load_timeout_text(seconds: float) -> str:
+    return f"the model did not load within OLLAMA_LOAD_TIMEOUT ({seconds:g}s)"
+
+
 class Runners:
     def __init__(self, factory: EngineFactory = Engine) -> None:
         self.factory = factory
@@ -301,11 +309,21 @@ class Runners:
             self._pending[key] = (size, size_vram)
         load = replace(plan.load, n_gpu_layers=gpu_layers)
         started = time.monotonic()
-        try:
-            engine = await asyncio.to_thread(
+        loading = asyncio.ensure_future(
+            asyncio.to_thread(
                 self.factory, model.model_path, load, context, config.max_queue(), config.step_target()
             )
+        )
+        timeout = config.load_timeout()
+        try:
+            engine = await asyncio.wait_for(asyncio.shield(loading), None if math.isinf(timeout) else timeout)
+        except TimeoutError:
+            raise LoadTimeout(
+                f"timed out waiting for llama-server to start - {_load_timeout_text(timeout)}"
+            ) from None
         finally:
+            if not loading.done():  # timed out or cancelled: the thread finishes the load, then it goes
+                loading.add_done_callback(self._close_late_engine)
             del self._pending[key]
             self._spawn(self._notify_idle())  # a failed load frees its place in the count
         log.info(
@@ -322,6 +340,14 @@ class Runners:
         runner.num_batch = plan.num_batch
         self.loaded[runner.key] = runner
         return runner
+
+    def _close_late_engine(self, loading: asyncio.Future[Any]) -> None:
+        """The engine of a load nobody waits for any more (past OLLAMA_LOAD_TIMEOUT, or its
+        request went away) is closed as soon as it exists."""
+        if not loading.cancelled() and loading.exception() is None:
+            engine = loading.result()
+            self._spawn(asyncio.to_thread(engine.close))
+            log.info("closed an engine whose load was given up")
 
     async def _make_room(self, model: StoredModel, context: ContextOptions, num_gpu: int) -> int:
         """Evict idle runners for the count limit and memory; the GPU layers to load with.

@@ -26,6 +26,8 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, replace
 
+from llamita.server.gocompat.fmt import quote
+
 DEFAULT_HOST = "registry.ollama.ai"
 DEFAULT_NAMESPACE = "library"
 DEFAULT_TAG = "latest"
@@ -135,6 +137,32 @@ def parse_name(s: str) -> Name:
         tag=tag or DEFAULT_TAG,
         scheme=scheme or DEFAULT_SCHEME,
     )
+
+
+# Ollama's source suffixes (internal/modelref): ``name:local`` is the local model ``name``;
+# ``:cloud`` would send the request to ollama.com, which llamita does not do (it is a tag here).
+_SOURCE_SUFFIXES = ("local", "cloud")
+
+
+def _source_suffix(s: str) -> tuple[str, str]:
+    """(``s`` without its ``:local``/``:cloud`` suffix, the suffix or "")."""
+    i = s.rfind(":")
+    if i >= 0 and s[i + 1 :].strip().lower() in _SOURCE_SUFFIXES:
+        return s[:i], s[i + 1 :].strip().lower()
+    return s, ""
+
+
+def parse_model_ref(s: str) -> Name:
+    """A model as the inference and show routes read it (Ollama's ``parseAndValidateModelRef``):
+    trimmed, a blank one is :class:`ModelRequired`, and ``smollm2:135m:local`` or ``smollm2:local``
+    name the local ``smollm2:135m`` / ``smollm2:latest``.  The result may be invalid."""
+    text = s.strip()
+    if not text:
+        raise ModelRequired()
+    base, suffix = _source_suffix(text)
+    if suffix and _source_suffix(base)[1]:
+        raise InvalidName(f"use either :local or :cloud, not both: {quote(text)}")
+    return parse_name(base if suffix == "local" else text)
 
 
 def require_name(s: str, message: str = INVALID_NAME) -> Name:

@@ -164,7 +164,20 @@ def test_continue_fim_renders_the_suffix_branch(server, tiny_coder: str) -> None
 
 
 def test_continue_fim_at_start_of_file_is_a_load(server, tiny_coder: str) -> None:
-    parts = continue_fim(server.url, tiny_coder, "", "def main():\n    pass\n", [])
+    """An empty prefix is a load: Ollama answers it with one c.JSON object (not an NDJSON stream),
+    which Continue's line reader takes as its one line."""
+    body = {
+        "model": tiny_coder,
+        "prompt": "",
+        "suffix": "def main():\n    pass\n",
+        "options": continue_options(8, CONTINUE_STOPS),
+        "keep_alive": 1800,
+    }
+    with httpx.stream("POST", server.url + "/api/generate", json=body, timeout=TIMEOUT) as response:
+        assert response.status_code == 200
+        assert response.headers["content-type"] == "application/json; charset=utf-8"
+        lines = response.read().decode().splitlines()
+    parts = [json.loads(line) for line in lines]
     assert len(parts) == 1 and parts[0]["response"] == "" and parts[0]["done_reason"] == "load"
 
 

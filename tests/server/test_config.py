@@ -12,6 +12,26 @@ from llamita.server import config
 
 @pytest.mark.parametrize(
     ("value", "expected"),
+    [
+        ("", 300.0),
+        ("1ns", 1e-9),
+        ("90s", 90.0),
+        ("1h30m", 5400.0),
+        ("30", 30.0),  # whole seconds, as Ollama's strconv.ParseInt fallback
+        ("0", float("inf")),  # zero or negative: no limit
+        ("-1", float("inf")),
+        ("-5m", float("inf")),
+        ("1.5", 300.0),  # neither a duration nor an integer: the default
+        ("soon", 300.0),
+    ],
+)
+def test_load_timeout(monkeypatch: pytest.MonkeyPatch, value: str, expected: float) -> None:
+    monkeypatch.setenv("OLLAMA_LOAD_TIMEOUT", value)
+    assert config.load_timeout() == expected
+
+
+@pytest.mark.parametrize(
+    ("value", "expected"),
     [("", 300), ("10m", 600), ("60", 60), ("-1", float("inf")), ("junk", 300), ("'2m'", 120)],
 )
 def test_keep_alive(monkeypatch: pytest.MonkeyPatch, value: str, expected: float) -> None:

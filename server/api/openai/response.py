@@ -32,7 +32,12 @@ def openai_error(message: str, status: int) -> Json:
 
     499 (superseded by a newer request of the same session, or aborted) has the type ``canceled``.
     """
-    kind = {400: "invalid_request_error", 404: "not_found_error", 499: "canceled"}.get(status, "api_error")
+    kind = {
+        400: "invalid_request_error",
+        403: "permission_error",
+        404: "not_found_error",
+        499: "canceled",
+    }.get(status, "api_error")
     return {"error": {"message": message, "type": kind, "param": None, "code": None}}
 
 

@@ -169,7 +169,7 @@ async def embeddings(request: Request) -> Response:
     body = await read_json(request)
     encoding = embedding_format(body)
     native_body = from_embedding_request(body)
-    result = await runtime_of(request).embed(embed_request(native_body))
+    result = await runtime_of(request).embed(embed_request(native_body), owner_of(request))
     return JSONResponse(to_embedding_list(result, encoding, model=native_body["model"]))
 
 

@@ -14,7 +14,6 @@ from prometheus_client.parser import text_string_to_metric_families
 from starlette.testclient import TestClient
 
 from llamita.server.api import build_app
-from llamita.server.api.auth import KeyRing
 from llamita.server.api.completion_events import MAX_COUNT, PATH
 from llamita.server.runtime.metrics import MAX_ACCEPTANCE_SERIES, OTHER, Acceptance
 from llamita.server.store.blobs import Store
@@ -115,7 +114,6 @@ def test_with_keys_a_key_is_needed(store: Store, monkeypatch: pytest.MonkeyPatch
         assert c.post(PATH, json=report, headers={"Authorization": f"Bearer {KEY}"}).status_code == 204
 
 
-@pytest.mark.skipif(not hasattr(KeyRing, "identify"), reason="key roles arrive with the keys branch")
 def test_a_user_key_may_post(store: Store, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     keys = tmp_path / "keys"
     keys.write_text(f"bob {KEY} user\n")

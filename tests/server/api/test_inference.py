@@ -467,3 +467,45 @@ def test_a_smaller_num_ctx_on_a_larger_loaded_model_still_fits_the_prompt_to_it(
     assert done.get("prompt_eval_count", 0) + done.get("prompt_cache_tokens", 0) <= 128
     [runner] = httpx.get(f"{server.url}/api/ps", timeout=30).json()["models"]
     assert runner["context_length"] == 4096  # reused, not reloaded
+
+
+def test_embed_truncate_is_honoured(server) -> None:
+    """/api/embed cuts an input to num_ctx unless ``truncate: false``, then Ollama's 400."""
+    body = {"model": MODEL, "input": "word " * 300, "options": {"num_ctx": 64}}
+    cut = httpx.post(server.url + "/api/embed", json=body, timeout=120)
+    assert cut.status_code == 200 and cut.json()["prompt_eval_count"] == 64
+    refused = httpx.post(server.url + "/api/embed", json={**body, "truncate": False}, timeout=120)
+    assert (refused.status_code, refused.json()) == (
+        400,
+        {"error": "the input length exceeds the context length"},
+    )
+    short = httpx.post(
+        server.url + "/api/embed", json={**body, "input": "hi", "truncate": False}, timeout=120
+    )
+    assert short.status_code == 200 and len(short.json()["embeddings"]) == 1
+
+
+def test_generate_truncate_false_refuses_a_long_prompt(server) -> None:
+    body = {
+        "model": MODEL,
+        "prompt": "word " * 200,
+        "stream": False,
+        "options": {"num_ctx": 64, "num_predict": 1},
+    }
+    assert httpx.post(server.url + "/api/generate", json=body, timeout=120).status_code == 200
+    r = httpx.post(server.url + "/api/generate", json={**body, "truncate": False}, timeout=120)
+    assert r.status_code == 400 and "longer than the context length" in r.json()["error"]
+
+
+def test_shift_false_stops_at_the_context(server) -> None:
+    """With ``shift: false`` a generation that fills num_ctx ends there (done_reason length)."""
+    body = {
+        "model": MODEL,
+        "messages": [{"role": "user", "content": "Write a very long story about a dragon."}],
+        "stream": False,
+        "shift": False,
+        "options": {"num_ctx": 64, "num_predict": 500, "temperature": 0},
+    }
+    done = httpx.post(server.url + "/api/chat", json=body, timeout=300).json()
+    assert done["done_reason"] == "length", done
+    assert done["prompt_eval_count"] + done.get("prompt_cache_tokens", 0) + done["eval_count"] <= 64 + 1

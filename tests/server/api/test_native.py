@@ -236,3 +236,197 @@ def test_user_origins_extend_the_list(seeded_store, monkeypatch: pytest.MonkeyPa
     for running in _serve(seeded_store):
         r = httpx.get(running.url + "/api/tags", headers={"Origin": "chrome-extension://abc"})
         assert r.status_code == 200
+
+
+# Gin's c.JSON writes "application/json; charset=utf-8" on every native JSON body (replies and errors),
+# a stream is NDJSON, and Ollama's /v1 writers set a bare "application/json" themselves.
+GIN_JSON = "application/json; charset=utf-8"
+BARE = "application/json"
+CONTENT_TYPES = [
+    ("GET", "/api/version", None, 200, GIN_JSON),
+    ("GET", "/api/tags", None, 200, GIN_JSON),
+    ("GET", "/api/ps", None, 200, GIN_JSON),
+    ("POST", "/api/show", {"model": "smollm2:135m"}, 200, GIN_JSON),
+    ("POST", "/api/show", {"model": "nope"}, 404, GIN_JSON),
+    (
+        "POST",
+        "/api/generate",
+        {"model": "smollm2:135m", "prompt": "hi", "stream": False, "options": {"num_predict": 1}},
+        200,
+        GIN_JSON,
+    ),
+    (
+        "POST",
+        "/api/generate",
+        {"model": "smollm2:135m", "prompt": "hi", "options": {"num_predict": 1}},
+        200,
+        "application/x-ndjson",
+    ),
+    ("POST", "/api/generate", {"model": "smollm2:135m"}, 200, GIN_JSON),  # the load-only reply
+    (
+        "POST",
+        "/api/chat",
+        {
+            "model": "smollm2:135m",
+            "messages": [{"role": "user", "content": "hi"}],
+            "stream": False,
+            "options": {"num_predict": 1},
+        },
+        200,
+        GIN_JSON,
+    ),
+    (
+        "POST",
+        "/api/chat",
+        {
+            "model": "smollm2:135m",
+            "messages": [{"role": "user", "content": "hi"}],
+            "options": {"num_predict": 1},
+        },
+        200,
+        "application/x-ndjson",
+    ),
+    ("POST", "/api/embed", {"model": "smollm2:135m", "input": "hi"}, 200, GIN_JSON),
+    ("POST", "/api/embeddings", {"model": "smollm2:135m", "prompt": "hi"}, 200, GIN_JSON),
+    # create/pull/push: Ollama's waitForStream and streamResponse set a bare application/json first.
+    ("POST", "/api/create", {"model": "ct", "from": "smollm2:135m", "stream": False}, 200, BARE),
+    ("POST", "/api/create", {"model": "ct", "from": "smollm2:135m", "info": {"base_name": 5}}, 400, BARE),
+    ("POST", "/api/create", {"model": "ct", "from": "smollm2:135m", "stream": "x"}, 400, GIN_JSON),
+    ("POST", "/api/create", {"model": "ct2", "from": "smollm2:135m"}, 200, "application/x-ndjson"),
+    ("POST", "/api/pull", {"model": "", "stream": False}, 400, GIN_JSON),
+    (
+        "POST",
+        "/v1/chat/completions",
+        {"model": "smollm2:135m", "messages": [{"role": "user", "content": "hi"}], "max_tokens": 1},
+        200,
+        "application/json",
+    ),
+    (
+        "POST",
+        "/v1/chat/completions",
+        {"model": "nope", "messages": [{"role": "user", "content": "hi"}]},
+        404,
+        "application/json",
+    ),
+    ("GET", "/v1/models", None, 200, "application/json"),
+]
+
+
+def test_content_types_are_ollamas(server) -> None:
+    with httpx.Client(base_url=server.url, timeout=120) as client:
+        for method, path, body, status, content_type in CONTENT_TYPES:
+            r = client.request(method, path, json=body)
+            assert (r.status_code, r.headers.get("content-type")) == (status, content_type), (
+                method,
+                path,
+                body,
+            )
+    r = httpx.get(server.url + "/")
+    assert r.headers["content-type"] == "text/plain; charset=utf-8"
+
+
+# A blank model, per route, exactly as Ollama answers it (server/routes.go: the status and words differ).
+BLANK_MODEL = [
+    ("/api/generate", {"model": ""}, 404, "model '' not found"),
+    ("/api/generate", {"model": "  ", "prompt": "hi"}, 404, "model '  ' not found"),
+    ("/api/chat", {"model": "", "messages": []}, 400, "model is required"),
+    ("/api/chat", {"model": "  "}, 400, "model is required"),
+    ("/api/embed", {"model": "", "input": "x"}, 404, "model '' not found"),
+    ("/api/embeddings", {"model": "", "prompt": "x"}, 400, "model is required"),
+    ("/api/embeddings", {"model": "  ", "prompt": "x"}, 400, "model is required"),
+    ("/api/show", {"model": ""}, 400, "model is required"),
+    ("/api/show", {"model": "  "}, 400, "model is required"),
+    ("/api/show", {"model": "a//b"}, 400, "invalid model name"),
+    ("/api/create", {"model": "", "from": "smollm2:135m"}, 400, "invalid model name"),
+    ("/api/push", {"model": ""}, 400, "model is required"),
+    ("/api/copy", {"source": "", "destination": "x"}, 400, 'source "" is invalid'),
+]
+
+
+def test_blank_model_per_route(server) -> None:
+    with httpx.Client(base_url=server.url, timeout=60) as client:
+        for path, body, status, message in BLANK_MODEL:
+            r = client.post(path, json=body)
+            assert (r.status_code, r.json()) == (status, {"error": message}), (path, body)
+        r = client.post(
+            "/v1/chat/completions", json={"model": "", "messages": [{"role": "user", "content": "x"}]}
+        )
+        assert (r.status_code, r.json()["error"]["message"]) == (400, "model is required")
+        r = client.post("/v1/embeddings", json={"model": "", "input": "x"})
+        assert (r.status_code, r.json()["error"]["message"]) == (404, "model '' not found")
+
+
+def test_embed_not_found_says_try_pulling(server) -> None:
+    for path, body in (("/api/embed", {"input": "x"}), ("/api/embeddings", {"prompt": "x"})):
+        r = httpx.post(server.url + path, json={"model": "nope", **body}, timeout=60)
+        assert (r.status_code, r.json()) == (404, {"error": 'model "nope" not found, try pulling it first'})
+    r = httpx.post(server.url + "/v1/embeddings", json={"model": "nope", "input": "x"}, timeout=60)
+    assert (
+        r.status_code == 404
+        and r.json()["error"]["message"] == 'model "nope" not found, try pulling it first'
+    )
+
+
+def test_local_suffix_names_the_local_model(server) -> None:
+    with httpx.Client(base_url=server.url, timeout=120) as client:
+        body = {"prompt": "hi", "stream": False, "options": {"num_predict": 1}}
+        r = client.post("/api/generate", json={"model": "smollm2:135m:local", **body})
+        assert r.status_code == 200 and r.json()["model"] == "smollm2:135m:local"  # echoed as sent, as Ollama
+        r = client.post("/api/show", json={"model": "smollm2:135m:local"})
+        assert r.status_code == 200 and "FROM smollm2:135m" in r.json()["modelfile"]
+        r = client.post("/api/chat", json={"model": "smollm2:135m:cloud:local", "messages": []})
+        assert (r.status_code, r.json()) == (
+            400,
+            {"error": 'use either :local or :cloud, not both: "smollm2:135m:cloud:local"'},
+        )
+        assert (
+            client.post("/api/copy", json={"source": "smollm2:135m", "destination": "smollm2"}).status_code
+            == 200
+        )
+        r = client.post("/api/generate", json={"model": "smollm2:local", **body})
+        assert r.status_code == 200
+        r = client.post("/api/generate", json={"model": "nope:local", **body})
+        assert (r.status_code, r.json()) == (404, {"error": "model 'nope:local' not found"})
+
+
+def test_capability_errors_quote_the_model_as_asked(server) -> None:
+    """Ollama words the thinking/generate/chat refusals with req.Model, not the resolved name."""
+    with httpx.Client(base_url=server.url, timeout=60) as client:
+        assert (
+            client.post("/api/copy", json={"source": "smollm2:135m", "destination": "smollm2"}).status_code
+            == 200
+        )
+        for asked in ("smollm2", "SmolLM2:135m", "smollm2:135m:local"):
+            r = client.post("/api/chat", json={"model": asked, "messages": [], "think": True})
+            assert (r.status_code, r.json()) == (400, {"error": f'"{asked}" does not support thinking'})
+            r = client.post("/api/generate", json={"model": asked, "prompt": "x", "think": True})
+            assert (r.status_code, r.json()) == (400, {"error": f'"{asked}" does not support thinking'})
+        # The scheduler's refusals name the full model, as Ollama's scheduleRunner does.
+        r = client.post("/api/generate", json={"model": "smollm2", "prompt": "x", "suffix": "y"})
+        assert r.json() == {"error": "registry.ollama.ai/library/smollm2:latest does not support insert"}
+
+
+def test_ps_reports_the_loaded_context_length(empty_server, smollm2_gguf: Path) -> None:
+    """context_length is the loaded runner's num_ctx; details as Ollama's PsHandler builds them (no
+    parent model, though the model layer says which file it came from)."""
+    store = empty_server.store
+    digest, _ = store.import_file(smollm2_gguf)
+    with httpx.Client(base_url=empty_server.url, timeout=120) as client:
+        r = client.post(
+            "/api/create", json={"model": "smol", "files": {"smol.gguf": digest}, "stream": False}
+        )
+        assert r.json() == {"status": "success"}
+        assert (
+            client.post("/api/show", json={"model": "smol"}).json()["details"]["parent_model"] == "smol.gguf"
+        )
+        r = client.post("/api/generate", json={"model": "smol", "options": {"num_ctx": 512}})
+        assert r.json()["done_reason"] == "load"
+        [loaded] = client.get("/api/ps").json()["models"]
+        assert loaded["context_length"] == 512 and loaded["details"]["parent_model"] == ""
+        r = client.post(
+            "/api/generate",
+            json={"model": "smol", "prompt": "hi", "options": {"num_ctx": 256, "num_predict": 1}},
+        )
+        assert r.status_code == 200
+        [kept] = client.get("/api/ps").json()["models"]
+        assert kept["context_length"] == 512  # reused, so the loaded context is what ps says

@@ -23,7 +23,6 @@ from starlette.testclient import TestClient
 
 from ggufgen import write_tiny_gguf
 from llamita.server.api import build_app
-from llamita.server.api.auth import KeyRing
 from llamita.server.api.status_page import ModelRow, StatusView, prefers_html, render_page
 from llamita.server.model.create import import_gguf
 from llamita.server.runtime.metrics import AcceptanceRow
@@ -152,7 +151,7 @@ def test_browsers_get_a_self_contained_page(client: TestClient) -> None:
     page = page_of(r)
     text = " ".join(page.text)
     assert "llamita is running" in text and "No model is loaded." in text
-    assert "usage not recorded" in text  # no usage recorder on this server
+    assert "No usage yet." in text
     assert '<meta http-equiv="refresh"' in r.text
     # No external assets, no script: inline CSS only, and the browser is told so.
     assert "<script" not in r.text and "src=" not in r.text and "http://" not in r.text.split("</head>")[1]
@@ -209,6 +208,24 @@ def test_a_loaded_model_and_its_running_request_are_shown(tiny_store: Store) -> 
         assert (row["Running"], row["Queued"], row["Healthy"]) == ("1", "0", "yes")
         assert row["Context"] == f"{ps['context_length']:,}" and row["Expires"] == "in use"
         assert "Running 1" in " ".join(" ".join(page.text).split())  # the summary card
+
+
+def test_usage_per_key_is_shown(tiny_store: Store, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    keys = tmp_path / "keys"
+    keys.write_text(f"root {KEY} admin\nbob bob-key-0123 user\n")
+    monkeypatch.setenv("LLAMITA_API_KEYS_FILE", str(keys))
+    with client_for(tiny_store) as c:
+        body = {"model": TINY, "prompt": "x", "raw": True, "stream": False}
+        for _ in range(2):
+            r = c.post("/api/generate", json=body, headers={"Authorization": "Bearer bob-key-0123"})
+            assert r.status_code == 200, r.text
+        row = page_of(c.get("/", headers=basic("root", KEY))).row("key", "bob")
+        assert (row["requests"], row["generated tokens"]) == ("2", "4")  # "Hello", " world" twice
+
+
+def test_without_a_usage_recorder_the_page_says_so(client: TestClient) -> None:
+    del client.app.state.usage
+    assert "usage not recorded" in client.get("/", headers=HTML).text
 
 
 def test_usage_rows_come_from_the_usage_recorder(client: TestClient) -> None:
@@ -299,7 +316,6 @@ def test_an_admin_key_shows_the_whole_page(keyed: TestClient, headers: dict[str,
         assert row["Healthy"] == "yes" and row["Expires"].startswith("in ") and row["Expires"] != "in use"
 
 
-@pytest.mark.skipif(not hasattr(KeyRing, "identify"), reason="key roles arrive with the keys branch")
 def test_a_user_key_is_not_enough(tiny_store: Store, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     keys = tmp_path / "keys"
     keys.write_text(f"root {KEY} admin\nbob bob-key-0123 user\n")

@@ -339,8 +339,13 @@ def test_save_sends_the_session_as_a_create_request() -> None:
 
 @pytest.mark.parametrize(
     ("parent", "expected_from"),
-    [("llama3.2:latest", "llama3.2:latest"), ("", MODEL), ("not a/valid/name/at:all:", MODEL)],
-    ids=["parent", "no-parent", "invalid-parent"],
+    [
+        ("llama3.2:latest", "llama3.2:latest"),
+        ("", MODEL),
+        ("not a/valid/name/at:all:", MODEL),
+        ("SmolLM2-135M-Instruct.Q4_1.gguf", MODEL),  # a model made from a file names the file
+    ],
+    ids=["parent", "no-parent", "invalid-parent", "file-parent"],
 )
 def test_save_from_parent_model(parent: str, expected_from: str) -> None:
     assert Session(model=MODEL, parent_model=parent).create_request("x")["from"] == expected_from

@@ -121,6 +121,10 @@ JINJA = {
         "m['content'] + '\\n\\n' }}{% else %}{{ 'Answer:\\n' + m['content'] + '\\n\\n' }}"
         "{% endif %}{% endfor %}{{ 'Answer:\\n' }}"
     ),
+    "falcon-instruct": (
+        "{% for m in messages %}{% if m['role'] == 'user' %}{{ 'User: ' + m['content'] + '\\n' }}"
+        "{% else %}{{ 'Falcon: ' + m['content'] + '\\n' }}{% endif %}{% endfor %}{{ 'Falcon:' }}"
+    ),
 }
 
 DETECT_CASES = [(name, jinja, name) for name, jinja in JINJA.items()] + [
@@ -221,6 +225,7 @@ ASSISTANT_CUES = {
     "vicuna": "ASSISTANT:",
     "codellama-70b-instruct": "Source: assistant\nDestination: user\n\n ",
     "openchat": "GPT4 Correct Assistant:",
+    "falcon-instruct": "Falcon:\n",
 }
 
 

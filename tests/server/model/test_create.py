@@ -58,6 +58,37 @@ def test_import_gguf_layers(store: Store, smollm2_gguf: Path) -> None:
     assert "<|im_start|>" in template and ".Messages" in template
 
 
+def test_file_create_manifest_matches_ollama_bytes(store: Store, smollm2_gguf: Path) -> None:
+    """A create from ``files``: the model layer says ``"from": <its name in files>`` as Ollama's
+    ggufLayers writes it (manifest.NewLayerFromLayer(digest, mediaType, filePath)), so the
+    manifest bytes (and the model's ID) are Ollama's."""
+    digest, _ = store.import_file(smollm2_gguf)
+    events = _run(store, {"model": "smol", "files": {"weights/smol.gguf": digest}, "stream": False})
+    assert events[-1] == {"status": "success"}
+    manifest = store.get(require_name("smol"))
+    assert manifest is not None
+    template = manifest.layers[1]
+    layers = [
+        ("model", digest, smollm2_gguf.stat().st_size, "weights/smol.gguf"),
+        ("template", template.digest, template.size, ""),
+        ("params", _sha(CHATML_PARAMS), len(CHATML_PARAMS), ""),
+    ]
+    layers_json = ",".join(
+        f'{{"mediaType":"application/vnd.ollama.image.{kind}","digest":"{digest}","size":{size}'
+        + (f',"from":"{src}"' if src else "")
+        + "}"
+        for kind, digest, size, src in layers
+    )
+    expected = (
+        '{"schemaVersion":2,"mediaType":"application/vnd.docker.distribution.manifest.v2+json",'
+        '"config":{"mediaType":"application/vnd.docker.container.image.v1+json",'
+        f'"digest":"{_sha(SMOL_CONFIG)}","size":{len(SMOL_CONFIG)}}},'
+        f'"layers":[{layers_json}]}}\n'
+    ).encode()
+    assert manifest.raw == expected
+    assert manifest.digest == hashlib.sha256(expected).hexdigest()
+
+
 def test_modelfile_style_create_matches_ollama_bytes(seeded_store: Store) -> None:
     """FROM + PARAMETER + TEMPLATE + SYSTEM: every blob and the manifest written out by hand."""
     base = seeded_store.get(require_name("smollm2:135m"))
@@ -364,3 +395,62 @@ def test_concurrent_creates_of_one_name_serialise(seeded_store: Store) -> None:
 )
 def test_valid_relative_path(path: str, ok: bool) -> None:
     assert valid_relative_path(path) is ok
+
+
+def test_info_overrides_the_config_as_ollama_writes_it(seeded_store: Store) -> None:
+    info = {
+        "capabilities": ["tools", 5],  # Go keeps "" for an entry that is not a string
+        "model_family": "smol",
+        "base_name": "SmolLM2",
+        "quantization_level": "Q9",
+        "parameter_size": "135M",
+        "context_length": 2048,
+        "embedding_length": 576.0,
+        "ignored": {"any": "thing"},
+    }
+    assert _run(seeded_store, {"model": "i", "from": "smollm2:135m", "info": info})[-1] == {
+        "status": "success"
+    }
+    manifest = seeded_store.get(require_name("i"))
+    assert manifest is not None
+    assert seeded_store.read_blob(manifest.config.digest) == (
+        b'{"model_format":"gguf","model_family":"smol","model_families":["smol","llama"],"model_type":"135M",'
+        b'"file_type":"Q9","capabilities":["tools",""],"context_length":2048,"embedding_length":576,'
+        b'"base_name":"SmolLM2","architecture":"amd64","os":"linux"}\n'
+    )
+    # An empty info changes nothing: the config is the base model's, byte for byte.
+    _run(seeded_store, {"model": "j", "from": "smollm2:135m", "info": {}})
+    plain = seeded_store.get(require_name("j"))
+    assert plain is not None and seeded_store.read_blob(plain.config.digest) == SMOL_CONFIG
+
+
+@pytest.mark.parametrize(
+    ("info", "message"),
+    [
+        ({"model_family": 5}, 'info field "model_family" must be a string'),
+        ({"base_name": None}, 'info field "base_name" must be a string'),
+        ({"quantization_level": ["Q4"]}, 'info field "quantization_level" must be a string'),
+        ({"parameter_size": 1}, 'info field "parameter_size" must be a string'),
+        ({"context_length": "4096"}, 'info field "context_length" must be a number'),
+        ({"context_length": True}, 'info field "context_length" must be a number'),
+        ({"embedding_length": -1}, 'info field "embedding_length" must be a non-negative integer'),
+        ({"context_length": 1.5}, 'info field "context_length" must be a non-negative integer'),
+    ],
+)
+def test_info_of_the_wrong_type_is_a_400(seeded_store: Store, info: dict, message: str) -> None:
+    with pytest.raises(CreateError, match=f"^{message}$") as e:
+        _run(seeded_store, {"model": "bad", "from": "smollm2:135m", "info": info})
+    assert status_of(e.value) == 400
+    assert seeded_store.get(require_name("bad")) is None
+
+
+def test_from_reads_the_local_suffix_as_ollama(seeded_store: Store) -> None:
+    assert _run(seeded_store, {"model": "l", "from": "smollm2:135m:local"})[-1] == {"status": "success"}
+    local = seeded_store.get(require_name("l"))
+    base = seeded_store.get(require_name("smollm2:135m"))
+    assert local is not None and base is not None
+    assert local.layers[0].digest == base.layers[0].digest and local.layers[0].from_ == "smollm2:135m"
+    for source in ("smollm2:135m:cloud:local", "   "):
+        with pytest.raises(CreateError, match=r"^invalid model name$") as e:
+            _run(seeded_store, {"model": "m", "from": source})
+        assert status_of(e.value) == 400

@@ -34,10 +34,10 @@ def test_bare_gguf_gets_the_default_template(tiny: Store) -> None:
     assert not model.has_template_layer
     assert model.model_path is not None and model.model_path.is_file()
     assert (model.system, model.options, model.messages, model.licenses) == ("", {}, [], [])
-    assert model.parent_model == ""
+    assert model.parent_model == "tiny.gguf"  # the model layer's "from": the file it came from (Ollama)
     assert model.capabilities == ["completion"]
     assert model.details() == {
-        "parent_model": "",
+        "parent_model": "tiny.gguf",
         "format": "gguf",
         "family": "llama",
         "families": ["llama"],

@@ -91,6 +91,41 @@ def test_credentials_from_docker_config(monkeypatch: pytest.MonkeyPatch, tmp_pat
     assert auth.credentials("broken.example") is None
 
 
+@pytest.mark.parametrize(
+    ("realm", "registry", "allowed"),
+    [
+        # Ollama's own cases (server/auth_test.go TestGetAuthorizationTokenRejectsCrossDomain).
+        ("https://example.com/token", "example.com", True),
+        ("https://example.com/token", "other.com", False),
+        ("https://example.com/token", "localhost:8000", False),
+        ("https://localhost:5000/token", "localhost:5000", True),
+        ("https://localhost:5000/token", "localhost:6000", False),
+        # Ports: the scheme's default counts as written; another port is another host.
+        ("https://example.com:443/token", "example.com", True),
+        ("https://example.com:8443/token", "example.com", False),
+        ("https://EXAMPLE.com/token", "example.COM", True),
+        # Known auth hosts, over https on 443 only.
+        ("https://ollama.com/token", "registry.ollama.ai", True),
+        ("https://ollama.com:8443/token", "registry.ollama.ai", False),
+        ("https://auth.docker.io/token", "registry-1.docker.io", True),
+        ("https://huggingface.co/v2/token", "hf.co", True),
+        ("https://ollama.com/token", "example.com", False),
+        ("https://auth.docker.io.evil.example/token", "registry-1.docker.io", False),
+        # Plain http: only a loopback registry with a loopback realm (the test registries).
+        ("http://ollama.com/token", "registry.ollama.ai", False),
+        ("http://example.com/token", "example.com", False),
+        ("http://127.0.0.1:5000/token", "127.0.0.1:5000", True),
+        ("http://127.0.0.1:5000/token", "192.168.1.2:5000", False),
+        ("http://localhost:5001/token", "127.0.0.1:5000", False),
+        ("ftp://example.com/token", "example.com", False),
+        ("/token", "example.com", False),
+    ],
+)
+def test_which_realms_get_credentials(realm: str, registry: str, allowed: bool) -> None:
+    scheme = "http" if realm.startswith("http://") else "https"
+    assert (auth.realm_refusal(realm, registry, scheme) == "") is allowed
+
+
 # ---- against a real registry -----------------------------------------------------------------
 def test_htpasswd_registry(auth_registry: Registry, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     source = Store(tmp_path / "source")
@@ -167,3 +202,43 @@ def test_bearer_token_server_and_cdn_redirect(registry: Registry, proxy, tmp_pat
     assert drain(push(again, pushed_name, insecure=True))[-1] == {"status": "success"}
     assert ["repository:team/model:pull,push"] in scopes
     assert registry.blob_data(pushed_digest).is_file()
+
+
+def test_credentials_never_go_to_a_foreign_realm(
+    registry: Registry, proxy, tmp_path: Path, monkeypatch
+) -> None:
+    """A registry whose challenge names a token realm on another host (``localhost`` instead of
+    ``127.0.0.1``: two real HTTP servers): the realm is asked anonymously, never with the secret."""
+    source = Store(tmp_path / "source")
+    name, digest = synthetic_model(source, f"{registry.host}/team/model:1", 100_000)
+    drain(push(source, name, insecure=True))
+    anonymous_tokens = [True]
+
+    def realm_rule(ex: Exchange) -> Action:
+        if "authorization" not in ex.headers and anonymous_tokens[0]:
+            return Action(respond=(200, {"Content-Type": "application/json"}, b'{"token": "anon"}'))
+        return Action(respond=(401, {}, b'{"details":"credentials wanted"}'))
+
+    realm = proxy(registry.port, realm_rule)
+
+    def front_rule(ex: Exchange) -> Action:
+        if ex.headers.get("authorization") == "Bearer anon":
+            return Action(strip_auth=True)
+        challenge = f'Bearer realm="http://localhost:{realm.port}/token",service="s",scope="repository:team/model:pull"'
+        return Action(respond=(401, {"WWW-Authenticate": challenge}, b'{"errors":[{"code":"UNAUTHORIZED"}]}'))
+
+    front = proxy(registry.port, front_rule)
+    remote = parse_name(f"{front.host}/team/model:1")
+    monkeypatch.setenv("LLAMITA_REGISTRY_AUTH", "ci:s3cret")
+
+    target = Store(tmp_path / "target")
+    assert drain(pull(target, remote, insecure=True))[-1] == {"status": "success"}
+    target.verify_blob(digest)
+    assert realm.exchanges and not [e for e in realm.exchanges if "authorization" in e.headers]
+
+    anonymous_tokens[0] = False  # a realm that wants the credentials gets a clear refusal, not them
+    with pytest.raises(
+        Unauthorized, match=r"credentials were not sent because the token realm's host localhost"
+    ):
+        drain(pull(Store(tmp_path / "refused"), remote, insecure=True))
+    assert not [e for e in realm.exchanges if "authorization" in e.headers]

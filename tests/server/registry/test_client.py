@@ -90,17 +90,19 @@ def scripted(handler) -> RegistryClient:
 
 
 def test_bearer_flow_fetches_a_token_once_and_retries(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The token realm is on the registry's own host, so it gets the credentials (see
+    test_auth.py for realms on other hosts, which never do)."""
     monkeypatch.setenv("LLAMITA_REGISTRY_AUTH", "reg.example.com=u:p")
     seen: list[tuple[str, str | None]] = []
 
     def handler(request: httpx.Request) -> httpx.Response:
         seen.append((str(request.url), request.headers.get("authorization")))
-        if request.url.host == "auth.example.com":
+        if request.url.path == "/token":
             assert request.headers["authorization"] == "Basic " + base64.b64encode(b"u:p").decode()
             return httpx.Response(200, json={"token": "TOKEN"})
         if request.headers.get("authorization") != "Bearer TOKEN":
             challenge = (
-                'Bearer realm="https://auth.example.com/token",service="reg",scope="repository:team/m:pull"'
+                'Bearer realm="https://reg.example.com/token",service="reg",scope="repository:team/m:pull"'
             )
             return httpx.Response(401, headers={"WWW-Authenticate": challenge})
         return httpx.Response(200, content=b'{"layers":[]}')
@@ -109,9 +111,29 @@ def test_bearer_flow_fetches_a_token_once_and_retries(monkeypatch: pytest.Monkey
     assert client.get_manifest() == b'{"layers":[]}'
     assert client.get_manifest() == b'{"layers":[]}'  # the token is kept
     assert [url for url, _ in seen].count(
-        "https://auth.example.com/token?service=reg&scope=repository%3Ateam%2Fm%3Apull"
+        "https://reg.example.com/token?service=reg&scope=repository%3Ateam%2Fm%3Apull"
     ) == 1
     assert len(seen) == 4
+
+
+def test_an_unrelated_auth_host_gets_no_credentials(monkeypatch: pytest.MonkeyPatch) -> None:
+    """auth.example.com is neither reg.example.com nor its known auth host: asked anonymously."""
+    monkeypatch.setenv("LLAMITA_REGISTRY_AUTH", "reg.example.com=u:p")
+    realm_auth: list[str | None] = []
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        if request.url.host == "auth.example.com":
+            realm_auth.append(request.headers.get("authorization"))
+            return httpx.Response(200, json={"token": "ANON"})
+        if request.headers.get("authorization") != "Bearer ANON":
+            challenge = (
+                'Bearer realm="https://auth.example.com/token",service="reg",scope="repository:team/m:pull"'
+            )
+            return httpx.Response(401, headers={"WWW-Authenticate": challenge})
+        return httpx.Response(200, content=b'{"layers":[]}')
+
+    assert scripted(handler).get_manifest() == b'{"layers":[]}'
+    assert realm_auth == [None]
 
 
 def test_second_401_is_unauthorized() -> None:

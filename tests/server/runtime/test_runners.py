@@ -9,7 +9,7 @@ from typing import ClassVar
 import pytest
 
 from llamita.server.model.model import load_model
-from llamita.server.runtime.runners import Runners
+from llamita.server.runtime.runners import LoadTimeout, Runners
 from llamita.server.store.blobs import Store
 from llamita.server.store.names import require_name
 
@@ -468,3 +468,37 @@ def test_a_failed_load_gives_back_its_place(models, monkeypatch) -> None:
         return loaded
 
     assert run(scenario()) == ["a"]
+
+
+def test_a_load_past_ollama_load_timeout_fails_and_its_engine_is_closed_later(models, monkeypatch) -> None:
+    """The load blocks until the test lets it go, so it cannot finish inside 1ns (no timing race):
+    the request gets Ollama's timeout error, and the engine, once the thread has made it, is closed."""
+    import threading
+
+    gate = threading.Event()
+
+    class SlowEngine(FakeEngine):
+        def __init__(self, *args) -> None:
+            gate.wait(30)
+            super().__init__(*args)
+
+    async def scenario():
+        runners = Runners(SlowEngine)
+        monkeypatch.setenv("OLLAMA_LOAD_TIMEOUT", "1ns")
+        with pytest.raises(LoadTimeout, match=r"^timed out waiting for llama-server to start - "):
+            await runners.acquire(models["a"], {}, None)
+        assert runners.ps() == [] and runners._pending == {}
+        gate.set()
+        for _ in range(500):  # the abandoned load ends in its thread, then its engine is closed
+            if FakeEngine.made and FakeEngine.made[0].closed:
+                break
+            await asyncio.sleep(0.01)
+        monkeypatch.setenv("OLLAMA_LOAD_TIMEOUT", "0")  # no limit
+        runner = await runners.acquire(models["a"], {}, None)
+        runners.release(runner)
+        await runners.close()
+        return runner
+
+    runner = run(scenario())
+    assert [e.closed for e in FakeEngine.made] == [True, True]
+    assert runner.engine is FakeEngine.made[1]

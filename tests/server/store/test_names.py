@@ -2,7 +2,14 @@ from __future__ import annotations
 
 import pytest
 
-from llamita.server.store.names import InvalidName, Name, parse_name, require_name
+from llamita.server.store.names import (
+    InvalidName,
+    ModelRequired,
+    Name,
+    parse_model_ref,
+    parse_name,
+    require_name,
+)
 
 VALID = [
     ("bare", "llama3", "registry.ollama.ai/library/llama3:latest", "llama3:latest"),
@@ -76,3 +83,33 @@ def test_length_limits_accept_the_maximum() -> None:
 def test_case_insensitive_key() -> None:
     assert parse_name("Llama3:LATEST").key == parse_name("llama3").key
     assert Name("a", "b", "c", "d").key == ("a", "b", "c", "d")
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        # Ollama's internal/modelref TestParseRef cases that concern a local model.
+        ("qwen3:8b:local", "registry.ollama.ai/library/qwen3:8b"),
+        ("llama3.2", "registry.ollama.ai/library/llama3.2:latest"),
+        ("my-cloud-model", "registry.ollama.ai/library/my-cloud-model:latest"),
+        ("smollm2:local", "registry.ollama.ai/library/smollm2:latest"),
+        ("smollm2:LOCAL", "registry.ollama.ai/library/smollm2:latest"),
+        ("  smollm2:135m  ", "registry.ollama.ai/library/smollm2:135m"),
+        ("localhost:5000/team/coder:local", "localhost:5000/team/coder:latest"),
+        ("localhost:5000/team/coder", "localhost:5000/team/coder:latest"),
+        # No cloud here: ":cloud" stays the tag it is written as.
+        ("gpt-oss:cloud", "registry.ollama.ai/library/gpt-oss:cloud"),
+    ],
+)
+def test_model_refs_drop_the_local_suffix(text: str, expected: str) -> None:
+    assert str(parse_model_ref(text)) == expected
+
+
+def test_model_ref_refusals_are_ollamas() -> None:
+    with pytest.raises(ModelRequired, match=r"^model is required$"):
+        parse_model_ref("   ")
+    with pytest.raises(InvalidName, match=r'^use either :local or :cloud, not both: "foo:cloud:local"$'):
+        parse_model_ref("foo:cloud:local")
+    with pytest.raises(InvalidName, match="not both"):
+        parse_model_ref("foo:local:cloud")
+    assert not parse_model_ref("a//b:local").is_valid

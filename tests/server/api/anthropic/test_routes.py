@@ -39,7 +39,13 @@ class ScriptedRuntime:
         finally:
             self.closed = True
 
-    def chat(self, req: ChatRequest, session: str | None = None, priority: str | None = None) -> Any:
+    def chat(
+        self,
+        req: ChatRequest,
+        session: str | None = None,
+        priority: str | None = None,
+        owner: str | None = None,
+    ) -> Any:
         self.requests.append(req)
         return self._replay()
 

@@ -27,7 +27,13 @@ class ScriptedRuntime:
         self.script: list[dict[str, Any] | Exception] = []
         self.closed = False
 
-    def chat(self, req: ChatRequest, session: str | None = None, priority: str | None = None) -> Any:
+    def chat(
+        self,
+        req: ChatRequest,
+        session: str | None = None,
+        priority: str | None = None,
+        owner: str | None = None,
+    ) -> Any:
         self.requests.append(req)
         return self._replay()
 

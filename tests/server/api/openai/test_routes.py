@@ -59,16 +59,24 @@ class FakeNative:
             self.closed = True
 
     def chat(
-        self, req: ChatRequest, session: str | None = None, priority: str | None = None
+        self,
+        req: ChatRequest,
+        session: str | None = None,
+        priority: str | None = None,
+        owner: str | None = None,
     ) -> AsyncIterator[dict[str, Any]]:
         return self._replay(req)
 
     def generate(
-        self, req: GenerateRequest, session: str | None = None, priority: str | None = None
+        self,
+        req: GenerateRequest,
+        session: str | None = None,
+        priority: str | None = None,
+        owner: str | None = None,
     ) -> AsyncIterator[dict[str, Any]]:
         return self._replay(req)
 
-    async def embed(self, req: EmbedRequest) -> dict[str, Any]:
+    async def embed(self, req: EmbedRequest, owner: str | None = None) -> dict[str, Any]:
         self.bodies.append(req)
         if isinstance(self.embed_reply, Exception):
             raise self.embed_reply
