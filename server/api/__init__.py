@@ -19,7 +19,7 @@ from llamita.server.runtime.usage import FILENAME as USAGE_FILE
 from llamita.server.runtime.usage import Usage
 from llamita.server.store.blobs import Store
 
-from . import errors, inference, native, telemetry, usage
+from . import completion_events, errors, inference, native, status_page, telemetry, usage
 from . import transfer as registry
 from .anthropic import routes as anthropic
 from .auth import AuthGuard, KeyRing
@@ -44,9 +44,10 @@ def routes() -> list[Route]:
         "/api/chat": inference.chat,
         "/api/embed": inference.embed,
         "/api/embeddings": inference.embeddings,
+        completion_events.PATH: completion_events.completion_events,
     }
     return [
-        Route("/", native.root, methods=READ),
+        Route("/", status_page.root, methods=READ),
         Route("/api/version", native.version, methods=READ),
         Route("/api/tags", native.tags, methods=READ),
         Route("/api/blobs/{digest}", native.head_blob, methods=["HEAD"]),

@@ -10,7 +10,7 @@ from typing import Any
 
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import ClientDisconnect, Request
-from starlette.responses import PlainTextResponse, Response
+from starlette.responses import Response
 
 from llamita.server import __version__, config
 from llamita.server.gocompat.time import rfc3339
@@ -30,10 +30,6 @@ OLLAMA_API_VERSION = "0.33.0"
 
 def _wants_stream(body: dict[str, Any]) -> bool:
     return body.get("stream") is not False
-
-
-async def root(request: Request) -> Response:
-    return PlainTextResponse("Ollama is running")
 
 
 async def version(request: Request) -> Response:

@@ -39,6 +39,8 @@ ROUTE_ROLES: dict[str, str] = {
     "/v1/responses/{response_id}": USER,
     "/v1/messages": USER,
     "/v1/messages/count_tokens": USER,
+    # the language server's inline-completion counters (no code text)
+    "/api/llamita/completion-events": USER,
     # managing the box
     "/api/pull": ADMIN,
     "/api/push": ADMIN,

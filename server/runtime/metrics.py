@@ -22,6 +22,9 @@ Metric names (all prefixed ``llamita_``)::
     time_to_first_token_seconds{model}               inter_token_seconds{model}
     requests_running{model}   requests_queued{model}  kv_cache_tokens{model}  kv_cache_capacity_tokens{model}
     model_healthy{model}      (0 once a model's engine has stopped; its next request reloads it)
+    completions_shown_total{model,language}          completions_accepted_total{model,language}
+    completions_partially_accepted_total{model,language}  completions_accepted_chars_total{model,language}
+                              (reported by the language server: :class:`Acceptance`)
     key_requests_total{key,model}   key_prompt_tokens_total{key,model}   key_cached_tokens_total{key,model}
     key_generated_tokens_total{key,model}   key_engine_seconds_total{key,model}
         (usage per API key name since start, from :mod:`.usage`; ``key="-"`` on an open server)
@@ -29,9 +32,12 @@ Metric names (all prefixed ``llamita_``)::
 
 from __future__ import annotations
 
+import dataclasses
+import threading
 import time
 import weakref
 from collections.abc import Iterator
+from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
@@ -94,6 +100,7 @@ class Metrics:
             registry=r,
         )
         r.register(_ModelState(runners))
+        self.acceptance = Acceptance(r)
         if usage is not None:
             r.register(_KeyUsage(usage))
         self._seen: weakref.WeakKeyDictionary[Engine, dict[str, int]] = weakref.WeakKeyDictionary()
@@ -213,3 +220,65 @@ class _KeyUsage(Collector):
             for family, field, scale in families:
                 family.add_metric([key, model], getattr(counts, field) * scale)
         yield from (family for family, _, _ in families)
+
+
+# ---- completion acceptance (reported by the language server) ------------------------------------
+
+# CompletionEvent field -> (counter name, help); each is labelled by model and language.
+ACCEPTANCE_FIELDS = {
+    "shown": ("llamita_completions_shown", "Inline completions the editor showed"),
+    "accepted": ("llamita_completions_accepted", "Inline completions accepted whole"),
+    "partially_accepted": ("llamita_completions_partially_accepted", "Inline completions accepted in part"),
+    "accepted_chars": ("llamita_completions_accepted_chars", "Characters of completions accepted"),
+}
+# The label pairs are the clients' own strings: past this many pairs, new ones count as OTHER,
+# so a client cannot grow the registry (and every scrape) without bound.
+MAX_ACCEPTANCE_SERIES = 256
+OTHER = "(other)"
+
+
+@dataclass
+class AcceptanceRow:
+    """Totals for one (model, language) since the server started."""
+
+    model: str
+    language: str
+    shown: int = 0
+    accepted: int = 0
+    partially_accepted: int = 0
+    accepted_chars: int = 0
+
+    @property
+    def rate(self) -> float | None:
+        """accepted / shown (None before anything was shown)."""
+        return self.accepted / self.shown if self.shown else None
+
+
+class Acceptance:
+    """Inline-completion acceptance counters, per model and language (no code text ever)."""
+
+    def __init__(self, registry: CollectorRegistry) -> None:
+        self._counters = {
+            field: Counter(name, text, ["model", "language"], registry=registry)
+            for field, (name, text) in ACCEPTANCE_FIELDS.items()
+        }
+        self._rows: dict[tuple[str, str], AcceptanceRow] = {}
+        self._lock = threading.Lock()  # the status page reads from the thread pool
+
+    def add(self, model: str, language: str, counts: dict[str, int]) -> None:
+        """Add one report's counts (validated by the route: non-negative ints, bounded labels)."""
+        with self._lock:
+            key = (model, language)
+            if key not in self._rows and len(self._rows) >= MAX_ACCEPTANCE_SERIES:
+                key = (OTHER, OTHER)
+            row = self._rows.setdefault(key, AcceptanceRow(*key))
+            for field, counter in self._counters.items():
+                n = counts.get(field, 0)
+                setattr(row, field, getattr(row, field) + n)
+                counter.labels(*key).inc(n)
+
+    def rows(self) -> list[AcceptanceRow]:
+        """A copy of every row, most shown first."""
+        with self._lock:
+            rows = [dataclasses.replace(row) for row in self._rows.values()]
+        return sorted(rows, key=lambda row: (-row.shown, row.model, row.language))
