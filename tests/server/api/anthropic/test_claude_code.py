@@ -26,7 +26,7 @@ HEADERS = {
 def test_claude_code_turn_streams_to_the_end(server, turn: str) -> None:
     body = json.loads((CAPTURES / f"{turn}.json").read_text())
     body["max_tokens"] = 4  # the captured 64 takes long on a small CPU; the protocol is the same
-    r = httpx.post(server.url + "/v1/messages?beta=true", json=body, headers=HEADERS, timeout=180)
+    r = httpx.post(server.url + "/v1/messages?beta=true", json=body, headers=HEADERS, timeout=600)
     assert r.status_code == 200 and r.headers["content-type"].startswith("text/event-stream"), r.text
     names = [line.removeprefix("event: ") for line in r.text.splitlines() if line.startswith("event: ")]
     assert names[0] == "message_start" and names[-2:] == ["message_delta", "message_stop"]
