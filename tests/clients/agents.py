@@ -16,6 +16,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
+import httpx
 import pytest
 from clients.install import InstallError
 
@@ -25,6 +26,18 @@ RUN_TIMEOUT = 300  # generous: 2 shared cores; no assert depends on timing
 EDIT_FILE = "calc.py"
 EDIT_SOURCE = "def add(a, b):\n    return a - b\n"
 EDIT_TASK = "Fix the bug in calc.py: add must return a + b."
+
+
+def short_model(url: str, name: str, num_predict: int) -> str:
+    """A model derived from the embedded one whose replies stop after ``num_predict`` tokens.
+
+    For clients that send no output limit of their own (Codex CLI): a Modelfile parameter,
+    created through ``/api/create`` as any Ollama user would, bounds each turn.
+    """
+    body = {"model": name, "from": MODEL, "parameters": {"num_predict": num_predict}, "stream": False}
+    created = httpx.post(f"{url}/api/create", json=body, timeout=60)
+    assert created.status_code == 200, created.text
+    return name
 
 
 def require(install: Callable[[], Path]) -> Path:

@@ -29,7 +29,7 @@ INSTALL_TIMEOUT = 900
 NPM_CLIENTS = {
     "claude": Path("node_modules/.bin/claude"),
     "codex": Path("node_modules/.bin/codex"),
-    "opencode": Path("node_modules/.bin/opencode"),
+    "opencode": Path("node_modules/opencode-linux-x64/bin/opencode"),
 }
 AIDER = CLIENTS / "aider"
 
@@ -51,8 +51,10 @@ def _run(command: list[str], cwd: Path, what: str) -> None:
     except (OSError, subprocess.TimeoutExpired) as e:
         raise InstallError(f"{what}: {' '.join(command)} failed: {e}") from e
     if done.returncode != 0:
-        tail = (done.stdout + done.stderr).strip()[-3000:]
-        raise InstallError(f"{what}: {' '.join(command)} exited {done.returncode}:\n{tail}")
+        output = (done.stdout + done.stderr).strip()
+        if len(output) > 3000:  # npm puts the reason first and its usage text after it
+            output = f"{output[:2000]}\n...\n{output[-1000:]}"
+        raise InstallError(f"{what}: {' '.join(command)} exited {done.returncode}:\n{output}")
 
 
 def npm_client(name: str) -> Path:
