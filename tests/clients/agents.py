@@ -28,13 +28,13 @@ EDIT_SOURCE = "def add(a, b):\n    return a - b\n"
 EDIT_TASK = "Fix the bug in calc.py: add must return a + b."
 
 
-def short_model(url: str, name: str, num_predict: int) -> str:
-    """A model derived from the embedded one whose replies stop after ``num_predict`` tokens.
+def derived_model(url: str, name: str, **parameters: object) -> str:
+    """A model derived from the embedded one with Modelfile ``parameters``, made through ``/api/create``.
 
-    For clients that send no output limit of their own (Codex CLI): a Modelfile parameter,
-    created through ``/api/create`` as any Ollama user would, bounds each turn.
+    For a client that sends no output limit of its own (Codex CLI), the parameters bound a turn
+    the way any Ollama user would: a ``stop`` and a ``num_predict``.
     """
-    body = {"model": name, "from": MODEL, "parameters": {"num_predict": num_predict}, "stream": False}
+    body = {"model": name, "from": MODEL, "parameters": parameters, "stream": False}
     created = httpx.post(f"{url}/api/create", json=body, timeout=60)
     assert created.status_code == 200, created.text
     return name
