@@ -73,7 +73,7 @@ def run(command: list[str], cwd: Path, env: dict[str, str], timeout: float = RUN
     proc = subprocess.Popen(
         command,
         cwd=cwd,
-        env=env,
+        env={**env, "PWD": str(cwd)},  # Bun-built agents (opencode) take their directory from $PWD
         stdin=subprocess.DEVNULL,
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,

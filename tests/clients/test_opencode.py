@@ -19,6 +19,8 @@ from clients.install import clean_env, npm_client
 
 pytestmark = pytest.mark.model
 
+# No external plugins; JSON events on stdout; its warnings on stderr for a failure's report.
+RUN_FLAGS = ("--pure", "--format", "json", "--print-logs", "--log-level", "WARN")
 OFF = ("bash", "webfetch", "task", "todowrite", "skill", "glob", "grep")
 
 
@@ -63,7 +65,18 @@ def test_opencode_run_completes_an_edit_task(server, tmp_path: Path, opencode: P
         OPENCODE_DISABLE_LSP_DOWNLOAD="1",
         OPENCODE_DISABLE_DEFAULT_PLUGINS="1",
     )
-    done = run([str(opencode), "run", "--pure", "--format", "json", EDIT_TASK], work, env)
+    command = [
+        str(opencode),
+        "run",
+        "--pure",
+        "--format",
+        "json",
+        "--print-logs",
+        "--log-level",
+        "WARN",
+        EDIT_TASK,
+    ]
+    done = run(command, work, env)
     assert done.returncode == 0, done.output
     events = [json.loads(line) for line in done.stdout.splitlines() if line.startswith("{")]
     kinds = [event["type"] for event in events]
