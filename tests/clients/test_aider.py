@@ -37,9 +37,7 @@ def test_aider_completes_an_edit_task(server, tmp_path: Path, aider: Path) -> No
     home, work = scratch(tmp_path)
     settings = home / "model-settings.yml"
     settings.write_text(SETTINGS)
-    bundled = next(
-        aider.parent.parent.glob(f"lib/python3*/site-packages/litellm/*{MODEL_LIST[:-5]}_backup.json")
-    )
+    bundled = next(aider.parent.parent.glob(BUNDLED_LIST))
     caches = home / ".aider" / "caches"
     caches.mkdir(parents=True)
     shutil.copy(bundled, caches / MODEL_LIST)
