@@ -5,7 +5,10 @@ recorded from a real run (tests/server/api/anthropic/claude_code/ replays those 
 ``stream: true`` to ``/v1/messages?beta=true``, ``x-api-key``, system blocks with ``cache_control``,
 ``output_config``; its own ``thinking`` unless ``MAX_THINKING_TOKENS=0``.  The flags below shrink
 its prompt to a few hundred tokens (``--bare``, our own ``--system-prompt``, ``--tools``) and
-``CLAUDE_CODE_MAX_OUTPUT_TOKENS`` bounds each reply, so a turn takes seconds on two cores.
+a model derived from the embedded one ends each reply at its first blank line, greedily, so a turn
+takes seconds on two cores.  Not ``CLAUDE_CODE_MAX_OUTPUT_TOKENS`` alone: a reply cut at
+``max_tokens`` makes Claude Code ask again and, after three tries, fail the turn ("response exceeded
+the output token maximum"), as it would on Anthropic's server; it stays as a ceiling far above.
 """
 
 from __future__ import annotations
@@ -14,7 +17,7 @@ import json
 from pathlib import Path
 
 import pytest
-from clients.agents import MODEL, Run, require, run, scratch
+from clients.agents import Run, derived_model, require, run, scratch
 from clients.firstturn import first_turn_proxy
 from clients.install import clean_env, npm_client
 
@@ -24,6 +27,8 @@ MESSAGES = "/v1/messages"
 # The one command the tool test lets Claude Code run (its permission rule names exactly this).
 MADE = "made-by-tool.txt"
 COMMAND = f"touch {MADE}"
+# Modelfile parameters of the model Claude Code is pointed at (see the module docstring).
+ONE_PARAGRAPH = {"stop": ["\n\n"], "temperature": 0, "num_predict": 512}
 
 
 @pytest.fixture(scope="module")
@@ -31,9 +36,10 @@ def claude() -> Path:
     return require(lambda: npm_client("claude"))
 
 
-def claude_p(claude: Path, url: str, tmp_path: Path, prompt: str, *flags: str) -> Run:
-    """``claude -p <prompt>`` with a scratch HOME, no telemetry or updates, replies of <= 48 tokens."""
+def claude_p(claude: Path, api: str, url: str, tmp_path: Path, prompt: str, *flags: str) -> Run:
+    """``claude -p <prompt>`` with a scratch HOME, no telemetry or updates, one-paragraph replies."""
     home, work = scratch(tmp_path)
+    model = derived_model(api, "smollm2-claude", **ONE_PARAGRAPH)
     env = clean_env(
         HOME=str(home),
         ANTHROPIC_BASE_URL=url,
@@ -42,7 +48,7 @@ def claude_p(claude: Path, url: str, tmp_path: Path, prompt: str, *flags: str) -
         DISABLE_TELEMETRY="1",
         DISABLE_AUTOUPDATER="1",
         DISABLE_ERROR_REPORTING="1",
-        CLAUDE_CODE_MAX_OUTPUT_TOKENS="48",
+        CLAUDE_CODE_MAX_OUTPUT_TOKENS="1024",
         MAX_THINKING_TOKENS="0",
     )
     command = [
@@ -50,7 +56,7 @@ def claude_p(claude: Path, url: str, tmp_path: Path, prompt: str, *flags: str) -
         "-p",
         prompt,
         "--model",
-        MODEL,
+        model,
         "--output-format",
         "json",
         "--bare",
@@ -76,7 +82,7 @@ def result_of(done: Run) -> dict:
 
 
 def test_claude_code_one_turn(server, tmp_path: Path, claude: Path) -> None:
-    done = claude_p(claude, server.url, tmp_path, "say hi", "--tools", "", "--max-turns", "1")
+    done = claude_p(claude, server.url, server.url, tmp_path, "say hi", "--tools", "", "--max-turns", "1")
     result = result_of(done)
     assert result["num_turns"] == 1, done.output
     assert result["usage"]["output_tokens"] > 0, done.output
@@ -116,6 +122,7 @@ def test_claude_code_runs_a_tool_and_sends_the_result_back(server, tmp_path: Pat
     with first_turn_proxy(server.url, MESSAGES, force_the_command) as (url, seen):
         done = claude_p(
             claude,
+            server.url,
             url,
             tmp_path,
             "Create the marker file.",
