@@ -37,7 +37,11 @@ def claude() -> Path:
 
 
 def claude_p(claude: Path, api: str, url: str, tmp_path: Path, prompt: str, *flags: str) -> Run:
-    """``claude -p <prompt>`` with a scratch HOME, no telemetry or updates, one-paragraph replies."""
+    """``claude -p <prompt>`` with a scratch HOME, no telemetry or updates, one-paragraph replies.
+
+    ``api`` is the llamita server (the derived model is created there); ``url`` is where Claude Code
+    sends its requests: the server itself, or a proxy in front of it.
+    """
     home, work = scratch(tmp_path)
     model = derived_model(api, "smollm2-claude", **ONE_PARAGRAPH)
     env = clean_env(
