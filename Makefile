@@ -11,7 +11,7 @@ PIP    := $(PY) -m pip
 LLAMA_CPP_PYTHON := llama-cpp-python==0.3.36
 export CMAKE_ARGS
 
-.PHONY: serve test install install-test lint format clean vscode
+.PHONY: serve test install install-test lint format clean vscode clients
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
@@ -48,7 +48,13 @@ format: install-test
 vscode:
 	cd vscode-client && npm ci --no-audit --no-fund && npm test && npm run package -- --out llamita.vsix
 
-test: install-test lint vscode
+# The coding agents the tests drive (Claude Code, Codex CLI, opencode from npm; aider in its own
+# venv): installed once from their lockfiles into gitignored caches (tests/clients/install.py).
+# One that cannot be installed is reported here and its tests skip with npm's or pip's error.
+clients: install-test
+	$(PY) tests/clients/install.py
+
+test: install-test lint vscode clients
 	$(PY) -m pytest
 
 clean:
