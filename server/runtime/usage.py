@@ -117,6 +117,7 @@ class Usage:
         self._pending: dict[Bucket, Counts] = {}
         self._kept: dict[Bucket, Counts] = {}  # day buckets when there is no database
         self._db: sqlite3.Connection | None = None
+        self._deferred = False  # no file yet: it is created by the first flush that has rows
         self._pruned = ""  # the oldest day kept at the last prune: pruning again waits for a new day
         self._task: asyncio.Task[None] | None = None
 
@@ -156,7 +157,17 @@ class Usage:
         await asyncio.to_thread(self._close)
 
     def _open(self) -> None:
+        """Open an existing file now; a new one waits for the first rows, so a store no request
+        ever ran on stays without it (deleting every model leaves an empty models directory)."""
         assert self.path is not None
+        if not self.path.exists():
+            self._deferred = True
+            return
+        self._connect()
+
+    def _connect(self) -> None:
+        assert self.path is not None
+        self._deferred = False
         try:
             db = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None)
             db.execute(_SCHEMA)
@@ -188,6 +199,8 @@ class Usage:
             pending, self._pending = self._pending, {}
         if not pending and oldest == self._pruned:  # an idle box writes nothing
             return
+        if self._deferred and pending:
+            self._connect()
         if self._db is None:
             with self._lock:
                 for bucket, counts in pending.items():

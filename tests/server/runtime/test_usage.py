@@ -105,6 +105,30 @@ def test_the_file_outlives_the_instance_and_rows_add_up(tmp_path: Path) -> None:
     reader._close()
 
 
+def test_a_server_that_ran_nothing_leaves_no_file(tmp_path: Path) -> None:
+    """Deleting every model must leave an empty models directory: the file waits for its first row."""
+    path = tmp_path / FILENAME
+
+    async def idle() -> None:
+        usage = Usage(path)
+        await usage.start()
+        usage.flush()
+        assert usage.days() == []
+        await usage.close()
+
+    asyncio.run(idle())
+    assert not path.exists()
+
+    async def busy() -> None:
+        usage = Usage(path)
+        await usage.start()
+        usage.record("alice", MODEL, prompt_tokens=3)
+        await usage.close()
+
+    asyncio.run(busy())
+    assert path.exists()
+
+
 def test_a_flush_is_visible_to_another_connection_at_once(tmp_path: Path) -> None:
     """What a crash would keep: everything flushed, committed in one transaction."""
     path = tmp_path / FILENAME
