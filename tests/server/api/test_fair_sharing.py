@@ -6,9 +6,8 @@ of the answer for thousands of tokens; the test closes them), every step waits f
 engine's own counts (``Engine.stats``: running and queued), and the order is read off what
 the engine has admitted when the other key's request sends its first token.
 
-The owner is the API key's name, which ``auth.py`` puts in the ``OWNER`` scope key; here a
-thin wrapper sets it from a test header, so the test needs no keys file (the keys file and
-its names are tested with auth).
+The owner is the API key's name: the server reads a real keys file (``NAME KEY ROLE`` lines)
+and each caller sends its own key.
 """
 
 from __future__ import annotations
@@ -17,48 +16,40 @@ import asyncio
 import contextlib
 import time
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
 from serving import serve_app
-from starlette.types import ASGIApp, Receive, Scope, Send
 
 from llamita.server.api import build_app
-from llamita.server.api.auth import OWNER
 from llamita.server.engine import EngineStats
 from llamita.server.store.blobs import Store
 
 pytestmark = pytest.mark.model
 
 MODEL = "smollm2:135m"
-OWNER_HEADER = b"x-test-owner"
+KEYS = {"alice": "key-of-alice-0123456789", "bob": "key-of-bob-0123456789"}
 ENDLESS = {"type": "array", "items": {"type": "integer"}, "minItems": 3000}
 BURST = 4  # key A's requests waiting behind its first one
 HANG_GUARD_S = 300.0  # only stops a broken test; every wait is for an engine count
 
 
-class OwnerFromHeader:
-    """Sets ``OWNER`` as ``auth.py`` does for a named key (the name from ``x-test-owner``)."""
-
-    def __init__(self, app: ASGIApp) -> None:
-        self.app = app
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] == "http":
-            for name, value in scope["headers"]:
-                if name == OWNER_HEADER:
-                    scope[OWNER] = value.decode()
-        await self.app(scope, receive, send)
+def as_key(name: str) -> dict[str, str]:
+    return {"Authorization": f"Bearer {KEYS[name]}"}
 
 
 @pytest.fixture
-def shared(seeded_store: Store, monkeypatch: pytest.MonkeyPatch) -> Iterator[tuple[str, Any]]:
+def shared(seeded_store: Store, monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Iterator[tuple[str, Any]]:
+    keys_file = tmp_path / "keys"
+    keys_file.write_text("".join(f"{name} {key} user\n" for name, key in KEYS.items()))
+    monkeypatch.setenv("LLAMITA_API_KEYS_FILE", str(keys_file))
     monkeypatch.setenv("OLLAMA_NUM_PARALLEL", "1")
     monkeypatch.setenv("OLLAMA_CONTEXT_LENGTH", "2048")
     monkeypatch.setenv("LLAMITA_MAX_QUEUE_PER_KEY", str(BURST))
     app = build_app(seeded_store, listen_host="127.0.0.1")
-    with serve_app(OwnerFromHeader(app)) as url:  # type: ignore[arg-type]
+    with serve_app(app) as url:
         yield url, app
 
 
@@ -85,7 +76,7 @@ def chat(endless: bool, tag: str) -> dict[str, Any]:
 
 async def run(client: httpx.AsyncClient, owner: str, body: dict[str, Any], first: asyncio.Event) -> int:
     """Stream ``body`` as ``owner``; ``first`` is set at the first chunk.  The status code."""
-    headers = {OWNER_HEADER.decode(): owner}
+    headers = as_key(owner)
     async with client.stream("POST", "/api/chat", json=body, headers=headers) as r:
         async for line in r.aiter_lines():
             if line:
@@ -136,7 +127,7 @@ def test_a_key_with_its_cap_of_requests_waiting_gets_a_429_with_retry_after(shar
                 for i in range(BURST)
             ]
             await until(app, lambda s: s.queued == BURST, "alice's cap of requests waiting")
-            headers = {OWNER_HEADER.decode(): "alice"}
+            headers = as_key("alice")
             native = await client.post("/api/chat", json=chat(False, "over"), headers=headers)
             assert native.status_code == 429 and native.headers["retry-after"] == "1"
             assert native.json() == {"error": f"too many queued requests for this API key (limit {BURST})"}
