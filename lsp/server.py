@@ -27,6 +27,7 @@ from pygls.workspace import TextDocument
 from llamita.lsp.completion.acceptance import (
     ACCEPT_COMMAND,
     AcceptanceReporter,
+    clamp_length,
     command_arguments,
     item_labels,
     labels_of,
@@ -283,9 +284,8 @@ class LlamitaServer(LanguageServer):
 
     def did_partially_accept_completion(self, params: Any) -> None:
         """``textDocument/didPartiallyAcceptCompletion`` ``{item, acceptedLength}``."""
-        length = _field(params, "acceptedLength")
         labels = item_labels(_field(params, "item"), self.settings.completion_model)
-        accepted = length if isinstance(length, int) and not isinstance(length, bool) else 0
+        accepted = clamp_length(_field(params, "acceptedLength"))
         self.acceptance.counter.partially_accepted(labels, min(accepted, labels.length or accepted))
 
     def accept_command(self, args: list[Any]) -> None:

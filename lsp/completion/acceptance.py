@@ -36,6 +36,9 @@ INTERVAL = 30.0  # seconds between posts (the ``acceptanceIntervalSeconds`` sett
 MIN_INTERVAL = 0.1
 FLUSH_TIMEOUT = 3.0  # the last post at shutdown must not hold the editor up
 UNKNOWN = "unknown"
+MAX_LABEL = 64  # the server's bound on a language id (and far more than a model name needs here)
+MAX_MODEL = 200
+MAX_LENGTH = 100_000  # characters of one item: a report must stay under the server's per-field bound
 FIELDS = ("shown", "accepted", "partially_accepted", "accepted_chars")
 
 
@@ -63,12 +66,24 @@ def item_labels(item: Any, fallback_model: str) -> Labels:
 
 def labels_of(argument: Any, fallback_model: str) -> Labels:
     """The labels in one command argument; what is missing or malformed falls back."""
-    model, language, length = _get(argument, "model"), _get(argument, "language"), _get(argument, "length")
     return Labels(
-        model=model if isinstance(model, str) and model else fallback_model,
-        language=language if isinstance(language, str) and language else UNKNOWN,
-        length=length if isinstance(length, int) and not isinstance(length, bool) and length > 0 else 0,
+        model=_label(_get(argument, "model"), MAX_MODEL) or fallback_model,
+        language=_label(_get(argument, "language"), MAX_LABEL) or UNKNOWN,
+        length=clamp_length(_get(argument, "length")),
     )
+
+
+def _label(value: Any, limit: int) -> str:
+    """``value`` if the server would take it as a label, else "" (a 400 would lose the whole row)."""
+    ok = isinstance(value, str) and value.strip() and len(value) <= limit and value.isprintable()
+    return value.strip() if ok else ""
+
+
+def clamp_length(value: Any) -> int:
+    """A character count from the client: a non-negative int, at most :data:`MAX_LENGTH`."""
+    if not isinstance(value, int) or isinstance(value, bool):
+        return 0
+    return min(max(value, 0), MAX_LENGTH)
 
 
 def _get(obj: Any, key: str) -> Any:
