@@ -35,6 +35,7 @@ from . import config
 
 SESSION_HEADER = "X-Llamita-Session"
 PRIORITY_HEADER = "X-Llamita-Priority"
+COMPLETION_EVENTS = "/api/llamita/completion-events"
 _UNREACHABLE = (httpx.ConnectError, httpx.ConnectTimeout, httpx.ReadTimeout, httpx.RemoteProtocolError)
 
 
@@ -175,6 +176,11 @@ class OllamaClient:
         return dict(
             await self._json("POST", "/api/generate", {**body, "stream": False}, _headers(session, priority))
         )
+
+    async def completion_events(self, counts: dict[str, Any]) -> None:
+        """``/api/llamita/completion-events``: acceptance counters (llamita only; Ollama answers 404)."""
+        async with self._request("POST", COMPLETION_EVENTS, counts) as response:
+            await response.aread()
 
     async def chat(self, body: dict[str, Any], *, priority: str = "") -> dict[str, Any]:
         """``/api/chat`` without streaming."""

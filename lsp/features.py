@@ -13,6 +13,7 @@ from typing import Any
 
 from lsprotocol import types
 
+from .completion.acceptance import ACCEPT_COMMAND, DID_PARTIALLY_ACCEPT, DID_SHOW
 from .server import REVIEW_COMMAND, LlamitaServer
 
 
@@ -66,6 +67,22 @@ def register(server: LlamitaServer) -> LlamitaServer:
     )
     def code_action(ls: LlamitaServer, params: types.CodeActionParams) -> list[types.CodeAction] | None:
         return ls.code_actions(params)
+
+    @server.feature(types.SHUTDOWN)
+    async def shutdown(ls: LlamitaServer, params: None) -> None:
+        await ls.flush_counters()
+
+    @server.feature(DID_SHOW)
+    def did_show_completion(ls: LlamitaServer, params: Any) -> None:
+        ls.did_show_completion(params)
+
+    @server.feature(DID_PARTIALLY_ACCEPT)
+    def did_partially_accept_completion(ls: LlamitaServer, params: Any) -> None:
+        ls.did_partially_accept_completion(params)
+
+    @server.command(ACCEPT_COMMAND)
+    def accept_completion(ls: LlamitaServer, *args: Any) -> None:
+        ls.accept_command(list(args))
 
     @server.command(REVIEW_COMMAND)
     async def review_file(ls: LlamitaServer, *args: Any) -> dict[str, Any]:

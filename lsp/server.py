@@ -24,6 +24,14 @@ from pygls.lsp.server import LanguageServer
 from pygls.uris import to_fs_path
 from pygls.workspace import TextDocument
 
+from llamita.lsp.completion.acceptance import (
+    ACCEPT_COMMAND,
+    AcceptanceReporter,
+    clamp_length,
+    command_arguments,
+    item_labels,
+    labels_of,
+)
 from llamita.lsp.completion.context import OtherFile
 from llamita.lsp.completion.engine import CompletionEngine, CompletionRequest
 from llamita.lsp.review.diagnostics import quick_fixes, to_diagnostic
@@ -58,6 +66,9 @@ class LlamitaServer(LanguageServer):
         self.status = Status(self._log, self._warn)
         self.model_client = OllamaClient(self.settings.server_url, api_key=self.settings.api_key)
         self.completions = CompletionEngine(self.settings, self.model_client, self.status)
+        self.acceptance = AcceptanceReporter(
+            self.model_client, self.status.info, self.settings.acceptance_interval_seconds
+        )
         self.findings: dict[str, list[Finding]] = {}
         self._reviews: dict[str, asyncio.Task[list[Finding]]] = {}
         self._reviewed: dict[str, tuple[bytes, list[Finding]]] = {}
@@ -95,6 +106,9 @@ class LlamitaServer(LanguageServer):
             self.spawn(self.model_client.reconnect(new.server_url, new.api_key))
         changed_model = new.completion_model != self.settings.completion_model
         server_changed = new.server_url != self.settings.server_url
+        if server_changed:
+            self.acceptance.reset()
+        self.acceptance.interval = new.acceptance_interval_seconds
         self.settings = new
         self.completions.configure(new)
         if self._ready and (changed_model or server_changed):
@@ -104,6 +118,7 @@ class LlamitaServer(LanguageServer):
         """Pull settings from clients that answer ``workspace/configuration``, then warm the model up."""
         await self.pull_configuration()
         self._ready = True
+        self.acceptance.start()
         self.status.info(f"llamita lsp {_version()}: model server {self.settings.server_url}")
         await self.completions.warm_up()
 
@@ -221,10 +236,11 @@ class LlamitaServer(LanguageServer):
         )
         if found is None:
             return None
-        _, edit_range, text = found
-        return types.InlineCompletionList(
-            items=[types.InlineCompletionItem(insert_text=text, range=edit_range)]
+        document, edit_range, text = found
+        item = types.InlineCompletionItem(
+            insert_text=text, range=edit_range, command=self._accept_command(document, text)
         )
+        return types.InlineCompletionList(items=[item])
 
     async def completion(self, params: types.CompletionParams) -> types.CompletionList | None:
         """The popup fallback for clients without inline completion (or with ``completionItems: always``)."""
@@ -249,8 +265,36 @@ class LlamitaServer(LanguageServer):
             sort_text="0",
             preselect=True,
             text_edit=types.TextEdit(range=edit_range, new_text=text),
+            command=self._accept_command(document, text),
         )
         return types.CompletionList(is_incomplete=True, items=[item])
+
+    # -- acceptance counters (completion/acceptance.py) -----------------------------------------------
+
+    def _accept_command(self, document: TextDocument, text: str) -> types.Command:
+        """The item's command, run by the client on a full accept; its arguments label the item."""
+        arguments = command_arguments(self.settings.completion_model, document.language_id or "", text)
+        return types.Command(
+            title="llamita: completion accepted", command=ACCEPT_COMMAND, arguments=arguments
+        )
+
+    def did_show_completion(self, params: Any) -> None:
+        """``textDocument/didShowCompletion`` ``{item}``."""
+        self.acceptance.counter.shown(item_labels(_field(params, "item"), self.settings.completion_model))
+
+    def did_partially_accept_completion(self, params: Any) -> None:
+        """``textDocument/didPartiallyAcceptCompletion`` ``{item, acceptedLength}``."""
+        labels = item_labels(_field(params, "item"), self.settings.completion_model)
+        accepted = clamp_length(_field(params, "acceptedLength"))
+        self.acceptance.counter.partially_accepted(labels, min(accepted, labels.length or accepted))
+
+    def accept_command(self, args: list[Any]) -> None:
+        """``llamita.acceptCompletion {model, language, length}``: an item was accepted whole."""
+        self.acceptance.counter.accepted(labels_of(args[0] if args else None, self.settings.completion_model))
+
+    async def flush_counters(self) -> None:
+        """Post the last acceptance counts before the editor stops us."""
+        await self.acceptance.close()
 
     # -- review ---------------------------------------------------------------------------------------
 
@@ -364,3 +408,8 @@ class LlamitaServer(LanguageServer):
         if token is not None:
             with contextlib.suppress(Exception):
                 self.work_done_progress.end(token, types.WorkDoneProgressEnd())
+
+
+def _field(obj: Any, key: str) -> Any:
+    """A field of notification params, which pygls gives as a dict or a namedtuple-like object."""
+    return obj.get(key) if isinstance(obj, dict) else getattr(obj, key, None)

@@ -21,6 +21,7 @@ environment is read through :mod:`llamita.lsp.config`.
 | ``promptsDir`` | ``""`` | directory with user overrides of ``prompts/`` files |
 | ``reviewOnSave`` / ``reviewMaxFindings`` | true / 10 | review diagnostics |
 | ``reviewChunkTokens`` / ``reviewNumPredict`` | 3000 / 1024 | large files are reviewed in chunks |
+| ``acceptanceIntervalSeconds`` | 30 | how often acceptance counters are posted (also at shutdown) |
 """
 
 from __future__ import annotations
@@ -56,6 +57,7 @@ _KEYS = {
     "reviewMaxFindings": "review_max_findings",
     "reviewChunkTokens": "review_chunk_tokens",
     "reviewNumPredict": "review_num_predict",
+    "acceptanceIntervalSeconds": "acceptance_interval_seconds",
 }
 
 
@@ -83,6 +85,7 @@ class Settings:
     review_max_findings: int = 10
     review_chunk_tokens: int = 3000
     review_num_predict: int = 1024
+    acceptance_interval_seconds: float = 30.0
 
     def completion_enabled(self, language_id: str) -> bool:
         """``languages`` maps language ids to on/off; ``"*"`` is the default for the others."""

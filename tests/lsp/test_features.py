@@ -128,6 +128,13 @@ async def test_inline_completion_sends_suffix_and_caches(proxy: ModelProxy, tiny
         assert body["options"]["num_predict"] == 8
         assert body["keep_alive"] == "5m"
         assert headers["authorization"] == "Bearer secret-key"
+        for item in result.items if result else []:  # labels for the acceptance counters, no text
+            assert item.command is not None and item.command.command == "llamita.acceptCompletion"
+            assert isinstance(item.insert_text, str)
+            length = len(item.insert_text)
+            assert list(item.command.arguments or []) == [
+                {"model": tiny_coder, "language": "python", "length": length}
+            ]
         assert headers["x-llamita-session"].startswith("llamita-lsp-")
 
         again = await client.text_document_inline_completion_async(_inline_params())
@@ -394,7 +401,10 @@ async def test_llamita_lsp_subcommand_advertises_the_features() -> None:
     assert capabilities.inline_completion_provider is not None
     assert capabilities.completion_provider is not None
     assert capabilities.code_action_provider is not None
-    assert list(capabilities.execute_command_provider.commands) == ["llamita.reviewFile"]
+    assert sorted(capabilities.execute_command_provider.commands) == [
+        "llamita.acceptCompletion",
+        "llamita.reviewFile",
+    ]
     assert capabilities.text_document_sync.save
 
 

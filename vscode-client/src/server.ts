@@ -5,6 +5,7 @@ import {
   DidChangeConfigurationNotification,
   ExecuteCommandRequest,
   LanguageClient,
+  NotificationType,
   RevealOutputChannelOn,
   State,
   type LanguageClientOptions,
@@ -178,8 +179,20 @@ export class LlamitaServer {
         serverSettings: () => this.current,
         track: (work) => this.deps.status.track(work),
         offered: (languageId, items) => this.deps.offered(languageId, items),
+        notify: (method, params) => this.notify(method, params),
       }),
     };
+  }
+
+  /** A notification to the running server; a failure is logged, never thrown at the editor. */
+  private notify(method: string, params: unknown): void {
+    const client = this.client;
+    if (client === undefined || !this.running) {
+      return;
+    }
+    client
+      .sendNotification(new NotificationType<unknown>(method), params)
+      .catch((error: unknown) => this.deps.log.warn(`${method}: ${message(error)}`));
   }
 
   private enqueue(task: () => Promise<void>): Promise<void> {

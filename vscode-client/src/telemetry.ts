@@ -1,5 +1,6 @@
 // Local acceptance telemetry: how many inline completions were offered and accepted, per
-// language. The counts are written to the llamita output channel and nowhere else.
+// language, written to the llamita output channel. (The counters for the server's /metrics are
+// the language server's: see middleware.ts.)
 
 export interface Counts {
   offered: number;

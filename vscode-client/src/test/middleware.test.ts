@@ -1,7 +1,13 @@
 import * as assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
 
-import { ACCEPT_COMMAND, createMiddleware, type Acceptance } from '../middleware';
+import {
+  ACCEPT_COMMAND,
+  createMiddleware,
+  DID_SHOW_COMPLETION,
+  SERVER_ACCEPT_COMMAND,
+  type Acceptance,
+} from '../middleware';
 import { toServerSettings, type Settings } from '../settings';
 import { deferred, settings, statusBar } from './fakes';
 
@@ -13,13 +19,15 @@ function setup(overrides: Partial<Settings> = {}) {
   status.setServer('running');
   status.configure(current.completionModel, current.completionsEnabled);
   const offered: [string, number][] = [];
+  const notified: [string, unknown][] = [];
   const middleware = createMiddleware({
     settings: () => current,
     serverSettings: () => toServerSettings(current, 'secret'),
     track: (work) => status.track(work),
     offered: (languageId, items) => offered.push([languageId, items]),
+    notify: (method, params) => notified.push([method, params]),
   });
-  return { middleware, status, item, offered };
+  return { middleware, status, item, offered, notified };
 }
 
 const document = { languageId: 'python', uri: { toString: () => 'file:///p/a.py' } };
@@ -54,6 +62,24 @@ describe('inline completion middleware', () => {
     assert.deepEqual(first.arguments, [{ languageId: 'python', command: serverCommand }]);
     assert.deepEqual(second.command?.arguments, [{ languageId: 'python', command: undefined }]);
     assert.deepEqual(offered, [['python', 2]]);
+  });
+
+  test('reports the item VS Code shows with the server command, once per text', async () => {
+    const { middleware, notified } = setup();
+    const serverCommand = {
+      title: 'llamita: completion accepted',
+      command: SERVER_ACCEPT_COMMAND,
+      arguments: [{ model: 'coder', language: 'python', length: 12 }],
+    };
+    const answer = () => [{ insertText: 'return a + b', command: { ...serverCommand } }, { insertText: 'pass' }];
+    await inline(middleware, () => answer());
+    await inline(middleware, () => answer()); // VS Code asks again while the same text is shown
+    await inline(middleware, () => null);
+    await inline(middleware, () => [{ insertText: { value: 'x = ${1:1}' } }]); // a SnippetString
+    assert.deepEqual(notified, [
+      [DID_SHOW_COMPLETION, { item: { insertText: 'return a + b', command: serverCommand } }],
+      [DID_SHOW_COMPLETION, { item: { insertText: 'x = ${1:1}', command: undefined } }],
+    ]);
   });
 
   test('handles an InlineCompletionList and a null answer', async () => {
@@ -124,6 +150,16 @@ describe('inline completion middleware', () => {
 });
 
 describe('executeCommand middleware', () => {
+  test('runs the accept command without the busy spinner', async () => {
+    const { middleware, status } = setup();
+    const pending = deferred<undefined>();
+    const execute = middleware.executeCommand as unknown as AnyFn;
+    const running = execute(SERVER_ACCEPT_COMMAND, [{ model: 'm' }], () => pending.promise) as Promise<unknown>;
+    assert.equal(status.current.busy, 0);
+    pending.resolve(undefined);
+    await running;
+  });
+
   test('tracks server commands on the status bar', async () => {
     const { middleware, status } = setup();
     const pending = deferred<string>();

@@ -224,6 +224,26 @@ describe('buildServerOptions', () => {
   });
 });
 
+describe('acceptance notifications', () => {
+  test('the item VS Code shows goes to the running server as textDocument/didShowCompletion', async () => {
+    const { server, clients } = setup();
+    await server.start();
+    const client = clients[0]!;
+    const provide = client.clientOptions.middleware?.provideInlineCompletionItems as unknown as (
+      ...args: unknown[]
+    ) => Promise<unknown>;
+    const document = { languageId: 'python', uri: { toString: () => 'file:///p/a.py' } };
+    const command = { title: '', command: 'llamita.acceptCompletion', arguments: [{ model: 'coder' }] };
+    await provide(document, { line: 0, character: 0 }, { triggerKind: 1 }, {}, () => [{ insertText: 'pass', command }]);
+    assert.deepEqual(client.notifications, [
+      { method: 'textDocument/didShowCompletion', params: { item: { insertText: 'pass', command } } },
+    ]);
+    await server.stop();
+    await provide(document, { line: 0, character: 0 }, { triggerKind: 1 }, {}, () => [{ insertText: 'other' }]);
+    assert.equal(client.notifications.length, 1); // a stopped server gets nothing
+  });
+});
+
 describe('createLanguageClient', () => {
   test('builds a real vscode-languageclient client from our options', () => {
     const { server } = setup({ key: 'k' });
