@@ -223,7 +223,6 @@ def test_usage_survives_a_restart(seeded_store: Store) -> None:
         assert days["generated_tokens"] == reported.get("eval_count", 0) + again.get("eval_count", 0)
 
 
-@pytest.mark.skipif(not hasattr(auth, "ROLE"), reason="named keys with roles land with the keys branch")
 def test_named_keys_from_the_keys_file(
     seeded_store: Store, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
