@@ -2,9 +2,10 @@
 
 A mixed run (native generate and chat, streamed and not, ``/v1/chat/completions`` through the
 ``openai`` SDK, embeddings) must add up to exactly the tokens the responses reported; usage
-survives a restart on the same models directory.  Until named keys land, a test-only middleware
-sets the owner (``auth.OWNER``) from a header, inside the auth layer; one test uses a real keys
-file with names and roles and runs once that layer is here.
+survives a restart on the same models directory.  The mixed run names its owners with a
+test-only middleware that sets ``auth.OWNER`` from a header (inside the auth layer, where the
+keys file's names are set); ``test_named_keys_from_the_keys_file`` runs the same path with a real
+keys file, names and roles.
 """
 
 from __future__ import annotations
