@@ -33,7 +33,7 @@ def aider() -> Path:
     return require(install_aider)
 
 
-def test_aider_completes_an_edit_task(server, tmp_path: Path, aider: Path) -> None:
+def test_aider_completes_an_edit_task(llamita_serve, tmp_path: Path, aider: Path) -> None:
     home, work = scratch(tmp_path)
     settings = home / "model-settings.yml"
     settings.write_text(SETTINGS)
@@ -41,7 +41,7 @@ def test_aider_completes_an_edit_task(server, tmp_path: Path, aider: Path) -> No
     caches = home / ".aider" / "caches"
     caches.mkdir(parents=True)
     shutil.copy(bundled, caches / MODEL_LIST)
-    env = clean_env(HOME=str(home), OLLAMA_API_BASE=server.url, LITELLM_LOCAL_MODEL_COST_MAP="True")
+    env = clean_env(HOME=str(home), OLLAMA_API_BASE=llamita_serve.url, LITELLM_LOCAL_MODEL_COST_MAP="True")
     command = [
         str(aider),
         "--model",

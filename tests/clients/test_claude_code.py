@@ -85,8 +85,10 @@ def result_of(done: Run) -> dict:
     return result
 
 
-def test_claude_code_one_turn(server, tmp_path: Path, claude: Path) -> None:
-    done = claude_p(claude, server.url, server.url, tmp_path, "say hi", "--tools", "", "--max-turns", "1")
+def test_claude_code_one_turn(llamita_serve, tmp_path: Path, claude: Path) -> None:
+    done = claude_p(
+        claude, llamita_serve.url, llamita_serve.url, tmp_path, "say hi", "--tools", "", "--max-turns", "1"
+    )
     result = result_of(done)
     assert result["num_turns"] == 1, done.output
     assert result["usage"]["output_tokens"] > 0, done.output
@@ -112,7 +114,9 @@ def force_the_command(body: dict) -> dict:
     return {**body, "tools": tools, "tool_choice": {"type": "tool", "name": "Bash"}}
 
 
-def test_claude_code_runs_a_tool_and_sends_the_result_back(server, tmp_path: Path, claude: Path) -> None:
+def test_claude_code_runs_a_tool_and_sends_the_result_back(
+    llamita_serve, tmp_path: Path, claude: Path
+) -> None:
     """Claude Code runs the Bash call the server streamed, sends its tool_result back, then finishes.
 
     The tiny model never calls a tool on its own, so a forwarding proxy between Claude Code and
@@ -123,10 +127,10 @@ def test_claude_code_runs_a_tool_and_sends_the_result_back(server, tmp_path: Pat
     (``--allowedTools "Bash(touch ...)"``; anything else would need a prompt, and ``--permission-prompts
     none`` denies it), in the test's scratch directory.
     """
-    with first_turn_proxy(server.url, MESSAGES, force_the_command) as (url, seen):
+    with first_turn_proxy(llamita_serve.url, MESSAGES, force_the_command) as (url, seen):
         done = claude_p(
             claude,
-            server.url,
+            llamita_serve.url,
             url,
             tmp_path,
             "Create the marker file.",

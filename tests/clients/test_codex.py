@@ -61,12 +61,14 @@ def codex() -> Path:
     return require(lambda: npm_client("codex"))
 
 
-def test_codex_exec_completes_an_edit_task(server, tmp_path: Path, codex: Path) -> None:
-    model = derived_model(server.url, "smollm2-codex", **ONE_LINE)
+def test_codex_exec_completes_an_edit_task(llamita_serve, tmp_path: Path, codex: Path) -> None:
+    model = derived_model(llamita_serve.url, "smollm2-codex", **ONE_LINE)
     home, work = scratch(tmp_path)
     instructions = home / "instructions.md"
     instructions.write_text("You are a coding agent. Edit files to do what the user asks.\n")
-    (home / "config.toml").write_text(CONFIG.format(model=model, instructions=instructions, url=server.url))
+    (home / "config.toml").write_text(
+        CONFIG.format(model=model, instructions=instructions, url=llamita_serve.url)
+    )
     env = clean_env(HOME=str(home), CODEX_HOME=str(home))
     command = [
         str(codex),

@@ -51,9 +51,9 @@ def opencode() -> Path:
     return require(lambda: npm_client("opencode"))
 
 
-def test_opencode_run_completes_an_edit_task(server, tmp_path: Path, opencode: Path) -> None:
+def test_opencode_run_completes_an_edit_task(llamita_serve, tmp_path: Path, opencode: Path) -> None:
     home, work = scratch(tmp_path)
-    (work / "opencode.json").write_text(json.dumps(project_config(server.url)))
+    (work / "opencode.json").write_text(json.dumps(project_config(llamita_serve.url)))
     env = clean_env(
         HOME=str(home),
         XDG_CONFIG_HOME=str(home / ".config"),
