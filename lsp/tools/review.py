@@ -21,8 +21,8 @@ from pathlib import Path, PurePosixPath
 import git
 
 from llamita.lsp import config as env
-from llamita.lsp.client import ModelServerError, OllamaClient, ResponseError, ServerUnreachable
 from llamita.lsp import rules as repo_rules
+from llamita.lsp.client import ModelServerError, OllamaClient, ResponseError, ServerUnreachable
 from llamita.lsp.review.engine import SEVERITIES, Finding, review_text
 
 from . import userconfig
