@@ -36,6 +36,7 @@ from llamita.lsp.completion.context import OtherFile
 from llamita.lsp.completion.engine import CompletionEngine, CompletionRequest
 from llamita.lsp.review.diagnostics import quick_fixes, to_diagnostic
 from llamita.lsp.review.engine import Finding, reanchor, review_text
+from llamita.lsp.rules import load as load_rules
 
 from .client import ModelServerError, OllamaClient, ServerUnreachable
 from .prompts import PromptError
@@ -332,7 +333,9 @@ class LlamitaServer(LanguageServer):
         document = self.workspace.get_text_document(uri)
         text = document.source
         settings = self.settings
-        digest = hashlib.blake2b(f"{settings.review_model}\0{text}".encode(), digest_size=16).digest()
+        rules = load_rules(document.path or self.workspace.root_path, settings.review_chunk_tokens)
+        seen = f"{settings.review_model}\0{rules.section() if rules else ''}\0{text}"
+        digest = hashlib.blake2b(seen.encode(), digest_size=16).digest()
         cached = self._reviewed.get(uri)
         if cached is not None and cached[0] == digest:
             self._publish(uri, cached[1])
@@ -351,6 +354,7 @@ class LlamitaServer(LanguageServer):
                 keep_alive=settings.keep_alive,
                 prompts_dir=settings.prompts_dir,
                 progress=lambda i, n: self._progress_report(progress, i, n),
+                rules=rules,
             )
         except (ModelServerError, PromptError) as e:
             key = "unreachable" if isinstance(e, ServerUnreachable) else f"review:{settings.review_model}"

@@ -6,7 +6,7 @@ from small models are often off by a few lines, so a finding is placed where its
 occurrence nearest the reported line) and dropped when the quote is not in the file at all: that is
 almost always a hallucinated finding. Large files are reviewed in chunks of whole lines.
 
-Everything except :func:`review_text` is pure. Imports are the standard library and ``.prompts`` only
+Everything except :func:`review_text` is pure. Imports are the standard library, ``.prompts`` and ``.rules``
 (the model client is passed in), so a pre-commit hook can use this module without the language-server
 stack; positions are ``str`` offsets and 0-based lines, converted to editor positions by the caller.
 """
@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from llamita.lsp import prompts
+from llamita.lsp.rules import Rules, messages
 from llamita.lsp.tokens import estimate_tokens
 
 SEVERITIES = ("error", "warning", "info", "hint")
@@ -300,8 +301,12 @@ async def review_text(
     prompt_template: str | None = None,
     prompts_dir: str = "",
     progress: Callable[[int, int], None] | None = None,
+    rules: Rules | None = None,
 ) -> list[Finding]:
-    """Review ``text`` chunk by chunk with ``model`` through ``/api/chat`` and return anchored findings."""
+    """Review ``text`` chunk by chunk with ``model`` through ``/api/chat`` and return anchored findings.
+
+    ``rules`` (the repository's ``AGENTS.md``, see :mod:`llamita.lsp.rules`) go first as a system message.
+    """
     template = prompt_template or prompts.load(
         "review.md", Path(prompts_dir).expanduser() if prompts_dir else None
     )
@@ -317,7 +322,7 @@ async def review_text(
         )
         body: dict[str, Any] = {
             "model": model,
-            "messages": [{"role": "user", "content": prompt}],
+            "messages": messages(prompt, rules),
             "format": FINDINGS_SCHEMA,
             "options": {"temperature": 0, "num_predict": num_predict},
         }

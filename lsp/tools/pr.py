@@ -2,7 +2,8 @@
 
 The model's answer streams to stderr while it is written (when stderr is a terminal);
 the finished description goes to stdout (markdown, or JSON with ``--format json``) or to
-``--output``, so it can be piped into ``gh pr create --body-file -`` or a CI job.
+``--output``, so it can be piped into ``gh pr create --body-file -`` or a CI job. The repository root's
+``.llamita/rules.md`` or ``AGENTS.md`` (:mod:`llamita.lsp.rules`) goes with every call, within the budget.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
+from llamita.lsp import rules as repo_rules
 from llamita.lsp.client import ModelServerError, OllamaClient, ResponseError, ServerUnreachable
 
 from . import userconfig
@@ -40,16 +42,23 @@ def output_reserve(num_ctx: int) -> int:
 
 
 def make_generate(
-    runner: asyncio.Runner, client: OllamaClient, model: str, num_ctx: int
+    runner: asyncio.Runner,
+    client: OllamaClient,
+    model: str,
+    num_ctx: int,
+    rules: repo_rules.Rules | None = None,
 ) -> Callable[..., str]:
-    """The synchronous ``generate`` that :func:`describe` calls; each call runs on ``runner``'s loop."""
+    """The synchronous ``generate`` that :func:`describe` calls; each call runs on ``runner``'s loop.
+
+    Every call carries the repository ``rules`` (``AGENTS.md``) as its system message.
+    """
     options = {"num_ctx": num_ctx, "temperature": 0.2, "num_predict": output_reserve(num_ctx)}
 
     async def chat(prompt: str, schema: dict[str, Any], on_token: Callable[[str], None] | None) -> str:
         parts = []
         body = {
             "model": model,
-            "messages": [{"role": "user", "content": prompt}],
+            "messages": repo_rules.messages(prompt, rules),
             "format": schema,
             "options": options,
             "keep_alive": "5m",
@@ -100,11 +109,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         try:
             model = runner.run(userconfig.pick_model(client, args.model or config.pr_model or config.model))
             num_ctx = runner.run(context_of(client, model, args.num_ctx))
+            budget = num_ctx - output_reserve(num_ctx)
+            rules = repo_rules.load(repo.working_tree_dir, budget)
             echo = _stderr_echo() if sys.stderr.isatty() else None
             result = describe(
                 change,
-                make_generate(runner, client, model, num_ctx),
-                budget_tokens=num_ctx - output_reserve(num_ctx),
+                make_generate(runner, client, model, num_ctx, rules),
+                budget_tokens=budget - (rules.tokens if rules else 0),
                 max_calls=args.max_calls or config.max_calls,
                 prompts_dir=args.prompts or config.prompts_path,
                 on_token=echo,

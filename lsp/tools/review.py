@@ -2,7 +2,8 @@
 
 It uses the language server's review engine (:mod:`review`: JSON-schema findings anchored by
 their quoted code) on the changed regions of each file, as the commit will contain them.
-Output is one ``path:line: severity: message`` line per finding (clickable in editors and
+The repository root's ``.llamita/rules.md`` or ``AGENTS.md`` (:mod:`llamita.lsp.rules`) goes with
+every prompt. Output is one ``path:line: severity: message`` line per finding (clickable in editors and
 CI logs), plus the suggested replacement.  Advisory by default: exit 0 unless
 ``--fail-on`` names a severity that was found.  An unreachable model server is a one-line
 warning and exit 0, unless ``--fail-if-unreachable`` (or ``LLAMITA_REVIEW_STRICT=1``).
@@ -20,6 +21,7 @@ from pathlib import Path, PurePosixPath
 import git
 
 from llamita.lsp import config as env
+from llamita.lsp import rules as repo_rules
 from llamita.lsp.client import ModelServerError, OllamaClient, ResponseError, ServerUnreachable
 from llamita.lsp.review.engine import SEVERITIES, Finding, review_text
 
@@ -36,6 +38,7 @@ from .gitdiff import (
 )
 
 CONTEXT_LINES = 3
+CHUNK_TOKENS = 3000  # the review engine's chunk size; the repository rules get a quarter of it
 _RANK = {name: i for i, name in enumerate(SEVERITIES)}  # error=0 … hint=3
 
 
@@ -89,6 +92,7 @@ async def review_change(
     repo: git.Repo, change: Change, client: OllamaClient, model: str, prompts_dir: str = ""
 ) -> list[Reported]:
     reported: list[Reported] = []
+    rules = repo_rules.load(repo.working_tree_dir, CHUNK_TOKENS)
     for diff in change.files:
         if diff.binary or diff.status == "D":
             continue
@@ -104,7 +108,9 @@ async def review_change(
                 excerpt,
                 path=diff.path,
                 language=PurePosixPath(diff.path).suffix.lstrip("."),
+                chunk_tokens=CHUNK_TOKENS,
                 prompts_dir=prompts_dir,
+                rules=rules,
             )
             reported += [Reported(diff.path, start + f.line + 1, f) for f in findings]
     return reported
