@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import json
 import logging
 import threading
@@ -58,6 +59,26 @@ NATIVE = Encoder(NDJSON, ndjson_line, lambda message, status: {"error": message}
 PROGRESS = replace(
     NATIVE, error_response=lambda message, status: error_response(message, status, None, BARE_JSON_TYPE)
 )
+
+
+Handler = Callable[[Request], Awaitable[Response]]
+
+
+def failures_as(encoder: Encoder) -> Callable[[Handler], Handler]:
+    """A route decorator: every failure before the response starts, in ``encoder``'s error shape
+    (so each API family's SDKs raise their own typed errors)."""
+
+    def decorate(handler: Handler) -> Handler:
+        @functools.wraps(handler)
+        async def wrapped(request: Request) -> Response:
+            try:
+                return await handler(request)
+            except Exception as exc:
+                return encoder.error_response(*failure(exc))
+
+        return wrapped
+
+    return decorate
 
 
 def failure(e: BaseException) -> tuple[str, int]:

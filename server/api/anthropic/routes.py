@@ -15,7 +15,6 @@ think runs without thinking instead of refusing the request.  ``anthropic-versio
 
 from __future__ import annotations
 
-import functools
 import json
 from collections.abc import Awaitable, Callable
 from typing import Any
@@ -34,7 +33,7 @@ from llamita.server.api.request import (
     session_of,
     store_of,
 )
-from llamita.server.api.stream import Encoder, failure, respond
+from llamita.server.api.stream import Encoder, failures_as, respond
 from llamita.server.runtime.count import count_tokens
 from llamita.server.runtime.errors import InvalidRequest
 from llamita.server.runtime.prepare import resolve_model
@@ -62,17 +61,7 @@ def sse_event(obj: Json) -> bytes:
 ANTHROPIC = Encoder(SSE, sse_event, anthropic_error, error_response)
 
 
-def anthropic_errors(handler: Handler) -> Handler:
-    """Report every failure before the response starts as an Anthropic error body."""
-
-    @functools.wraps(handler)
-    async def wrapped(request: Request) -> Response:
-        try:
-            return await handler(request)
-        except Exception as exc:
-            return error_response(*failure(exc))
-
-    return wrapped
+anthropic_errors = failures_as(ANTHROPIC)  # every failure before the response starts, Anthropic-shaped
 
 
 def _relaxed(request: Request, native: Json) -> Json:

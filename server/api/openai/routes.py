@@ -20,7 +20,6 @@ failure after the first byte ends that stream with a ``response.failed`` event.
 
 from __future__ import annotations
 
-import functools
 import json
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
@@ -42,7 +41,7 @@ from llamita.server.api.request import (
     session_of,
     store_of,
 )
-from llamita.server.api.stream import Encoder, failure, respond
+from llamita.server.api.stream import Encoder, failures_as, respond
 from llamita.server.model.model import ModelNotFound
 from llamita.server.store.names import require_name
 
@@ -92,17 +91,7 @@ def sse_event(obj: Json) -> bytes:
 OPENAI = Encoder(SSE, sse_event, openai_error, error_response, DONE)
 
 
-def openai_errors(handler: Handler) -> Handler:
-    """Report every failure before the response starts as an OpenAI error body."""
-
-    @functools.wraps(handler)
-    async def wrapped(request: Request) -> Response:
-        try:
-            return await handler(request)
-        except Exception as exc:
-            return error_response(*failure(exc))
-
-    return wrapped
+openai_errors = failures_as(OPENAI)  # every failure before the response starts, OpenAI-shaped
 
 
 def _no_response() -> Response:
