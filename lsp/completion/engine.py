@@ -31,11 +31,11 @@ from llamita.lsp.prompts import PromptError
 from llamita.lsp.settings import Settings
 from llamita.lsp.status import Status
 
+from . import chatfill
 from .cache import CompletionCache
 from .context import OtherFile, Window, build_window, snippet_block
 from .debounce import Debouncer
 from .filters import FilterContext, Suggestion, postprocess
-from . import chatfill
 from .fim import TemplateError, family_for, load_template, request_body
 from .syntax import Mode, decide
 

@@ -205,7 +205,10 @@ async def test_chat_fill_in_for_a_model_without_fim_tokens(proxy: ModelProxy) ->
         _assert_items_on_cursor_line(result)
         [call] = proxy.fim_calls()
         assert "raw" not in call.body and "suffix" not in call.body  # the server applies the chat template
-        assert "```python\nimport os\n\n\ndef add(a, b):\n    <HOLE>\n\nprint(add(1, 2))\n" in call.body["prompt"]
+        assert (
+            "```python\nimport os\n\n\ndef add(a, b):\n    <HOLE>\n\nprint(add(1, 2))\n"
+            in call.body["prompt"]
+        )
         assert "\n```" in call.body["options"]["stop"]
         assert call.body["options"]["temperature"] == 0
 
