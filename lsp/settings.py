@@ -17,7 +17,7 @@ environment is read through :mod:`llamita.lsp.config`.
 | ``snippetTokens`` | 256 | context from other open files (0: none) |
 | ``numPredict`` / ``temperature`` / ``stop`` | 128 / 0.2 / [] | FIM generation options |
 | ``keepAlive`` | ``"30m"`` | keeps the completion model loaded |
-| ``fimTemplate`` | ``""`` | force a raw-mode FIM template by name (``prompts/fim/<name>.txt``) |
+| ``fimTemplate`` | ``""`` | raw FIM template (``prompts/fim/<name>.txt``) or ``chat`` (chat fill-in) |
 | ``promptsDir`` | ``""`` | directory with user overrides of ``prompts/`` files |
 | ``reviewOnSave`` / ``reviewMaxFindings`` | true / 10 | review diagnostics |
 | ``reviewChunkTokens`` / ``reviewNumPredict`` | 3000 / 1024 | large files are reviewed in chunks |

@@ -8,7 +8,7 @@ Order of work for one request, cheapest first:
 3. cancel-previous: a newer request for the same document supersedes this one, which then answers
    ``None`` instead of an error; the superseded HTTP call is closed, so the model server stops it;
 4. debounce (adaptive, skipped for explicit requests), then ``/api/show`` once per model to choose the
-   native Suffix-template path or raw mode with a family template;
+   native Suffix-template path, raw mode with a family template, or the chat fill-in (``chatfill``);
 5. ``/api/generate`` with ``X-Llamita-Session`` = this document's id, then the filters, then the cache;
    only an answer that finished (``done`` with a stop/length reason) is shown or cached: one the server
    cut short (a 499 or a partial reply, e.g. superseded by this document's newer request) is no completion.
@@ -31,6 +31,7 @@ from llamita.lsp.prompts import PromptError
 from llamita.lsp.settings import Settings
 from llamita.lsp.status import Status
 
+from . import chatfill
 from .cache import CompletionCache
 from .context import OtherFile, Window, build_window, snippet_block
 from .debounce import Debouncer
@@ -173,23 +174,38 @@ class CompletionEngine:
         model = settings.completion_model
         try:
             info = await self.model_info(model)
-            template = None
-            if not info.supports_insert:
-                template = load_template(
-                    family_for(model, info.family, settings.fim_template), settings.prompts_dir
-                )
+            chat = not info.supports_insert and chatfill.use_chat(model, info.family, settings.fim_template)
             snippets = snippet_block(list(request.others), request.language_id, settings.snippet_tokens)
-            body = request_body(
-                model,
-                window,
-                mode,
-                snippets=snippets,
-                template=template,
-                num_predict=settings.num_predict,
-                temperature=settings.temperature,
-                stop=settings.stop,
-                keep_alive=settings.keep_alive,
-            )
+            if chat:
+                body = chatfill.request_body(
+                    model,
+                    window,
+                    mode,
+                    language=request.language_id,
+                    snippets=snippets,
+                    num_predict=settings.num_predict,
+                    temperature=settings.temperature,
+                    stop=settings.stop,
+                    keep_alive=settings.keep_alive,
+                    prompts_dir=settings.prompts_dir,
+                )
+            else:
+                template = None
+                if not info.supports_insert:
+                    template = load_template(
+                        family_for(model, info.family, settings.fim_template), settings.prompts_dir
+                    )
+                body = request_body(
+                    model,
+                    window,
+                    mode,
+                    snippets=snippets,
+                    template=template,
+                    num_predict=settings.num_predict,
+                    temperature=settings.temperature,
+                    stop=settings.stop,
+                    keep_alive=settings.keep_alive,
+                )
             started = time.monotonic()
             self.stats.model_calls += 1
             answer = await self.client.generate(body, session=session_id(request.uri), priority="interactive")
@@ -212,9 +228,9 @@ class CompletionEngine:
             # would be offered at this position as if it were the model's whole answer.
             self.stats.superseded += 1
             return None
-        suggestion = postprocess(
-            str(answer.get("response") or ""), FilterContext(window.prefix, window.suffix, mode)
-        )
+        ctx = FilterContext(window.prefix, window.suffix, mode)
+        raw = str(answer.get("response") or "")
+        suggestion = postprocess(chatfill.extract(raw, ctx) if chat else raw, ctx)
         # "Nothing worth showing" is cached too (empty text): editors re-ask for the same position often.
         self.cache.put(model, before, after, suggestion or Suggestion(""))
         return suggestion
@@ -234,7 +250,12 @@ class CompletionEngine:
 
     async def _show(self, model: str) -> ModelInfo:
         info = await self.client.show(model)
-        path = "native FIM (suffix)" if info.supports_insert else "raw FIM template"
+        if info.supports_insert:
+            path = "native FIM (suffix)"
+        elif chatfill.use_chat(model, info.family, self.settings.fim_template):
+            path = "chat fill-in"
+        else:
+            path = "raw FIM template"
         self.status.info(f"completion model {model}: {path}")
         return info
 

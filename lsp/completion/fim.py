@@ -1,6 +1,6 @@
 """Fill-in-the-middle request bodies for ``/api/generate``.
 
-Two paths, chosen from ``/api/show``:
+Three paths, chosen from ``/api/show``:
 
 - **Suffix template** (the model has the ``insert`` capability): ``prompt`` = prefix, ``suffix`` =
   suffix, and the model's own Ollama template places its FIM tokens. Works with any correctly packaged
@@ -8,7 +8,9 @@ Two paths, chosen from ``/api/show``:
 - **Raw** (no ``insert``): ``raw: true`` and a prompt rendered from a per-family template in
   ``prompts/fim/<family>.txt`` (user-overridable), with that family's stop strings. The family comes from
   the ``fimTemplate`` setting, else from the model name and ``details.family``; StarCoder's tokens are the
-  fallback, as in Continue.
+  fallback, as in Continue, when ``fimTemplate`` names no family.
+- **Chat fill-in** (no ``insert`` and no family matches, or ``fimTemplate`` = ``chat``): see
+  :mod:`.chatfill`.
 
 Template file format: ``#`` comment lines and ``stop: <text>`` lines (``\\n``, ``\\t`` escapes), then a
 ``---`` line, then the template with ``$prefix`` and ``$suffix`` (``string.Template``, like every prompt
@@ -77,15 +79,18 @@ def load_template(name: str, override_dir: str = "") -> FimTemplate:
     return parse_template(name, prompts.load(f"fim/{name}.txt", directory))
 
 
-def family_for(model: str, family: str = "", forced: str = "") -> str:
-    """Which raw FIM template fits ``model`` (its name and ``/api/show`` ``details.family``)."""
-    if forced:
-        return forced
+def known_family(model: str, family: str = "") -> str:
+    """The FIM family whose template matches ``model`` by name or ``details.family``; "" for none."""
     haystack = f"{model} {family}".lower()
     for name, needles in _FAMILIES:
         if all(needle in haystack for needle in needles):
             return name
-    return DEFAULT_FAMILY
+    return ""
+
+
+def family_for(model: str, family: str = "", forced: str = "") -> str:
+    """Which raw FIM template fits ``model`` (its name and ``/api/show`` ``details.family``)."""
+    return forced or known_family(model, family) or DEFAULT_FAMILY
 
 
 def options(mode: Mode, num_predict: int, temperature: float, stop: list[str]) -> dict[str, Any]:

@@ -181,7 +181,8 @@ async def test_selected_popup_item_and_other_files_shape_the_prompt(
 @pytest.mark.model
 @pytest.mark.asyncio
 async def test_raw_fim_template_when_model_lacks_insert(proxy: ModelProxy) -> None:
-    options = {**FAST, "serverUrl": proxy.url, "completionModel": "smollm2:135m"}
+    # smollm2 matches no FIM family, so it gets the chat fill-in unless a raw template is forced.
+    options = {**FAST, "serverUrl": proxy.url, "completionModel": "smollm2:135m", "fimTemplate": "starcoder2"}
     async with language_server(options) as client:
         result = await client.text_document_inline_completion_async(_inline_params())
         _assert_items_on_cursor_line(result)
@@ -193,6 +194,23 @@ async def test_raw_fim_template_when_model_lacks_insert(proxy: ModelProxy) -> No
         )  # StarCoder tokens: the fallback family
         assert call.body["prompt"].endswith("<fim_middle>")
         assert "<fim_prefix>" in call.body["options"]["stop"]
+
+
+@pytest.mark.model
+@pytest.mark.asyncio
+async def test_chat_fill_in_for_a_model_without_fim_tokens(proxy: ModelProxy) -> None:
+    options = {**FAST, "serverUrl": proxy.url, "completionModel": "smollm2:135m", "numPredict": 32}
+    async with language_server(options) as client:
+        result = await client.text_document_inline_completion_async(_inline_params())
+        _assert_items_on_cursor_line(result)
+        [call] = proxy.fim_calls()
+        assert "raw" not in call.body and "suffix" not in call.body  # the server applies the chat template
+        assert (
+            "```python\nimport os\n\n\ndef add(a, b):\n    <HOLE>\n\nprint(add(1, 2))\n"
+            in call.body["prompt"]
+        )
+        assert "\n```" in call.body["options"]["stop"]
+        assert call.body["options"]["temperature"] == 0
 
 
 @pytest.mark.model
