@@ -179,7 +179,7 @@ def test_resource_options_are_bounded(models, options, check) -> None:
 
 
 def test_num_gpu_is_at_most_the_layer_count(models) -> None:
-    from llamita.server.runtime.runners import load_options
+    from llamita.server.runtime.loadplan import load_options
 
     plan = load_options(models["a"], {"num_gpu": 10**6})
     assert plan.num_gpu == plan.load.n_gpu_layers <= 3  # 2 blocks + the output layer (0 without GPU)
@@ -288,13 +288,14 @@ class FakeGPU:
     """Free VRAM as a GPU of ``total`` bytes reports it with the loaded runners' VRAM in use."""
 
     def __init__(self, monkeypatch: pytest.MonkeyPatch, total: int) -> None:
+        from llamita.server.runtime import loadplan
         from llamita.server.runtime import runners as module
 
         self.total = total
         self.runners: Runners | None = None
         self.reads_on_loop = 0
         self.reads = 0
-        monkeypatch.setattr(module, "supports_gpu", lambda: True)
+        monkeypatch.setattr(loadplan, "supports_gpu", lambda: True)
         monkeypatch.setattr(module, "free_vram", self.free)
 
     def free(self) -> int:
@@ -429,11 +430,11 @@ def test_idle_runners_holding_vram_are_evicted_least_recently_used_first(models,
 
 
 def test_without_a_gpu_free_vram_is_never_read_and_nothing_is_evicted_for_it(models, monkeypatch) -> None:
-    from llamita.server.runtime import runners as module
+    from llamita.server.runtime import loadplan
     from llamita.server.runtime.memory import GPU_RESERVE
 
     gpu = FakeGPU(monkeypatch, GPU_RESERVE)  # no room at all, if it were asked
-    monkeypatch.setattr(module, "supports_gpu", lambda: False)
+    monkeypatch.setattr(loadplan, "supports_gpu", lambda: False)
 
     async def scenario():
         runners = gpu.attach(Runners(FakeEngine))
