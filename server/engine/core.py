@@ -35,6 +35,7 @@ from .delivery import Outbox
 from .embed import Embedder
 from .inbox import Abort, Add, Call, Item
 from .llama import Context, ContextOptions, LoadOptions, Model
+from .pacing import Pacing
 from .request import (
     CANCELED,
     SUPERSEDED,
@@ -105,13 +106,8 @@ class Engine:
         self.failure: str | None = None  # why the engine thread died (then it is not ``healthy``)
         self._decoder = Decoder(self.ctx, self.scheduler.slots, self._decoded, self._fail)
         self.counters = EngineStats()
-        self.step_target = step_target
-        self.decode_share = decode_share
-        self.solo_step_target = solo_step_target
-        self.interactive_window = interactive_window
-        self._last_interactive = float("-inf")  # when the last interactive request arrived
+        self.pacing = Pacing(step_target, decode_share, solo_step_target, interactive_window)
         self._urgent = False  # an interactive request arrived during this step
-        self._sec_per_token: float | None = None  # prompt-evaluation cost, moving average
         self._cv = threading.Condition()
         self._inbox: deque[Item] = deque()
         self._samplers: dict[int, Sampler] = {}
@@ -336,7 +332,7 @@ class Engine:
                 try:
                     self.validate(request.prompt)  # defence in depth: ``submit`` takes any Request
                     if request.priority == Priority.INTERACTIVE:
-                        self._last_interactive = time.monotonic()
+                        self.pacing.last_interactive = time.monotonic()
                     if request.session is not None:
                         for old in self.scheduler.of_session(request.session):
                             self._finish_surely(old, RequestStatus.FINISHED_ABORTED, SUPERSEDED)
@@ -359,16 +355,16 @@ class Engine:
         for request in self.scheduler.admit(self.ctx):
             self._start(request)
         target = self._step_time()  # None until a first step measured the cost: a modest chunk
-        output = self.scheduler.schedule(64 if target is None else max(8, int(target / self._sec_per_token)))
+        output = self.scheduler.schedule(self.pacing.chunk(target))
         if not output.chunks:
             return
         self._make_room(output.n_tokens)
         self.counters.steps += 1
         # A long step (a prompt alone) stops for a keystroke instead of making it wait.
-        preempt = self._urgent_waiting if target is not None and target > self.step_target else None
+        preempt = self._urgent_waiting if self.pacing.long(target) else None
         seconds = self._decoder.decode(output.chunks, preempt)
         if seconds is not None:
-            self._learn_cost(output.n_tokens, seconds)
+            self.pacing.learn(output.n_tokens, seconds)
 
     def _urgent_waiting(self) -> bool:
         """Polled by llama.cpp during a long step: has an interactive request arrived since?"""
@@ -385,35 +381,11 @@ class Engine:
         self.scheduler.slots.make_room(self.ctx, n_tokens, self.ctx.n_ctx)
 
     def _step_time(self) -> float | None:
-        """Seconds of prompt evaluation one step may take (None: not measured yet).
-
-        While some request is generating, steps are kept to ``decode_share`` of ``step_target``:
-        each step yields only one token per generating request, so a long prefill step
-        would stretch every completion in flight.  A prompt evaluated alone gets
-        ``solo_step_target``: small chunks waste most of a CPU's matmul throughput (a 3k-token
-        prompt ran at a quarter of bare llama.cpp's rate in 0.3 s steps), and a newcomer
-        waits at most one such step before it shares the batch; an interactive newcomer stops
-        the step instead (``preempt``).  Not while editors are typing (an interactive request
-        within ``interactive_window`` seconds): each keystroke would stop a long step.
-        """
-        if self._sec_per_token is None:
-            return None
-        running = self.scheduler.running
-        if any(r.status == RequestStatus.DECODING for r in running):
-            return self.step_target * self.decode_share
-        if (
-            len(running) == 1
-            and not self.scheduler.waiting
-            and time.monotonic() - self._last_interactive > self.interactive_window
-        ):
-            return max(self.step_target, self.solo_step_target)
-        return self.step_target
-
-    def _learn_cost(self, n_tokens: int, seconds: float) -> None:
-        if n_tokens < 16:
-            return  # decode-only steps are dominated by fixed costs
-        cost = seconds / n_tokens
-        self._sec_per_token = cost if self._sec_per_token is None else 0.7 * self._sec_per_token + 0.3 * cost
+        """Seconds of prompt evaluation this step may take (see :mod:`pacing`)."""
+        running, scheduler = self.scheduler.running, self.scheduler
+        decoding = any(r.status == RequestStatus.DECODING for r in running)
+        alone = len(running) == 1 and not scheduler.waiting
+        return self.pacing.step_time(decoding, alone, time.monotonic())
 
     def _start(self, request: Request) -> None:
         request.t_admitted = time.monotonic()

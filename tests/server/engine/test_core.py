@@ -206,11 +206,11 @@ def test_a_prompt_evaluated_alone_gets_long_steps_and_yields_once_others_run(eng
     from llamita.server.engine.request import RequestStatus
 
     def step_times() -> dict[str, float | None]:
-        scheduler = engine.scheduler
-        saved = (scheduler.running, engine._sec_per_token, engine._last_interactive)
+        scheduler, pacing = engine.scheduler, engine.pacing
+        saved = (scheduler.running, pacing.sec_per_token, pacing.last_interactive)
         prefill = SimpleNamespace(status=RequestStatus.PREFILLING)
         decode = SimpleNamespace(status=RequestStatus.DECODING)
-        engine._sec_per_token = 0.001
+        pacing.sec_per_token = 0.001
         try:
             out = {}
             for name, running in {
@@ -221,18 +221,19 @@ def test_a_prompt_evaluated_alone_gets_long_steps_and_yields_once_others_run(eng
                 scheduler.running = running
                 out[name] = engine._step_time()
             scheduler.running = [prefill]
-            engine._last_interactive = time.monotonic()
+            pacing.last_interactive = time.monotonic()
             out["typing"] = engine._step_time()
             return out
         finally:
-            scheduler.running, engine._sec_per_token, engine._last_interactive = saved
+            scheduler.running, pacing.sec_per_token, pacing.last_interactive = saved
 
     got = engine.call(step_times).result(timeout=600)  # between steps, on the engine thread
+    pacing = engine.pacing
     assert got == {
-        "alone": engine.solo_step_target,
-        "two": engine.step_target,
-        "decode": engine.step_target * engine.decode_share,
-        "typing": engine.step_target,
+        "alone": pacing.solo_step_target,
+        "two": pacing.step_target,
+        "decode": pacing.step_target * pacing.decode_share,
+        "typing": pacing.step_target,
     }
 
 
