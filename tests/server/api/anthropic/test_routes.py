@@ -4,11 +4,11 @@ first byte (what a real model cannot be made to do on cue: fail mid-stream, be s
 from __future__ import annotations
 
 import json
-from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
 from nativechunks import USER_HI, chat_chunk, chat_done
+from scriptedruntime import ScriptedRuntime
 from starlette.applications import Starlette
 from starlette.testclient import TestClient
 
@@ -17,37 +17,8 @@ from llamita.server.api.anthropic.response import anthropic_error
 from llamita.server.api.errors import APIError
 from llamita.server.engine import QueueFull
 from llamita.server.runtime.errors import Canceled, ModelMissing
-from llamita.server.runtime.requests import ChatRequest
 
 BODY = {"model": "m", "max_tokens": 8, "messages": USER_HI}
-
-
-class ScriptedRuntime:
-    """Stands in for ``app.state.runtime``: records requests, replays a script of chunks and errors."""
-
-    def __init__(self) -> None:
-        self.requests: list[ChatRequest] = []
-        self.script: list[dict[str, Any] | Exception] = []
-        self.closed = False
-
-    async def _replay(self) -> AsyncIterator[dict[str, Any]]:
-        try:
-            for item in self.script:
-                if isinstance(item, Exception):
-                    raise item
-                yield item
-        finally:
-            self.closed = True
-
-    def chat(
-        self,
-        req: ChatRequest,
-        session: str | None = None,
-        priority: str | None = None,
-        owner: str | None = None,
-    ) -> Any:
-        self.requests.append(req)
-        return self._replay()
 
 
 @pytest.fixture

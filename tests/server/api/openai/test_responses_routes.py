@@ -4,47 +4,18 @@ the first byte."""
 from __future__ import annotations
 
 import json
-from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
 from nativechunks import chat_chunk, chat_done, native_call
+from scriptedruntime import ScriptedRuntime
 from starlette.applications import Starlette
 from starlette.testclient import TestClient
 
 from llamita.server.api.errors import APIError
 from llamita.server.api.openai import routes as openai
-from llamita.server.runtime.requests import ChatRequest
 
 BODY = {"model": "m", "input": "hi"}
-
-
-class ScriptedRuntime:
-    """Stands in for ``app.state.runtime``: records the chat requests, replays a script."""
-
-    def __init__(self) -> None:
-        self.requests: list[ChatRequest] = []
-        self.script: list[dict[str, Any] | Exception] = []
-        self.closed = False
-
-    def chat(
-        self,
-        req: ChatRequest,
-        session: str | None = None,
-        priority: str | None = None,
-        owner: str | None = None,
-    ) -> Any:
-        self.requests.append(req)
-        return self._replay()
-
-    async def _replay(self) -> AsyncIterator[dict[str, Any]]:
-        try:
-            for item in self.script:
-                if isinstance(item, Exception):
-                    raise item
-                yield item
-        finally:
-            self.closed = True
 
 
 @pytest.fixture

@@ -6,7 +6,6 @@ import asyncio
 import base64
 import json
 import struct
-from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
@@ -23,6 +22,7 @@ from nativechunks import (
     gen_done,
     native_call,
 )
+from scriptedruntime import ScriptedRuntime
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse
@@ -33,54 +33,9 @@ from llamita.server.api.openai import response as openai_response
 from llamita.server.api.openai import routes as openai
 from llamita.server.api.request import chat_request, embed_request
 from llamita.server.api.stream import respond
-from llamita.server.runtime.requests import ChatRequest, EmbedRequest, GenerateRequest
 from llamita.server.store.names import Name
 
 # --- handlers over scripted native chunks ---------------------------------------------------
-
-
-class FakeNative:
-    """Stands in for the runtime (``app.state.runtime``): records requests, replays a script."""
-
-    def __init__(self) -> None:
-        self.bodies: list[Any] = []
-        self.script: list[dict[str, Any] | Exception] = []
-        self.embed_reply: dict[str, Any] | Exception = EMBEDDINGS
-        self.closed = False
-
-    async def _replay(self, req: Any) -> AsyncIterator[dict[str, Any]]:
-        self.bodies.append(req)
-        try:
-            for item in self.script:
-                if isinstance(item, Exception):
-                    raise item
-                yield item
-        finally:
-            self.closed = True
-
-    def chat(
-        self,
-        req: ChatRequest,
-        session: str | None = None,
-        priority: str | None = None,
-        owner: str | None = None,
-    ) -> AsyncIterator[dict[str, Any]]:
-        return self._replay(req)
-
-    def generate(
-        self,
-        req: GenerateRequest,
-        session: str | None = None,
-        priority: str | None = None,
-        owner: str | None = None,
-    ) -> AsyncIterator[dict[str, Any]]:
-        return self._replay(req)
-
-    async def embed(self, req: EmbedRequest, owner: str | None = None) -> dict[str, Any]:
-        self.bodies.append(req)
-        if isinstance(self.embed_reply, Exception):
-            raise self.embed_reply
-        return self.embed_reply
 
 
 class FakeStore:
@@ -95,12 +50,12 @@ class FakeStore:
 
 
 @pytest.fixture
-def native() -> FakeNative:
-    return FakeNative()
+def native() -> ScriptedRuntime:
+    return ScriptedRuntime()
 
 
 @pytest.fixture
-def client(native: FakeNative) -> TestClient:
+def client(native: ScriptedRuntime) -> TestClient:
     app = Starlette(routes=openai.ROUTES)
     app.state.store = FakeStore(MANIFESTS)
     app.state.runtime = native
@@ -118,7 +73,7 @@ def sse_events(text: str) -> list[Any]:
     return events
 
 
-def test_chat_non_stream(client: TestClient, native: FakeNative) -> None:
+def test_chat_non_stream(client: TestClient, native: ScriptedRuntime) -> None:
     native.script = [chat_chunk("Hi"), chat_chunk(" there"), chat_done()]
     r = client.post("/v1/chat/completions", json={"model": "m", "messages": USER_HI, "max_tokens": 5})
     assert r.status_code == 200 and r.headers["content-type"] == "application/json"
@@ -126,7 +81,7 @@ def test_chat_non_stream(client: TestClient, native: FakeNative) -> None:
     assert body["id"].startswith("chatcmpl-") and body["object"] == "chat.completion"
     assert body["choices"][0]["message"] == {"role": "assistant", "content": "Hi there"}
     assert body["usage"]["total_tokens"] == 10
-    assert native.bodies == [
+    assert native.requests == [
         chat_request(
             {
                 "model": "m",
@@ -138,7 +93,7 @@ def test_chat_non_stream(client: TestClient, native: FakeNative) -> None:
     ]
 
 
-def test_chat_stream_with_usage(client: TestClient, native: FakeNative) -> None:
+def test_chat_stream_with_usage(client: TestClient, native: ScriptedRuntime) -> None:
     native.script = [chat_chunk("Hi"), chat_chunk("!"), chat_done()]
     body = {"model": "m", "messages": USER_HI, "stream": True, "stream_options": {"include_usage": True}}
     r = client.post("/v1/chat/completions", json=body)
@@ -157,7 +112,7 @@ def test_chat_stream_with_usage(client: TestClient, native: FakeNative) -> None:
     assert native.closed
 
 
-def test_chat_stream_tool_calls(client: TestClient, native: FakeNative) -> None:
+def test_chat_stream_tool_calls(client: TestClient, native: ScriptedRuntime) -> None:
     native.script = [chat_chunk(tool_calls=[native_call("weather", {"city": "Oslo"})]), chat_done()]
     r = client.post(
         "/v1/chat/completions",
@@ -167,12 +122,12 @@ def test_chat_stream_tool_calls(client: TestClient, native: FakeNative) -> None:
     (call,) = chunks[0]["choices"][0]["delta"]["tool_calls"]
     assert call["function"] == {"name": "weather", "arguments": '{"city":"Oslo"}'} and call["index"] == 0
     assert chunks[-1]["choices"][0]["finish_reason"] == "tool_calls"
-    assert native.bodies[0].tools == [{"type": "function"}]
+    assert native.requests[0].tools == [{"type": "function"}]
 
 
 @pytest.mark.parametrize("stream", [False, True], ids=["non-stream", "stream"])
 def test_error_before_first_chunk_keeps_its_status(
-    client: TestClient, native: FakeNative, stream: bool
+    client: TestClient, native: ScriptedRuntime, stream: bool
 ) -> None:
     native.script = [APIError("model 'nope' not found", 404)]
     r = client.post("/v1/chat/completions", json={"model": "nope", "messages": USER_HI, "stream": stream})
@@ -180,7 +135,7 @@ def test_error_before_first_chunk_keeps_its_status(
     assert r.json() == openai_response.openai_error("model 'nope' not found", 404)
 
 
-def test_error_mid_stream_is_a_final_error_event(client: TestClient, native: FakeNative) -> None:
+def test_error_mid_stream_is_a_final_error_event(client: TestClient, native: ScriptedRuntime) -> None:
     native.script = [chat_chunk("partial"), RuntimeError("runner crashed")]
     r = client.post("/v1/chat/completions", json={"model": "m", "messages": USER_HI, "stream": True})
     assert r.status_code == 200
@@ -190,19 +145,21 @@ def test_error_mid_stream_is_a_final_error_event(client: TestClient, native: Fak
     assert native.closed
 
 
-def test_in_band_native_error_mid_stream(client: TestClient, native: FakeNative) -> None:
+def test_in_band_native_error_mid_stream(client: TestClient, native: ScriptedRuntime) -> None:
     native.script = [gen_chunk("a"), {"error": "out of memory"}]
     r = client.post("/v1/completions", json={"model": "m", "prompt": "x", "stream": True})
     assert sse_events(r.text)[-1] == openai_response.openai_error("out of memory", 500)
 
 
-def test_error_after_first_chunk_without_stream(client: TestClient, native: FakeNative) -> None:
+def test_error_after_first_chunk_without_stream(client: TestClient, native: ScriptedRuntime) -> None:
     native.script = [chat_chunk("partial"), APIError("request canceled", 499)]
     r = client.post("/v1/chat/completions", json={"model": "m", "messages": USER_HI})
     assert r.status_code == 499 and r.json()["error"]["type"] == "canceled"
 
 
-def test_cancel_mid_stream_is_a_canceled_event_without_done(client: TestClient, native: FakeNative) -> None:
+def test_cancel_mid_stream_is_a_canceled_event_without_done(
+    client: TestClient, native: ScriptedRuntime
+) -> None:
     native.script = [gen_chunk("a"), APIError("request canceled", 499)]
     r = client.post("/v1/completions", json={"model": "m", "prompt": "x", "stream": True})
     assert sse_events(r.text)[-1] == openai_response.openai_error("request canceled", 499)  # no [DONE]
@@ -230,11 +187,11 @@ def test_cancel_mid_stream_is_a_canceled_event_without_done(client: TestClient, 
     ],
 )
 def test_request_errors_never_reach_native(
-    client: TestClient, native: FakeNative, path: str, payload: dict[str, Any], message: str
+    client: TestClient, native: ScriptedRuntime, path: str, payload: dict[str, Any], message: str
 ) -> None:
     r = client.post(path, json=payload)
     assert (r.status_code, r.json()) == (400, openai_response.openai_error(message, 400))
-    assert native.bodies == []
+    assert native.requests == []
 
 
 def test_missing_body(client: TestClient) -> None:
@@ -242,7 +199,7 @@ def test_missing_body(client: TestClient) -> None:
     assert (r.status_code, r.json()["error"]["message"]) == (400, "missing request body")
 
 
-def test_completions_forward_suffix_for_fim(client: TestClient, native: FakeNative) -> None:
+def test_completions_forward_suffix_for_fim(client: TestClient, native: ScriptedRuntime) -> None:
     native.script = [gen_chunk("a + b"), gen_done()]
     r = client.post(
         "/v1/completions",
@@ -250,7 +207,7 @@ def test_completions_forward_suffix_for_fim(client: TestClient, native: FakeNati
     )
     assert r.json()["choices"] == [{"text": "a + b", "index": 0, "finish_reason": "stop"}]
     assert r.json()["id"].startswith("cmpl-")
-    (sent,) = native.bodies
+    (sent,) = native.requests
     assert (sent.prompt, sent.suffix, sent.options["num_predict"]) == (
         "def add(a, b):\n    return ",
         "\n",
@@ -258,7 +215,7 @@ def test_completions_forward_suffix_for_fim(client: TestClient, native: FakeNati
     )
 
 
-def test_completions_stream_with_usage(client: TestClient, native: FakeNative) -> None:
+def test_completions_stream_with_usage(client: TestClient, native: ScriptedRuntime) -> None:
     native.script = [gen_chunk("x"), gen_chunk("y"), gen_done("length")]
     r = client.post(
         "/v1/completions",
@@ -279,7 +236,7 @@ def test_completions_stream_with_usage(client: TestClient, native: FakeNative) -
 
 
 @pytest.mark.parametrize("encoding", [None, "float", "base64"], ids=["default", "float", "base64"])
-def test_embeddings(client: TestClient, native: FakeNative, encoding: str | None) -> None:
+def test_embeddings(client: TestClient, native: ScriptedRuntime, encoding: str | None) -> None:
     payload: dict[str, Any] = {"model": "e", "input": ["a", "b"], "dimensions": 2}
     if encoding:
         payload["encoding_format"] = encoding
@@ -290,10 +247,10 @@ def test_embeddings(client: TestClient, native: FakeNative, encoding: str | None
         vectors = [list(struct.unpack("<2f", base64.b64decode(v))) for v in vectors]
     assert vectors == EMBEDDINGS["embeddings"]
     assert (body["model"], body["usage"]) == ("e", {"prompt_tokens": 6, "total_tokens": 6})
-    assert native.bodies == [embed_request({"model": "e", "input": ["a", "b"], "dimensions": 2})]
+    assert native.requests == [embed_request({"model": "e", "input": ["a", "b"], "dimensions": 2})]
 
 
-def test_embedding_native_error(client: TestClient, native: FakeNative) -> None:
+def test_embedding_native_error(client: TestClient, native: ScriptedRuntime) -> None:
     native.embed_reply = APIError('model "e" not found, try pulling it first', 404)
     r = client.post("/v1/embeddings", json={"model": "e", "input": "a"})
     assert (r.status_code, r.json()["error"]["type"]) == (404, "not_found_error")
@@ -343,7 +300,7 @@ def test_retrieve_model_errors(client: TestClient, path: str, status: int, messa
     assert (r.status_code, r.json()) == (status, openai_response.openai_error(message, status))
 
 
-def test_closing_a_stream_stops_native_generation(native: FakeNative) -> None:
+def test_closing_a_stream_stops_native_generation(native: ScriptedRuntime) -> None:
     """A client that hangs up closes the SSE body, which must close the runtime's iterator."""
     native.script = [chat_chunk("a"), chat_chunk("b"), chat_done()]
 
