@@ -65,6 +65,8 @@ class ModelInfo:
     family: str
     template: str
     context_length: int = 0  # the trained context (``<arch>.context_length``); 0 when not reported
+    # Control and user-defined tokens of the vocabulary (``verbose`` show only): FIM and repo markers.
+    special_tokens: frozenset[str] = frozenset()
 
     @property
     def supports_insert(self) -> bool:
@@ -83,7 +85,25 @@ class ModelInfo:
             family=str(details.get("family") or ""),
             template=str(body.get("template") or ""),
             context_length=int(trained[0]) if trained and isinstance(trained[0], int) else 0,
+            special_tokens=special_tokens(body.get("model_info") or {}),
         )
+
+
+def special_tokens(model_info: dict[str, Any]) -> frozenset[str]:
+    """The vocabulary's control and user-defined tokens (GGUF token types 3 and 4).
+
+    Only a ``verbose`` ``/api/show`` lists the vocabulary (otherwise it is null). Without token types,
+    tokens shaped like markers (``<...>``, no spaces) are taken instead.
+    """
+    tokens = model_info.get("tokenizer.ggml.tokens")
+    if not isinstance(tokens, list):
+        return frozenset()
+    types = model_info.get("tokenizer.ggml.token_type")
+    if isinstance(types, list) and len(types) == len(tokens):
+        return frozenset(str(t) for t, kind in zip(tokens, types, strict=True) if kind in (3, 4))
+    return frozenset(
+        t for t in tokens if isinstance(t, str) and t.startswith("<") and t.endswith(">") and " " not in t
+    )
 
 
 def tls_verify() -> ssl.SSLContext | bool:
@@ -166,8 +186,10 @@ class OllamaClient:
         """``/api/tags``: the server's models, newest first."""
         return list((await self._json("GET", "/api/tags")).get("models") or [])
 
-    async def show(self, model: str) -> ModelInfo:
-        return ModelInfo.from_show(model, await self._json("POST", "/api/show", {"model": model}))
+    async def show(self, model: str, *, verbose: bool = False) -> ModelInfo:
+        """``/api/show``; ``verbose`` adds the vocabulary (megabytes for a large one: ask once per model)."""
+        body: dict[str, Any] = {"model": model, **({"verbose": True} if verbose else {})}
+        return ModelInfo.from_show(model, await self._json("POST", "/api/show", body))
 
     async def generate(
         self, body: dict[str, Any], *, session: str = "", priority: str = ""

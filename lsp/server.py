@@ -34,6 +34,7 @@ from llamita.lsp.completion.acceptance import (
 )
 from llamita.lsp.completion.context import OtherFile
 from llamita.lsp.completion.engine import CompletionEngine, CompletionRequest
+from llamita.lsp.completion.recent import RecentFiles
 from llamita.lsp.review.diagnostics import quick_fixes, to_diagnostic
 from llamita.lsp.review.engine import Finding, reanchor, review_text
 from llamita.lsp.rules import load as load_rules
@@ -45,7 +46,7 @@ from .status import Status
 
 log = logging.getLogger("llamita.lsp")
 REVIEW_COMMAND = "llamita.reviewFile"
-MAX_OTHER_FILES = 3
+MAX_OTHER_FILES = 20  # open documents offered to the snippet ranking (recently closed ones come on top)
 LABEL_CHARS = 60
 
 
@@ -74,6 +75,7 @@ class LlamitaServer(LanguageServer):
         self._reviews: dict[str, asyncio.Task[list[Finding]]] = {}
         self._reviewed: dict[str, tuple[bytes, list[Finding]]] = {}
         self._edits: dict[str, tuple[float, int]] = {}
+        self.recent = RecentFiles()
         self._background: set[asyncio.Task[Any]] = set()
         self._inline_client = False
         self._ready = False
@@ -151,6 +153,9 @@ class LlamitaServer(LanguageServer):
             if isinstance(change, types.TextDocumentContentChangePartial):
                 line = change.range.start.line
         self._edits[uri] = (time.monotonic(), line)
+        document = self.workspace.get_text_document(uri)
+        if document.path:
+            self.recent.touch(uri, document.path, document.source)
         old = self.findings.get(uri)
         if old:
             moved = reanchor(old, self.workspace.get_text_document(uri).source)
@@ -172,21 +177,29 @@ class LlamitaServer(LanguageServer):
         if self.findings.pop(uri, None) is not None:
             self.text_document_publish_diagnostics(types.PublishDiagnosticsParams(uri=uri, diagnostics=[]))
 
+    def _root_for(self, path: str) -> str:
+        """The workspace folder holding ``path`` (the innermost one), else the workspace root."""
+        roots = [to_fs_path(f.uri) or "" for f in self.workspace.folders.values()]
+        inside = [r for r in roots if r and path.startswith(r.rstrip(os.sep) + os.sep)]
+        return max(inside, key=len) if inside else (self.workspace.root_path or "")
+
+    def _relative(self, path: str) -> str:
+        root = self._root_for(path)
+        shown = os.path.relpath(path, root) if root and path.startswith(root) else path
+        return shown.replace(os.sep, "/")
+
     def _others(self, uri: str) -> tuple[OtherFile, ...]:
-        recent = sorted(
-            ((when, line, other) for other, (when, line) in self._edits.items() if other != uri),
-            reverse=True,
-        )[:MAX_OTHER_FILES]
-        root = self.workspace.root_path
+        """Other open documents (the most recently edited first), then recently edited closed ones."""
+        documents = self.workspace.text_documents
+        edited = sorted(documents, key=lambda u: self._edits.get(u, (0.0, 0)), reverse=True)
         out: list[OtherFile] = []
-        for _, line, other in recent:
-            document = self.workspace.text_documents.get(other)
-            if document is None:
-                continue
-            path = document.path
-            if root and path.startswith(root):
-                path = os.path.relpath(path, root)
-            out.append(OtherFile(path, document.source, line))
+        for other in edited[:MAX_OTHER_FILES]:
+            document = documents[other]
+            if other != uri and document.path:
+                out.append(OtherFile(self._relative(document.path), document.source, self._edits.get(other, (0, 0))[1]))
+        for closed in self.recent.newest_first(exclude=uri):
+            if closed.uri not in documents:
+                out.append(OtherFile(self._relative(closed.path), closed.text, 0))
         return tuple(out)
 
     # -- completions ----------------------------------------------------------------------------------
@@ -218,6 +231,9 @@ class LlamitaServer(LanguageServer):
             language_id=document.language_id or "",
             invoked=invoked,
             others=self._others(uri),
+            path=document.path or "",
+            root=self._root_for(document.path) if document.path else "",
+            buffers={d.path: d.source for d in self.workspace.text_documents.values() if d.path},
         )
         suggestion = await self.completions.complete(request)
         if suggestion is None:

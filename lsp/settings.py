@@ -14,7 +14,8 @@ environment is read through :mod:`llamita.lsp.config`.
 | ``completionItems`` | ``"auto"`` | popup fallback: auto (clients without inline), always, never |
 | ``debounceMs`` / ``adaptiveDebounce`` | 150 / true | wait before asking the model while typing |
 | ``contextTokens`` / ``suffixShare`` | 1536 / 0.25 | FIM window budget and the suffix's part of it |
-| ``snippetTokens`` | 256 | context from other open files (0: none) |
+| ``context`` | true | repository context before the prefix: imported definitions, similar snippets |
+| ``snippetTokens`` / ``definitionShare`` | 384 / 0.5 | its token budget (0: none), the definitions' part |
 | ``numPredict`` / ``temperature`` / ``stop`` | 128 / 0.2 / [] | FIM generation options |
 | ``keepAlive`` | ``"30m"`` | keeps the completion model loaded |
 | ``fimTemplate`` | ``""`` | raw FIM template (``prompts/fim/<name>.txt``) or ``chat`` (chat fill-in) |
@@ -46,7 +47,9 @@ _KEYS = {
     "adaptiveDebounce": "adaptive_debounce",
     "contextTokens": "context_tokens",
     "suffixShare": "suffix_share",
+    "context": "context",
     "snippetTokens": "snippet_tokens",
+    "definitionShare": "definition_share",
     "numPredict": "num_predict",
     "temperature": "temperature",
     "stop": "stop",
@@ -74,7 +77,9 @@ class Settings:
     adaptive_debounce: bool = True
     context_tokens: int = 1536
     suffix_share: float = 0.25
-    snippet_tokens: int = 256
+    context: bool = True
+    snippet_tokens: int = 384
+    definition_share: float = 0.5
     num_predict: int = 128
     temperature: float = 0.2
     stop: list[str] = field(default_factory=list)

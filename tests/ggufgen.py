@@ -31,6 +31,8 @@ N_CTX = 512
 HEAD_DIM = N_EMBD // N_HEAD
 
 FIM_TOKENS = ("<|fim_prefix|>", "<|fim_suffix|>", "<|fim_middle|>", "<|fim_pad|>", "<|endoftext|>")
+# Qwen2.5-Coder's repository-level markers (the language server's repo-level FIM format).
+REPO_TOKENS = ("<|repo_name|>", "<|file_sep|>")
 _WORDS = (
     "def",
     "return",
@@ -127,11 +129,13 @@ def write_tiny_gguf(
     name: str = "tiny-test",
     pooling: str | None = None,
     causal: bool = True,
+    repo_tokens: bool = False,
 ) -> Path:
     """Write the model to ``path`` and return it.
 
     ``fim`` adds the ``<|fim_*|>`` control tokens; ``fim_keys`` also records their ids under
     ``tokenizer.ggml.fim_{pre,suf,mid,pad}_token_id`` (off: only a vocab scan can find them).
+    ``repo_tokens`` adds ``<|repo_name|>`` and ``<|file_sep|>`` (Qwen2.5-Coder's repo-level format).
     ``file_type`` is F16 or F32 (2-D weights in that type, norms always F32) or Q8_0.
     ``pooling`` (``mean``, ``cls``, ``last``, ``none``) writes ``llama.pooling_type``, which
     llama.cpp reads for every architecture: an embedding model. ``causal=False`` writes
@@ -139,7 +143,8 @@ def write_tiny_gguf(
     """
     if file_type not in _FILE_TYPES:
         raise ValueError(f"file_type must be one of {sorted(_FILE_TYPES)}, not {file_type!r}")
-    writer, tokens = _writer(path, "llama", name, fim, fim_keys, vocab_extra, chat_template, file_type)
+    extra = (*vocab_extra, *(REPO_TOKENS if repo_tokens else ()))
+    writer, tokens = _writer(path, "llama", name, fim, fim_keys, extra, chat_template, file_type)
     writer.add_feed_forward_length(N_FF)
     writer.add_head_count(N_HEAD)
     writer.add_head_count_kv(N_HEAD_KV)

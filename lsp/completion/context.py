@@ -1,4 +1,4 @@
-"""FIM context: the prefix and suffix windows around the cursor, and snippets from other open files.
+"""FIM context: the prefix and suffix windows around the cursor (other files: :mod:`.repocontext`).
 
 Budgets are in tokens, estimated from characters (no tokenizer on the client side: the model may live on
 another box). The layout is *keystroke-stable*: the prefix window starts on a line number that is a
@@ -6,7 +6,7 @@ multiple of ``snap`` lines, so while the user types, consecutive prompts begin w
 model server (llamita keeps each editor's KV cache) only evaluates the few tokens that changed. Without
 snapping, a window that slides by one line per new line would invalidate the whole cached prompt.
 
-    prompt = [snippets from other files] + prefix window + <cursor> + suffix window
+    prompt = [repository context] + prefix window + <cursor> + suffix window
 
 Everything here is pure: text in, text out.
 """
@@ -45,7 +45,7 @@ _LINE_COMMENTS = {
 
 
 def line_comment(language_id: str) -> str:
-    """The line-comment marker used to quote other files' snippets in the prompt."""
+    """The line-comment marker used to quote other files' code in the prompt."""
     return _LINE_COMMENTS.get(language_id, "//")
 
 
@@ -116,41 +116,8 @@ def build_window(before: str, after: str, budget: int, suffix_share: float, snap
 
 @dataclass(frozen=True)
 class OtherFile:
-    """An open document other than the one being completed, and where the user last edited it."""
+    """Another open or recently edited document (``path`` as shown in the prompt) and its last edited line."""
 
     path: str
     text: str
     focus_line: int
-
-
-def snippet_block(others: list[OtherFile], language_id: str, budget: int, snap: int = SNAP_LINES) -> str:
-    """Commented excerpts of ``others`` (most relevant first) to place before the prefix window.
-
-    Each excerpt is the snap-aligned block of lines around the file's last edit, so it does not change
-    while the user types elsewhere: the snippet block stays a stable head of the prompt.
-    """
-    if budget <= 0:
-        return ""
-    marker = line_comment(language_id)
-    parts: list[str] = []
-    used = 0
-    for other in others:
-        lines = other.text.split("\n")
-        start = max(0, min(other.focus_line, len(lines) - 1) // snap * snap - snap // 2)
-        header = f"{marker} Path: {other.path}\n"
-        body: list[str] = []
-        cost = estimate_tokens(header)
-        for line in lines[start : start + 4 * snap]:
-            quoted = f"{marker} {line}\n" if line.strip() else f"{marker}\n"
-            line_cost = estimate_tokens(quoted)
-            if used + cost + line_cost > budget:
-                break
-            body.append(quoted)
-            cost += line_cost
-        if not any(line.strip(marker + " \n") for line in body):
-            continue
-        parts.append(header + "".join(body))
-        used += cost
-        if used >= budget:
-            break
-    return "".join(parts)

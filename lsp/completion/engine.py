@@ -8,7 +8,9 @@ Order of work for one request, cheapest first:
 3. cancel-previous: a newer request for the same document supersedes this one, which then answers
    ``None`` instead of an error; the superseded HTTP call is closed, so the model server stops it;
 4. debounce (adaptive, skipped for explicit requests), then ``/api/show`` once per model to choose the
-   native Suffix-template path, raw mode with a family template, or the chat fill-in (``chatfill``);
+   repo-level format (``repo``: the vocabulary has ``<|repo_name|>`` and ``<|file_sep|>``), the native
+   Suffix-template path, raw mode with a family template, or the chat fill-in (``chatfill``); the
+   repository context (``repocontext``: imported definitions, similar snippets) goes before the prefix;
 5. ``/api/generate`` with ``X-Llamita-Session`` = this document's id, then the filters, then the cache;
    only an answer that finished (``done`` with a stop/length reason) is shown or cached: one the server
    cut short (a 499 or a partial reply, e.g. superseded by this document's newer request) is no completion.
@@ -24,6 +26,7 @@ import asyncio
 import hashlib
 import os
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 from llamita.lsp.client import ModelInfo, ModelServerError, OllamaClient, ResponseError, ServerUnreachable
@@ -31,12 +34,14 @@ from llamita.lsp.prompts import PromptError
 from llamita.lsp.settings import Settings
 from llamita.lsp.status import Status
 
-from . import chatfill
+from . import chatfill, repo, repocontext
 from .cache import CompletionCache
-from .context import OtherFile, Window, build_window, snippet_block
+from .context import OtherFile, Window, build_window, line_comment
 from .debounce import Debouncer
 from .filters import FilterContext, Suggestion, postprocess
 from .fim import TemplateError, family_for, load_template, request_body
+from .imports import reader
+from .repocontext import RepoContext, render_comments
 from .syntax import Mode, decide
 
 RETRY_AFTER = 5.0
@@ -51,6 +56,9 @@ class CompletionRequest:
     language_id: str
     invoked: bool = False
     others: tuple[OtherFile, ...] = field(default=())
+    path: str = ""  # the document's file-system path ("" for an untitled buffer)
+    root: str = ""  # the workspace folder holding it ("" when none)
+    buffers: Mapping[str, str] = field(default_factory=dict)  # open documents: path -> unsaved text
 
 
 @dataclass
@@ -82,7 +90,9 @@ def _request_key(s: Settings) -> tuple[object, ...]:
         *_server_key(s),
         s.context_tokens,
         s.suffix_share,
+        s.context,
         s.snippet_tokens,
+        s.definition_share,
         s.num_predict,
         s.temperature,
         tuple(s.stop),
@@ -174,9 +184,28 @@ class CompletionEngine:
         model = settings.completion_model
         try:
             info = await self.model_info(model)
-            chat = not info.supports_insert and chatfill.use_chat(model, info.family, settings.fim_template)
-            snippets = snippet_block(list(request.others), request.language_id, settings.snippet_tokens)
-            if chat:
+            use_repo = self.repo_format(info)
+            chat = (
+                not use_repo
+                and not info.supports_insert
+                and chatfill.use_chat(model, info.family, settings.fim_template)
+            )
+            context = self.repo_context(request, before)
+            snippets = render_comments(context, request.language_id)
+            if use_repo:
+                body = repo.request_body(
+                    model,
+                    window,
+                    mode,
+                    repo=context.repo or os.path.basename(request.root.rstrip("/\\")),
+                    files=repocontext.files(context, f"{line_comment(request.language_id)} ..."),
+                    current_path=repocontext.display_path(request.path, request.root) if request.path else "",
+                    num_predict=settings.num_predict,
+                    temperature=settings.temperature,
+                    stop=settings.stop,
+                    keep_alive=settings.keep_alive,
+                )
+            elif chat:
                 body = chatfill.request_body(
                     model,
                     window,
@@ -235,6 +264,27 @@ class CompletionEngine:
         self.cache.put(model, before, after, suggestion or Suggestion(""))
         return suggestion
 
+    def repo_context(self, request: CompletionRequest, before: str) -> RepoContext:
+        """Imported definitions and similar snippets for ``request`` (empty when ``context`` is off)."""
+        settings = self.settings
+        if not settings.context or settings.snippet_tokens <= 0:
+            return RepoContext()
+        return repocontext.gather(
+            before=before,
+            path=request.path,
+            root=request.root,
+            language_id=request.language_id,
+            others=request.others,
+            budget=settings.snippet_tokens,
+            definition_share=settings.definition_share,
+            read=reader(dict(request.buffers)),
+        )
+
+    def repo_format(self, info: ModelInfo) -> bool:
+        """The repo-level format: context on, no forced template, and the model's vocabulary has it."""
+        settings = self.settings
+        return settings.context and not settings.fim_template and repo.supported(info.special_tokens)
+
     async def model_info(self, model: str) -> ModelInfo:
         """``/api/show`` for ``model``, asked once per model and server (concurrent callers share it)."""
         pending = self._models.get(model)
@@ -249,8 +299,10 @@ class CompletionEngine:
             raise
 
     async def _show(self, model: str) -> ModelInfo:
-        info = await self.client.show(model)
-        if info.supports_insert:
+        info = await self.client.show(model, verbose=True)
+        if self.repo_format(info):
+            path = "repo-level FIM"
+        elif info.supports_insert:
             path = "native FIM (suffix)"
         elif chatfill.use_chat(model, info.family, self.settings.fim_template):
             path = "chat fill-in"

@@ -66,6 +66,12 @@ def supported(language_id: str) -> bool:
     return language_id in _GRAMMARS
 
 
+def parser_for(language_id: str) -> Any | None:
+    """The (cached) tree-sitter parser for an LSP language id, or None for languages without one."""
+    grammar = _GRAMMARS.get(language_id)
+    return _parser(grammar) if grammar is not None else None
+
+
 def decide(prefix: str, suffix: str, language_id: str) -> Mode:
     """The completion shape for a cursor between ``prefix`` and ``suffix`` (the FIM window)."""
     line_before = prefix.rsplit("\n", 1)[-1]

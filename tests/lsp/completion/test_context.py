@@ -5,11 +5,9 @@ from __future__ import annotations
 import pytest
 
 from llamita.lsp.completion.context import (
-    OtherFile,
     build_window,
     line_comment,
     prefix_window,
-    snippet_block,
     suffix_window,
 )
 from llamita.lsp.tokens import estimate_tokens
@@ -71,23 +69,3 @@ def test_build_window_splits_the_budget() -> None:
 )
 def test_line_comment(language: str, marker: str) -> None:
     assert line_comment(language) == marker
-
-
-def test_snippet_block_quotes_other_files_around_their_last_edit() -> None:
-    other = OtherFile("pkg/util.py", "\n".join(f"def helper_{i}(): pass" for i in range(100)), focus_line=40)
-    block = snippet_block([other], "python", budget=200)
-    lines = block.split("\n")
-    assert lines[0] == "# Path: pkg/util.py"
-    assert all(line.startswith("# ") for line in lines if line)
-    assert "# def helper_40(): pass" in block
-    assert estimate_tokens(block) <= 200
-    # Stable while the focus moves inside the same snap block.
-    assert snippet_block([OtherFile(other.path, other.text, 44)], "python", budget=200) == block
-
-
-def test_snippet_block_budget_and_empty_files() -> None:
-    files = [OtherFile("a.ts", "const a = 1;\n" * 50, 0), OtherFile("b.ts", "const b = 2;\n" * 50, 0)]
-    assert snippet_block(files, "typescript", budget=0) == ""
-    assert snippet_block([OtherFile("e.ts", "\n\n", 0)], "typescript", budget=100) == ""
-    block = snippet_block(files, "typescript", budget=60)
-    assert block.startswith("// Path: a.ts\n") and estimate_tokens(block) <= 60
