@@ -125,7 +125,8 @@ def _script_class(source: bytes, node: Any, outer: Any, max_lines: int) -> str:
         if member.type == "method_definition" and fn_body is not None:
             out.append(_signature(source, member, fn_body, "{ ... }"))
         elif "comment" not in member.type:
-            out.append(_full_lines(source, member).split("\n")[0])
+            end = source.find(b"\n", member.start_byte)
+            out.append(_str(source, _line_start(source, member.start_byte), end if end >= 0 else len(source)))
     out.append("}")
     return "\n".join(out[:MAX_SKELETON_LINES])
 
