@@ -5,7 +5,8 @@ the client tests (``tests/clients/``) import ``tiny_coder`` from here by name.
 
 
 The language server runs as a subprocess, so the tests cannot look inside it; they look at what it sends.
-Every request is recorded (path, headers, JSON body) and forwarded unchanged to the real server. With
+Every request is recorded (path, headers, JSON body) and forwarded unchanged to the real server; a JSON
+answer is recorded too (``answer``: e.g. the KV-cache counts of a non-streamed generate). With
 ``hold`` set, ``/api/generate`` requests are held that long before being forwarded while the proxy
 watches the connection, so a test can see the language server *close* the HTTP request on cancellation.
 Only FIM requests are held (those with a prompt), not the empty generate that loads a model.
@@ -41,6 +42,7 @@ class Record:
     headers: dict[str, str]
     body: Any
     disconnected: bool = False
+    answer: Any = None
 
 
 @dataclass
@@ -87,6 +89,10 @@ class ModelProxy:
         headers = {k: v for k, v in request.headers.items() if k.lower() not in ("host", "content-length")}
         async with httpx.AsyncClient(base_url=self.upstream, timeout=120) as client:
             answer = await client.request(request.method, request.url.path, content=raw, headers=headers)
+        try:
+            record.answer = answer.json()
+        except ValueError:  # NDJSON streams and empty bodies are not recorded
+            record.answer = None
         return Response(answer.content, status_code=answer.status_code, media_type="application/json")
 
 

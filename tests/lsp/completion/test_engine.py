@@ -9,12 +9,14 @@ from __future__ import annotations
 import asyncio
 import json
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
 
 from llamita.lsp.client import OllamaClient
+from llamita.lsp.completion.context import OtherFile
 from llamita.lsp.completion.engine import CompletionEngine, CompletionRequest
 from llamita.lsp.completion.filters import Suggestion
 from llamita.lsp.settings import Settings
@@ -31,8 +33,15 @@ class Scripted:
     error status (int) with Ollama's error body.
     """
 
-    def __init__(self, capabilities: list[str], answers: list[Any], family: str = "llama") -> None:
+    def __init__(
+        self,
+        capabilities: list[str],
+        answers: list[Any],
+        family: str = "llama",
+        model_info: dict[str, Any] | None = None,
+    ) -> None:
         self.capabilities = capabilities
+        self.model_info = model_info or {}
         self.answers = answers
         self.family = family
         self.requests: list[tuple[str, dict[str, str], dict[str, Any]]] = []
@@ -44,9 +53,8 @@ class Scripted:
         if request.url.path == "/api/show":
             if body["model"] == "missing":
                 return httpx.Response(404, json={"error": "model 'missing' not found"})
-            return httpx.Response(
-                200, json={"capabilities": self.capabilities, "details": {"family": self.family}}
-            )
+            reply = {"capabilities": self.capabilities, "details": {"family": self.family}}
+            return httpx.Response(200, json={**reply, "model_info": self.model_info})
         if self.gate is not None:
             await self.gate.wait()
         answer = self.answers.pop(0) if self.answers else ""
@@ -244,3 +252,56 @@ async def test_changed_request_settings_invalidate_cached_suggestions() -> None:
     assert await engine.complete(request()) == Suggestion("return b + a")
     assert [body["options"]["num_predict"] for body in fake.generated()] == [128, 32]
     assert [path for path, _, _ in fake.requests].count("/api/show") == 1  # same server and model
+
+
+REPO_VOCAB = {
+    "tokenizer.ggml.tokens": ["<|fim_prefix|>", "<|fim_suffix|>", "<|fim_middle|>", "<|repo_name|>", "<|file_sep|>", "a"],
+    "tokenizer.ggml.token_type": [3, 3, 3, 3, 3, 1],
+}
+MAIN = "from util import helper\n\nvalue = helper(2)\n"
+
+
+def _repo_request(root: Path, **kw: Any) -> CompletionRequest:
+    (root / "util.py").write_text("def helper(x):\n    return x * 2\n")
+    path = root / "main.py"
+    return CompletionRequest(
+        uri=path.as_uri(), text=MAIN, offset=len(MAIN), language_id="python", path=str(path), root=str(root), **kw
+    )
+
+
+@pytest.mark.asyncio
+async def test_repo_level_format_when_the_vocabulary_has_its_markers(tmp_path: Path) -> None:
+    fake = Scripted(["insert"], ["print(value)"], model_info=REPO_VOCAB)
+    engine, logs, _ = make_engine(fake)
+    await engine.complete(_repo_request(tmp_path))
+    assert fake.requests[0][2] == {"model": "coder", "verbose": True}  # the vocabulary is asked for once
+    [body] = fake.generated()
+    assert body["raw"] is True and "suffix" not in body
+    assert body["prompt"] == (
+        f"<|repo_name|>{tmp_path.name}\n<|file_sep|>util.py\ndef helper(x):\n    return x * 2\n"
+        f"<|file_sep|>main.py\n<|fim_prefix|>{MAIN}<|fim_suffix|><|fim_middle|>"
+    )
+    assert any("repo-level FIM" in line for line in logs)
+
+
+@pytest.mark.asyncio
+async def test_context_off_or_a_forced_template_keeps_the_plain_prompt(tmp_path: Path) -> None:
+    fake = Scripted(["insert"], ["print(value)"], model_info=REPO_VOCAB)
+    engine, _, _ = make_engine(fake, context=False)
+    await engine.complete(_repo_request(tmp_path))
+    forced, _, _ = make_engine(fake, fim_template="qwen2.5-coder")
+    await forced.complete(_repo_request(tmp_path))
+    [plain, commented] = fake.generated()
+    assert plain["prompt"] == MAIN and "raw" not in plain
+    # A forced template means "this model's format": the context comes as comments (native FIM here).
+    assert commented["prompt"] == "# Path: util.py\n# def helper(x):\n#     return x * 2\n" + MAIN
+
+
+@pytest.mark.asyncio
+async def test_comment_context_before_the_prefix_in_native_fim(tmp_path: Path) -> None:
+    fake = Scripted(["insert"], ["print(value)"])
+    engine, _, _ = make_engine(fake, definition_share=0.0)
+    others = (OtherFile("notes.py", "def twice(value):\n    return helper(value) * 2\n", 0),)
+    await engine.complete(_repo_request(tmp_path, others=others))
+    [body] = fake.generated()
+    assert body["prompt"] == "# Path: notes.py\n# def twice(value):\n#     return helper(value) * 2\n" + MAIN
