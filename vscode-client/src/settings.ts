@@ -19,6 +19,11 @@ export interface Settings {
   completionsEnabled: boolean;
   /** Language id → completions on/off; `*` is the default for languages not listed. */
   languages: Record<string, boolean>;
+  /** Repository context in completion prompts (imported definitions, similar snippets). */
+  context: boolean;
+  /** Its token budget (0: none) and the most of it that definitions may take (0..1). */
+  snippetTokens: number;
+  definitionShare: number;
 }
 
 /**
@@ -36,6 +41,9 @@ export interface ServerSettings {
   debounceMs: number;
   enable: boolean;
   languages: Record<string, boolean>;
+  context: boolean;
+  snippetTokens: number;
+  definitionShare: number;
 }
 
 export const DEFAULTS: Readonly<Settings> = Object.freeze({
@@ -48,6 +56,9 @@ export const DEFAULTS: Readonly<Settings> = Object.freeze({
   debounceMs: 150,
   completionsEnabled: true,
   languages: { '*': true, plaintext: false, markdown: false },
+  context: true,
+  snippetTokens: 384,
+  definitionShare: 0.5,
 });
 
 /** Setting key (relative to `llamita.`) for each field, as contributed in package.json. */
@@ -61,6 +72,9 @@ export const KEYS: Readonly<Record<keyof Settings, string>> = Object.freeze({
   debounceMs: 'debounceMs',
   completionsEnabled: 'completions.enabled',
   languages: 'languages',
+  context: 'context.enabled',
+  snippetTokens: 'context.budget',
+  definitionShare: 'context.definitionShare',
 });
 
 /** Settings whose change needs a new `llamita lsp` process; every other one is pushed live. */
@@ -89,6 +103,13 @@ function int(value: unknown, fallback: number, min: number, max: number): number
   return Math.min(max, Math.max(min, Math.round(value)));
 }
 
+function fraction(value: unknown, fallback: number): number {
+  if (typeof value !== 'number' || !Number.isFinite(value)) {
+    return fallback;
+  }
+  return Math.min(1, Math.max(0, value));
+}
+
 function switches(value: unknown, fallback: Readonly<Record<string, boolean>>): Record<string, boolean> {
   if (typeof value !== 'object' || value === null || Array.isArray(value)) {
     return { ...fallback };
@@ -114,6 +135,9 @@ export function readSettings(config: ConfigurationLike): Settings {
     debounceMs: int(config.get(KEYS.debounceMs), DEFAULTS.debounceMs, 0, 5000),
     completionsEnabled: bool(config.get(KEYS.completionsEnabled), DEFAULTS.completionsEnabled),
     languages: switches(config.get(KEYS.languages), DEFAULTS.languages),
+    context: bool(config.get(KEYS.context), DEFAULTS.context),
+    snippetTokens: int(config.get(KEYS.snippetTokens), DEFAULTS.snippetTokens, 0, 8192),
+    definitionShare: fraction(config.get(KEYS.definitionShare), DEFAULTS.definitionShare),
   };
 }
 
@@ -130,6 +154,9 @@ export function toServerSettings(settings: Settings, apiKey: string | undefined)
     debounceMs: settings.debounceMs,
     enable: settings.completionsEnabled,
     languages,
+    context: settings.context,
+    snippetTokens: settings.snippetTokens,
+    definitionShare: settings.definitionShare,
   };
 }
 

@@ -151,6 +151,9 @@ describe('activate', () => {
         debounceMs: 60,
         enable: true,
         languages: { plaintext: false, markdown: false },
+        context: true,
+        snippetTokens: 384,
+        definitionShare: 0.5,
       });
       const capabilities = init.params.capabilities as { textDocument?: { inlineCompletion?: object } };
       assert.ok(capabilities.textDocument?.inlineCompletion, 'the client declares inline completion support');

@@ -76,6 +76,9 @@ describe('LlamitaServer', () => {
       debounceMs: 150,
       enable: true,
       languages: { plaintext: false, markdown: false },
+      context: true,
+      snippetTokens: 384,
+      definitionShare: 0.5,
     });
     assert.deepEqual(client.clientOptions.documentSelector, [{ scheme: 'file' }, { scheme: 'untitled' }]);
     assert.equal(server.running, true);

@@ -48,6 +48,9 @@ describe('readSettings', () => {
         debounceMs: 75,
         'completions.enabled': false,
         languages: { '*': false, python: true, ' go ': true, '': true, rust: 'yes' },
+        'context.enabled': false,
+        'context.budget': 128,
+        'context.definitionShare': 0.25,
       }),
     );
     assert.deepEqual(s, {
@@ -60,6 +63,9 @@ describe('readSettings', () => {
       debounceMs: 75,
       completionsEnabled: false,
       languages: { '*': false, python: true, go: true },
+      context: false,
+      snippetTokens: 128,
+      definitionShare: 0.25,
     });
   });
 
@@ -71,6 +77,16 @@ describe('readSettings', () => {
     assert.deepEqual(s.languages, DEFAULTS.languages);
     assert.equal(readSettings(config({ debounceMs: -3 })).debounceMs, 0);
     assert.equal(readSettings(config({ debounceMs: Number.NaN })).debounceMs, DEFAULTS.debounceMs);
+  });
+
+  test('the repository-context budget is clamped and its share kept in 0..1', () => {
+    const s = readSettings(config({ 'context.enabled': 'off', 'context.budget': -5, 'context.definitionShare': 1.5 }));
+    assert.equal(s.context, true);
+    assert.equal(s.snippetTokens, 0);
+    assert.equal(s.definitionShare, 1);
+    assert.equal(readSettings(config({ 'context.budget': 1e6 })).snippetTokens, 8192);
+    assert.equal(readSettings(config({ 'context.definitionShare': -1 })).definitionShare, 0);
+    assert.equal(readSettings(config({ 'context.definitionShare': 'half' })).definitionShare, DEFAULTS.definitionShare);
   });
 });
 
@@ -86,6 +102,9 @@ describe('server settings', () => {
       debounceMs: 90,
       enable: true,
       languages: { plaintext: false, markdown: false },
+      context: true,
+      snippetTokens: 384,
+      definitionShare: 0.5,
     });
   });
 
@@ -97,6 +116,9 @@ describe('server settings', () => {
       debounceMs: 150,
       enable: false,
       languages: { plaintext: false, markdown: false },
+      context: true,
+      snippetTokens: 384,
+      definitionShare: 0.5,
     });
     assert.equal('apiKey' in toServerSettings(settings(), ''), false);
   });
