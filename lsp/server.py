@@ -196,7 +196,11 @@ class LlamitaServer(LanguageServer):
         for other in edited[:MAX_OTHER_FILES]:
             document = documents[other]
             if other != uri and document.path:
-                out.append(OtherFile(self._relative(document.path), document.source, self._edits.get(other, (0, 0))[1]))
+                out.append(
+                    OtherFile(
+                        self._relative(document.path), document.source, self._edits.get(other, (0, 0))[1]
+                    )
+                )
         for closed in self.recent.newest_first(exclude=uri):
             if closed.uri not in documents:
                 out.append(OtherFile(self._relative(closed.path), closed.text, 0))

@@ -133,8 +133,12 @@ def _script_class(source: bytes, node: Any, outer: Any, max_lines: int) -> str:
 
 def _script_names(node: Any, source: bytes) -> list[str]:
     if node.type in _JS_VARIABLES:
-        names = (d.child_by_field_name("name") for d in node.named_children if d.type == "variable_declarator")
-        return [_str(source, n.start_byte, n.end_byte) for n in names if n is not None and n.type == "identifier"]
+        names = (
+            d.child_by_field_name("name") for d in node.named_children if d.type == "variable_declarator"
+        )
+        return [
+            _str(source, n.start_byte, n.end_byte) for n in names if n is not None and n.type == "identifier"
+        ]
     name = node.child_by_field_name("name")
     return [_str(source, name.start_byte, name.end_byte)] if name is not None else []
 

@@ -200,7 +200,9 @@ def resolve(imports: list[Import], current: str | Path, root: str | Path, langua
     out: list[Target] = []
     seen: set[tuple[Path, str]] = set()
     for imp in imports:
-        found = _python_targets(imp, current, base) if language_id in PYTHON else _script_targets(imp, current)
+        found = (
+            _python_targets(imp, current, base) if language_id in PYTHON else _script_targets(imp, current)
+        )
         for target in found:
             key = (target.path, target.alias)
             if key in seen or not _inside(target.path, base) or _same(target.path, current):

@@ -37,7 +37,9 @@ def render(repo: str, files: Iterable[tuple[str, str]], current_path: str, prefi
     """The raw prompt; ``files`` are (path, content) in output order, ``current_path`` is the file edited."""
     parts = [f"{REPO_NAME}{repo or 'workspace'}\n"]
     parts += [f"{FILE_SEP}{path}\n{content.rstrip(chr(10))}\n" for path, content in files]
-    parts.append(f"{FILE_SEP}{current_path or 'untitled'}\n{FIM_PREFIX}{prefix}{FIM_SUFFIX}{suffix}{FIM_MIDDLE}")
+    parts.append(
+        f"{FILE_SEP}{current_path or 'untitled'}\n{FIM_PREFIX}{prefix}{FIM_SUFFIX}{suffix}{FIM_MIDDLE}"
+    )
     return "".join(parts)
 
 

@@ -24,12 +24,13 @@ QUERY_LINES = 24
 MAX_FILE_CHARS = 200_000
 _IDENT = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 # Words in nearly every chunk of code say nothing about relevance.
-_STOP = frozenset(
+_STOP_WORDS = (
     "a an and as async await break case catch class const continue def default del do elif else except "
     "export false finally fn for from func function if import in is let new nil none not null of or "
     "pass private public raise return self static this throw true try type var void while with yield "
-    "int str bool string number".split()
+    "int str bool string number"
 )
+_STOP = frozenset(_STOP_WORDS.split(" "))
 
 
 @dataclass(frozen=True)

@@ -172,7 +172,9 @@ async def test_selected_popup_item_and_other_files_shape_the_prompt(
         result = await client.text_document_inline_completion_async(params)
         [call] = proxy.fim_calls()
         # Ranked by shared identifiers (add) with the lines before the cursor; the open file's live text.
-        assert call.body["prompt"].startswith("# Path: /work/util.py\n# def helper():\n#     return add(1, 2)\n")
+        assert call.body["prompt"].startswith(
+            "# Path: /work/util.py\n# def helper():\n#     return add(1, 2)\n"
+        )
         assert call.body["prompt"].endswith("def add(a, b):\n    return")
         for item in result.items if result else []:
             assert isinstance(item.insert_text, str) and item.insert_text.startswith("return")

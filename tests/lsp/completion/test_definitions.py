@@ -18,9 +18,7 @@ PY = (
     "\n"
     "class Big(Base):\n"
     '    """Many methods."""\n'
-    "    limit = 3\n"
-    + "".join(f"    def m{i}(self, v):\n        return v + {i}\n" for i in range(8))
-    + "\n"
+    "    limit = 3\n" + "".join(f"    def m{i}(self, v):\n        return v + {i}\n" for i in range(8)) + "\n"
     "LIMIT: int = 10\n"
     "def long():\n" + "".join(f"    x{i} = {i}\n" for i in range(30))
 )
@@ -32,7 +30,8 @@ def test_python_functions_classes_and_constants() -> None:
     helper = found["helper"]
     assert (helper.start_line, helper.end_line) == (2, 7)  # the decorator is part of it
     assert helper.text == (
-        '@cache\ndef helper(a: int,\n           b: int = 2) -> int:\n    """Add twice."""\n    return a + 2 * b'
+        "@cache\ndef helper(a: int,\n           b: int = 2) -> int:\n"
+        '    """Add twice."""\n    return a + 2 * b'
     )
     assert found["Small"].text == "class Small:\n    x = 1"
     assert found["LIMIT"].text == "LIMIT: int = 10"

@@ -255,7 +255,14 @@ async def test_changed_request_settings_invalidate_cached_suggestions() -> None:
 
 
 REPO_VOCAB = {
-    "tokenizer.ggml.tokens": ["<|fim_prefix|>", "<|fim_suffix|>", "<|fim_middle|>", "<|repo_name|>", "<|file_sep|>", "a"],
+    "tokenizer.ggml.tokens": [
+        "<|fim_prefix|>",
+        "<|fim_suffix|>",
+        "<|fim_middle|>",
+        "<|repo_name|>",
+        "<|file_sep|>",
+        "a",
+    ],
     "tokenizer.ggml.token_type": [3, 3, 3, 3, 3, 1],
 }
 MAIN = "from util import helper\n\nvalue = helper(2)\n"
@@ -265,7 +272,13 @@ def _repo_request(root: Path, **kw: Any) -> CompletionRequest:
     (root / "util.py").write_text("def helper(x):\n    return x * 2\n")
     path = root / "main.py"
     return CompletionRequest(
-        uri=path.as_uri(), text=MAIN, offset=len(MAIN), language_id="python", path=str(path), root=str(root), **kw
+        uri=path.as_uri(),
+        text=MAIN,
+        offset=len(MAIN),
+        language_id="python",
+        path=str(path),
+        root=str(root),
+        **kw,
     )
 
 

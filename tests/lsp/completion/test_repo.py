@@ -14,7 +14,9 @@ def test_supported_needs_every_marker() -> None:
 
 
 def test_render_layout() -> None:
-    prompt = render("shop", [("pkg/util.py", "def f(): ...\n"), ("b.py", "x = 1")], "main.py", "y = f(", ")\n")
+    prompt = render(
+        "shop", [("pkg/util.py", "def f(): ...\n"), ("b.py", "x = 1")], "main.py", "y = f(", ")\n"
+    )
     assert prompt == (
         "<|repo_name|>shop\n"
         "<|file_sep|>pkg/util.py\ndef f(): ...\n"

@@ -70,7 +70,7 @@ def test_definitions_of_used_imports_and_snippets_of_other_files(workspace: Path
     assert context.repo == workspace.name
     text = render_comments(context, "python")
     assert text.startswith("# Path: notes.py\n# def report(value):\n")
-    assert "# Path: pkg/util.py\n# def helper(x: int) -> int:\n#     \"\"\"Double x.\"\"\"\n" in text
+    assert '# Path: pkg/util.py\n# def helper(x: int) -> int:\n#     """Double x."""\n' in text
     assert "\n# ...\n# def unrelated" in text  # two pieces of one file, one header
     assert "Config" not in text  # not imported
 
@@ -96,7 +96,10 @@ def test_byte_identical_while_typing_on_a_line(workspace: Path) -> None:
 
 
 def test_select_stable_order_and_no_overlaps() -> None:
-    defs = [Piece("z.py", 10, 14, "def z(): ...", "definition"), Piece("a.py", 0, 3, "def a(): ...", "definition")]
+    defs = [
+        Piece("z.py", 10, 14, "def z(): ...", "definition"),
+        Piece("a.py", 0, 3, "def a(): ...", "definition"),
+    ]
     snips = [
         Piece("z.py", 12, 20, "overlaps z", "snippet"),
         Piece("m.py", 5, 9, "m snippet", "snippet"),
@@ -111,7 +114,11 @@ def test_select_stable_order_and_no_overlaps() -> None:
 
 def test_files_groups_pieces_by_path() -> None:
     context = RepoContext(
-        (Piece("a.py", 0, 1, "A = 1", "definition"), Piece("a.py", 5, 6, "B = 2", "snippet"), Piece("b.ts", 0, 1, "x", "snippet"))
+        (
+            Piece("a.py", 0, 1, "A = 1", "definition"),
+            Piece("a.py", 5, 6, "B = 2", "snippet"),
+            Piece("b.ts", 0, 1, "x", "snippet"),
+        )
     )
     assert files(context, "// ...") == [("a.py", "A = 1\n// ...\nB = 2"), ("b.ts", "x")]
     assert render_comments(context, "typescript").startswith("// Path: a.py\n// A = 1\n// ...\n// B = 2\n")

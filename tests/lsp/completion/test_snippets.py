@@ -6,7 +6,12 @@ from llamita.lsp.completion.snippets import chunks, identifiers, jaccard, query_
 
 
 def test_identifiers_drop_keywords_and_one_letter_names() -> None:
-    assert identifiers("def load_user(self, x):\n    return db.get(User, x)") == {"load_user", "db", "get", "user"}
+    assert identifiers("def load_user(self, x):\n    return db.get(User, x)") == {
+        "load_user",
+        "db",
+        "get",
+        "user",
+    }
     assert identifiers("") == frozenset()
 
 
