@@ -46,6 +46,17 @@ def use_chat(model: str, family: str, forced: str = "") -> bool:
     return not known_family(model, family)
 
 
+def context_section(snippets: str, language: str) -> str:
+    """The repository context as its own fenced block before the code (``$context``; "" for none).
+
+    Inside the code block, a small chat model takes the quoted files for the start of the answer and
+    repeats them; set apart and labelled, they read as reference.
+    """
+    if not snippets:
+        return ""
+    return f"Code from other files of this repository, for reference:\n\n```{language}\n{snippets}```\n\n"
+
+
 def render(window: Window, mode: Mode, language: str, snippets: str = "", override_dir: str = "") -> str:
     directory = Path(override_dir).expanduser() if override_dir else None
     return prompts.render(
@@ -53,7 +64,8 @@ def render(window: Window, mode: Mode, language: str, snippets: str = "", overri
         directory,
         language=language or "text",
         shape=SHAPES.get(mode, SHAPES[Mode.MULTI]),
-        prefix=snippets + window.prefix,
+        context=context_section(snippets, language or "text"),
+        prefix=window.prefix,
         suffix=window.suffix,
     )
 

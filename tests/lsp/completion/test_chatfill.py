@@ -36,6 +36,14 @@ def test_prompt_shows_prefix_hole_and_suffix() -> None:
     assert "block" in chatfill.render(WINDOW, Mode.MULTI, "python")
 
 
+def test_repository_context_is_a_reference_block_before_the_code() -> None:
+    context = "# Path: pkg/util.py\n# def helper(x): ...\n"
+    prompt = chatfill.render(WINDOW, Mode.MULTI, "python", snippets=context)
+    reference = f"for reference:\n\n```python\n{context}```\n\n```python\ndef add(a, b):\n    total = <HOLE>"
+    assert reference in prompt
+    assert "Code from other files" not in chatfill.render(WINDOW, Mode.MULTI, "python")
+
+
 def test_prompt_file_can_be_overridden(tmp_path: Path) -> None:
     (tmp_path / "fim_chat.md").write_text("Fill $language: $prefix[*]$suffix ($shape)")
     prompt = chatfill.render(Window("a = ", "\n", 0), Mode.SINGLE, "python", override_dir=str(tmp_path))
