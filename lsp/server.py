@@ -35,6 +35,7 @@ from llamita.lsp.completion.acceptance import (
 from llamita.lsp.completion.context import OtherFile
 from llamita.lsp.completion.engine import CompletionEngine, CompletionRequest
 from llamita.lsp.completion.recent import RecentFiles
+from llamita.lsp.completion.repocontext import display_path
 from llamita.lsp.review.diagnostics import quick_fixes, to_diagnostic
 from llamita.lsp.review.engine import Finding, reanchor, review_text
 from llamita.lsp.rules import load as load_rules
@@ -178,15 +179,17 @@ class LlamitaServer(LanguageServer):
             self.text_document_publish_diagnostics(types.PublishDiagnosticsParams(uri=uri, diagnostics=[]))
 
     def _root_for(self, path: str) -> str:
-        """The workspace folder holding ``path`` (the innermost one), else the workspace root."""
+        """The innermost workspace folder (or the root) holding ``path``; "" when none does.
+
+        The repository context reads imported files only inside it (its own folder without one).
+        """
         roots = [to_fs_path(f.uri) or "" for f in self.workspace.folders.values()]
+        roots.append(self.workspace.root_path or "")
         inside = [r for r in roots if r and path.startswith(r.rstrip(os.sep) + os.sep)]
-        return max(inside, key=len) if inside else (self.workspace.root_path or "")
+        return max(inside, key=len) if inside else ""
 
     def _relative(self, path: str) -> str:
-        root = self._root_for(path)
-        shown = os.path.relpath(path, root) if root and path.startswith(root) else path
-        return shown.replace(os.sep, "/")
+        return display_path(path, self._root_for(path))
 
     def _others(self, uri: str) -> tuple[OtherFile, ...]:
         """Other open documents (the most recently edited first), then recently edited closed ones."""

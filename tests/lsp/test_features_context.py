@@ -220,3 +220,25 @@ async def test_repo_level_format_for_a_model_with_repo_tokens(
     assert "\n<|file_sep|>main.py\n<|fim_prefix|>" in prompt and prompt.endswith("<|fim_middle|>")
     assert "<|file_sep|>" in call.body["options"]["stop"]
     assert isinstance(call.answer, dict) and call.answer.get("done") is True
+
+
+@pytest.mark.model
+@pytest.mark.asyncio
+async def test_a_closed_file_edited_recently_still_gives_snippets(
+    proxy: ModelProxy, tiny_coder: str, workspace: Path
+) -> None:
+    options = {
+        **FAST,
+        "serverUrl": proxy.url,
+        "completionModel": tiny_coder,
+        "contextTokens": 48,
+        "snippetTokens": 64,
+        "definitionShare": 0.0,
+    }
+    report, main = _uri(workspace / "report.py"), _uri(workspace / "main.py")
+    async with editor(options, workspace) as client:
+        _type(client, report, 2, types.Position(0, 0), "# totals\n")
+        client.text_document_did_close(types.DidCloseTextDocumentParams(types.TextDocumentIdentifier(report)))
+        await _complete(client, main, types.Position(MAIN.count("\n"), 4))
+    [call] = proxy.fim_calls()
+    assert str(call.body["prompt"]).startswith("# Path: report.py\n# # totals\n# def report(cart):\n")
