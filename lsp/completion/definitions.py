@@ -166,7 +166,7 @@ def _script_definitions(source: bytes, root: Any, max_lines: int) -> list[Defini
     return out
 
 
-@functools.lru_cache(maxsize=64)
+@functools.lru_cache(maxsize=32)
 def top_level(text: str, language_id: str, max_lines: int = MAX_LINES) -> tuple[Definition, ...]:
     """Every top-level definition of ``text``, in file order (empty for unsupported languages)."""
     parser = parser_for(language_id)

@@ -229,8 +229,16 @@ def used_names(target: Target, query: str) -> list[str]:
     return sorted(last, key=lambda n: -last[n])
 
 
+_DISK: dict[str, tuple[int, int, str]] = {}  # path -> (mtime_ns, size, text): one read per file version
+_DISK_FILES = 64
+
+
 def reader(buffers: dict[str, str], limit: int = 512_000) -> Callable[[Path], str | None]:
-    """Read a file, preferring the editor's unsaved text (``buffers``: absolute path → text)."""
+    """Read a file, preferring the editor's unsaved text (``buffers``: absolute path → text).
+
+    Disk reads are cached by modification time and size, so every keystroke gets the same ``str``
+    object back and the parse caches downstream (keyed by text) hit without re-hashing new copies.
+    """
 
     def read(path: Path) -> str | None:
         text = buffers.get(str(path))
@@ -239,10 +247,19 @@ def reader(buffers: dict[str, str], limit: int = 512_000) -> Callable[[Path], st
         if text is not None:
             return text
         try:
-            if path.stat().st_size > limit:
+            stat = path.stat()
+            if stat.st_size > limit:
                 return None
-            return path.read_text(encoding="utf-8", errors="replace")
+            key = str(path)
+            cached = _DISK.get(key)
+            if cached is not None and cached[:2] == (stat.st_mtime_ns, stat.st_size):
+                return cached[2]
+            text = path.read_text(encoding="utf-8", errors="replace")
         except OSError:
             return None
+        if len(_DISK) >= _DISK_FILES:
+            _DISK.pop(next(iter(_DISK)))
+        _DISK[key] = (stat.st_mtime_ns, stat.st_size, text)
+        return text
 
     return read

@@ -210,8 +210,14 @@ def _unique(pieces: list[Piece]) -> list[Piece]:
 
 def snippet_pieces(before: str, others: Sequence[OtherFile]) -> list[Piece]:
     """Windows of ``others`` ranked by identifier overlap with the lines before the cursor line."""
-    ranked = snippets.rank(snippets.query_text(before), ((o.path, o.text) for o in others))
-    return [Piece(s.chunk.path, s.chunk.start, s.chunk.end, s.chunk.text, "snippet") for s in ranked]
+    return list(_ranked(snippets.query_text(before), tuple((o.path, o.text) for o in others)))
+
+
+@functools.lru_cache(maxsize=8)
+def _ranked(query: str, files: tuple[tuple[str, str], ...]) -> tuple[Piece, ...]:
+    """Memoized: while the user types on one line, query and files are the same objects every time."""
+    ranked = snippets.rank(query, files)
+    return tuple(Piece(s.chunk.path, s.chunk.start, s.chunk.end, s.chunk.text, "snippet") for s in ranked)
 
 
 def gather(
