@@ -144,3 +144,33 @@ def test_unsupported_language_still_gets_snippets(workspace: Path) -> None:
         definition_share=0.5,
     )
     assert [p.kind for p in context.pieces] == ["snippet"]
+
+
+def test_module_imports_bring_the_members_used_through_them(workspace: Path) -> None:
+    before = "from pkg import util\n\n\ndef main():\n    return util.helper(3)\n    "
+    context = _gather(workspace, before, share=1.0)
+    assert [(p.path, p.text.split("\n")[0]) for p in context.pieces if p.kind == "definition"] == [
+        ("pkg/util.py", "def helper(x: int) -> int:")
+    ]  # util.unrelated is not used: a whole module would be too much
+
+
+def test_typescript_relative_imports(tmp_path: Path) -> None:
+    (tmp_path / "src").mkdir()
+    (tmp_path / "src/math.ts").write_text(
+        "export function add(a: number, b: number): number {\n  return a + b;\n}\nexport const PI = 3.14;\n"
+    )
+    before = "import { add, PI as pi } from './math';\n\nconst total = add(1, 2);\n"
+    context = gather(
+        before=before,
+        path=str(tmp_path / "src/app.ts"),
+        root=str(tmp_path),
+        language_id="typescript",
+        others=[],
+        budget=200,
+        definition_share=1.0,
+    )
+    assert render_comments(context, "typescript") == (
+        "// Path: src/math.ts\n"
+        "// export function add(a: number, b: number): number {\n//   return a + b;\n// }\n"
+        "// ...\n// export const PI = 3.14;\n"
+    )
