@@ -20,7 +20,7 @@ import socket
 import threading
 import time
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -41,6 +41,7 @@ class Record:
     headers: dict[str, str]
     body: Any
     disconnected: bool = False
+    answer: Any = None  # the upstream's JSON answer (None until it came, or when it was not JSON)
 
 
 @dataclass
@@ -85,8 +86,11 @@ class ModelProxy:
         if request.url.path in self.scripted:
             return Response(json.dumps(self.scripted[request.url.path]), media_type="application/json")
         headers = {k: v for k, v in request.headers.items() if k.lower() not in ("host", "content-length")}
-        async with httpx.AsyncClient(base_url=self.upstream, timeout=120) as client:
+        # 600 s: a first request loads the model, and CI's two slow cores may be busy with other tests.
+        async with httpx.AsyncClient(base_url=self.upstream, timeout=600) as client:
             answer = await client.request(request.method, request.url.path, content=raw, headers=headers)
+        with suppress(ValueError):  # a stream (NDJSON) or an empty answer: not recorded
+            record.answer = answer.json()
         return Response(answer.content, status_code=answer.status_code, media_type="application/json")
 
 
