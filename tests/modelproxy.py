@@ -10,6 +10,8 @@ Every request is recorded (path, headers, JSON body) and forwarded unchanged to 
 watches the connection, so a test can see the language server *close* the HTTP request on cancellation.
 Only FIM requests are held (those with a prompt), not the empty generate that loads a model.
 ``scripted[path]`` answers that path with a fixed JSON body instead (a review with known findings).
+``options`` is merged into the ``options`` of FIM requests before they are forwarded (``temperature: 0``
+makes a real model's answer reproducible where the client cannot set it, e.g. the VS Code extension).
 """
 
 from __future__ import annotations
@@ -51,6 +53,7 @@ class ModelProxy:
     hold: float = 0.0
     records: list[Record] = field(default_factory=list)
     scripted: dict[str, Any] = field(default_factory=dict)
+    options: dict[str, Any] = field(default_factory=dict)
 
     def calls(self, path: str) -> list[Record]:
         return [r for r in self.records if r.path == path]
@@ -85,6 +88,8 @@ class ModelProxy:
                 await asyncio.sleep(0.01)
         if request.url.path in self.scripted:
             return Response(json.dumps(self.scripted[request.url.path]), media_type="application/json")
+        if self.options and fim:
+            raw = json.dumps({**body, "options": {**(body.get("options") or {}), **self.options}}).encode()
         headers = {k: v for k, v in request.headers.items() if k.lower() not in ("host", "content-length")}
         # 600 s: a first request loads the model, and CI's two slow cores may be busy with other tests.
         async with httpx.AsyncClient(base_url=self.upstream, timeout=600) as client:
