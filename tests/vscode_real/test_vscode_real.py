@@ -5,7 +5,8 @@ installs the built ``vscode-client/llamita.vsix`` into code-server (``install.py
 starts ``llamita serve`` over a store seeded with the embedded SmolLM2 behind the recording proxy of
 ``tests/modelproxy.py``, opens a workspace with a Python file in Chromium (driven by Playwright, with
 Debian's ``chromium``: no browser download), types a call, waits for the ghost text, accepts it with Tab,
-saves, and checks the file on disk and the extension's status-bar item.  Screenshots go to
+saves, and checks the file on disk, the extension's status-bar item and, in its log, that it counted the
+acceptance.  Screenshots go to
 ``test-artifacts/vscode-real-*.png``.
 
 SmolLM2 has no FIM tokens, so the language server asks it through the chat fill-in path; the cursor sits
@@ -26,6 +27,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 from modelproxy import ModelProxy, running_proxy
 from serving import free_port, serve_cli, stop
@@ -75,8 +77,8 @@ def _write_json(path: Path, data: dict[str, Any]) -> None:
 
 
 def _profile(base: Path, server_url: str) -> dict[str, Path]:
-    """A fresh code-server profile: extension settings as *Machine* settings (code-server reads
-    ``llamita.path``, a machine-overridable setting, only there), and a quiet workbench."""
+    """A fresh code-server profile: the extension's settings as *Machine* (remote) settings, where a
+    remote's own ``llamita.path`` belongs (see vscode-client/README.md), and a quiet workbench."""
     dirs = {name: base / name for name in ("data", "extensions", "home", "workspace")}
     for d in dirs.values():
         d.mkdir(parents=True)
@@ -86,7 +88,6 @@ def _profile(base: Path, server_url: str) -> dict[str, Path]:
         "llamita.completionModel": MODEL,
         "llamita.reviewModel": MODEL,
         "llamita.reviewOnSave": False,  # a review would compete with the completion for the 2 cores
-        "llamita.trace.server": "messages",
     }
     _write_json(dirs["data"] / "Machine" / "settings.json", llamita)
     workbench = {
@@ -108,14 +109,12 @@ def _profile(base: Path, server_url: str) -> dict[str, Path]:
         "editor.parameterHints.enabled": False,
         "editor.inlineSuggest.enabled": True,
     }
-    _write_json(dirs["data"] / "User" / "settings.json", {**workbench, **llamita})
+    _write_json(dirs["data"] / "User" / "settings.json", workbench)
     (dirs["workspace"] / "calc.py").write_text(SOURCE)
     return dirs
 
 
 def _wait_http(url: str, proc: subprocess.Popen[bytes], log: Path, timeout: float) -> None:
-    import httpx
-
     deadline = time.monotonic() + timeout
     while True:
         if proc.poll() is not None:
@@ -176,6 +175,8 @@ def workbench(code_server: Path, llamita_server: ModelProxy, tmp_path: Path) -> 
     finally:
         stop(proc)
         print(f"code-server log ({log}):\n{log.read_text()[-3000:]}")
+        for output in sorted((dirs["data"] / "logs").glob("*/exthost*/llamita.llamita/*.log")):
+            print(f"the extension's output channel ({output}):\n{output.read_text()[-3000:]}")
 
 
 def _ghost_text(page: Any) -> str:
@@ -283,5 +284,15 @@ def test_ghost_text_from_llamita_is_accepted_with_tab(
             status = _status_text(page)
             assert status == f"llamita: {MODEL}", status
             _shoot(page, "accepted")
+
+            # The acceptance reached the extension (its item command counts it in the output channel).
+            page.keyboard.press("F1")
+            page.wait_for_selector(".quick-input-widget input")
+            page.keyboard.type("llamita: Show log")
+            page.wait_for_selector(".quick-input-list .monaco-list-row:has-text('Show log')")
+            page.keyboard.press("Enter")
+            counted = "telemetry (local only): accepted 1 of"
+            page.wait_for_selector(f".monaco-editor .view-lines:has-text('{counted}')")
+            _shoot(page, "log")
         finally:
             browser.close()
