@@ -4,10 +4,9 @@
 installs the built ``vscode-client/llamita.vsix`` into code-server (``install.py``, run by ``make test``),
 starts ``llamita serve`` over a store seeded with the embedded SmolLM2 behind the recording proxy of
 ``tests/modelproxy.py``, opens a workspace with a Python file in Chromium (driven by Playwright, with
-Debian's ``chromium``: no browser download), types a call, waits for the ghost text, accepts it with Tab,
-saves, and checks the file on disk, the extension's status-bar item and, in its log, that it counted the
-acceptance.  Screenshots go to
-``test-artifacts/vscode-real-*.png``.
+Debian's ``chromium``: no browser download), types the start of a list, waits for the ghost text, accepts
+it with Tab, saves, and checks the file on disk, the extension's status-bar item and, in its log, that it
+counted the acceptance.  Screenshots go to ``test-artifacts/vscode-real-*.png``.
 
 SmolLM2 has no FIM tokens, so the language server asks it through the chat fill-in path; the cursor sits
 inside ``x = [1, 2, 3|]``, a single-line position, so the suggestion is one short line (``, 4, 5`` with
@@ -194,12 +193,17 @@ def _ghost_text(page: Any) -> str:
 
 
 def _wait_for_ghost(page: Any, timeout: float) -> str:
+    """The ghost text once it is shown and has not changed for two seconds (a late answer to an
+    earlier keystroke may replace it); empty if none came in ``timeout`` seconds."""
     deadline = time.monotonic() + timeout
+    seen, since = "", time.monotonic()
     while time.monotonic() < deadline:
         text = _ghost_text(page)
-        if text.strip():
-            return text
-        page.wait_for_timeout(500)
+        if text != seen:
+            seen, since = text, time.monotonic()
+        elif seen.strip() and time.monotonic() - since >= 2:
+            return seen
+        page.wait_for_timeout(250)
     return ""
 
 
