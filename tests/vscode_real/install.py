@@ -68,7 +68,7 @@ def install() -> Path:
     npm = shutil.which("npm")
     if npm is None:
         raise InstallError("npm is not on PATH (Node.js >= 20 fetches code-server and Node 24)")
-    env = {k: v for k, v in os.environ.items() if not k.lower().startswith("npm_")}
+    env = dict(os.environ)  # npm_config_* (a registry mirror, a cache) applies to both steps
     _run([npm, "ci", "--ignore-scripts", "--no-audit", "--no-fund"], env)
     if not NODE.is_file():
         raise InstallError(f"npm ci finished but {NODE} is missing")
