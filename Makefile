@@ -11,7 +11,7 @@ PIP    := $(PY) -m pip
 LLAMA_CPP_PYTHON := llama-cpp-python==0.3.36
 export CMAKE_ARGS
 
-.PHONY: serve test install install-test lint format clean vscode clients
+.PHONY: serve test install install-test lint format clean vscode clients code-server
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
@@ -54,7 +54,12 @@ vscode:
 clients: install-test
 	$(PY) tests/clients/install.py
 
-test: install-test lint vscode clients
+# code-server (VS Code in the browser, ~800 MB, its own Node 24 from npm) for tests/vscode_real: installed
+# once from its lockfile into a gitignored cache. A failed install is recorded and fails that test.
+code-server: install-test
+	$(PY) tests/vscode_real/install.py
+
+test: install-test lint vscode clients code-server
 	$(PY) -m pytest
 
 clean:

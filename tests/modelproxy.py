@@ -11,6 +11,8 @@ answer is recorded too (``answer``: e.g. the KV-cache counts of a non-streamed g
 watches the connection, so a test can see the language server *close* the HTTP request on cancellation.
 Only FIM requests are held (those with a prompt), not the empty generate that loads a model.
 ``scripted[path]`` answers that path with a fixed JSON body instead (a review with known findings).
+``options`` is merged into the ``options`` of FIM requests before they are forwarded (``temperature: 0``
+makes a real model's answer reproducible where the client cannot set it, e.g. the VS Code extension).
 """
 
 from __future__ import annotations
@@ -21,7 +23,7 @@ import socket
 import threading
 import time
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -42,7 +44,7 @@ class Record:
     headers: dict[str, str]
     body: Any
     disconnected: bool = False
-    answer: Any = None
+    answer: Any = None  # the upstream's JSON answer (None until it came, or when it was not JSON)
 
 
 @dataclass
@@ -52,6 +54,7 @@ class ModelProxy:
     hold: float = 0.0
     records: list[Record] = field(default_factory=list)
     scripted: dict[str, Any] = field(default_factory=dict)
+    options: dict[str, Any] = field(default_factory=dict)
 
     def calls(self, path: str) -> list[Record]:
         return [r for r in self.records if r.path == path]
@@ -86,13 +89,14 @@ class ModelProxy:
                 await asyncio.sleep(0.01)
         if request.url.path in self.scripted:
             return Response(json.dumps(self.scripted[request.url.path]), media_type="application/json")
+        if self.options and fim:
+            raw = json.dumps({**body, "options": {**(body.get("options") or {}), **self.options}}).encode()
         headers = {k: v for k, v in request.headers.items() if k.lower() not in ("host", "content-length")}
-        async with httpx.AsyncClient(base_url=self.upstream, timeout=120) as client:
+        # 600 s: a first request loads the model, and CI's two slow cores may be busy with other tests.
+        async with httpx.AsyncClient(base_url=self.upstream, timeout=600) as client:
             answer = await client.request(request.method, request.url.path, content=raw, headers=headers)
-        try:
+        with suppress(ValueError):  # a stream (NDJSON) or an empty answer: not recorded
             record.answer = answer.json()
-        except ValueError:  # NDJSON streams and empty bodies are not recorded
-            record.answer = None
         return Response(answer.content, status_code=answer.status_code, media_type="application/json")
 
 
