@@ -27,7 +27,9 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import dataclasses
 import difflib
+import json
 import os
 import re
 import sys
@@ -59,6 +61,7 @@ class Score:
     similarity: float
     accepted: int
     failed: bool = False
+    text: str = field(default="", compare=False)  # the suggestion, for --dump
 
 
 @dataclass
@@ -95,6 +98,7 @@ def score(suggestion: str | None, truth: str, failed: bool = False) -> Score:
         difflib.SequenceMatcher(None, suggestion, truth).ratio(),
         common,
         failed,
+        suggestion,
     )
 
 
@@ -222,6 +226,21 @@ def supports_insert(url: str, model: str) -> bool:
     return "insert" in (reply.json().get("capabilities") or [])
 
 
+def dump(holes: list[Hole], results: dict[str, list[Score]]) -> list[dict[str, Any]]:
+    """Per hole: where it is, the truth, and each mode's suggestion and score (to read, not to tune on)."""
+    return [
+        {
+            "name": h.name,
+            "language": h.language,
+            "kind": h.kind,
+            "before": h.text[max(0, h.offset - 80) : h.offset],
+            "truth": h.truth,
+            **{mode: dataclasses.asdict(scores[k]) for mode, scores in results.items()},
+        }
+        for k, h in enumerate(holes)
+    ]
+
+
 def _row(language: str, kind: str, mode: str, picked: list[Score]) -> dict[str, Any]:
     n = len(picked) or 1
     return {
@@ -287,6 +306,7 @@ def parse(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument(
         "--context-tokens", type=int, default=512, help="the LSP's FIM window (contextTokens)"
     )
+    parser.add_argument("--dump", type=Path, help="write every hole, truth and suggestion here (JSON)")
     parser.add_argument(
         "--smoke", action="store_true", help="4 Python holes, 16 tokens: checks the path, not quality"
     )
@@ -312,6 +332,8 @@ def main(argv: list[str] | None = None) -> list[dict[str, Any]]:
         compare(args.url, args.model, holes, args.num_predict, args.context_tokens, modes)
     )
     rows = table(holes, results)
+    if args.dump:
+        args.dump.write_text(json.dumps(dump(holes, results), indent=1))
     counts = ", ".join(f"{lang} {sum(h.language == lang for h in holes)}" for lang in args.languages)
     print(
         f"{args.model} at {args.url}: holes {counts} (seed {args.seed}), greedy, up to "
