@@ -26,7 +26,7 @@ from typing import Any
 
 from llamita.lsp import prompts
 
-from .context import Window
+from .context import Window, line_comment
 from .filters import FilterContext
 from .fim import known_family, options
 from .syntax import Mode
@@ -237,6 +237,24 @@ def reindent(text: str, ctx: FilterContext) -> str:
     return "\n".join([lines[0], *(before + line if line.strip() else "" for line in lines[1:])])
 
 
+def drop_narration(text: str, ctx: FilterContext, language: str = "") -> str:
+    """Drop the answer's leading comment lines when the cursor is in code.
+
+    A small chat model often narrates the task as a comment (``# Replace <HOLE> with ...``) before, or
+    instead of, the code; a suggestion of only such lines is none. In a comment, a comment is the answer.
+    """
+    marker = line_comment(language)
+    markers = (marker,) if marker == "#" else (marker, "/*", "*")
+    if ctx.line_before.strip().startswith(markers) or not language:
+        return text
+    lines = text.split("\n")
+    while lines and lines[0].strip().startswith(markers):
+        lines.pop(0)
+    if len(lines) < len(text.split("\n")) and lines:
+        lines[0] = lines[0].lstrip()  # the code now starts at the cursor
+    return "\n".join(lines)
+
+
 def drop_useless(text: str, ctx: FilterContext) -> str:
     """Nothing, only whitespace, or exactly the code after the cursor: no suggestion."""
     if not text.strip() or " ".join(text.split()) == " ".join(ctx.suffix.split()):
@@ -244,10 +262,11 @@ def drop_useless(text: str, ctx: FilterContext) -> str:
     return text
 
 
-def extract(raw: str, ctx: FilterContext) -> str:
+def extract(raw: str, ctx: FilterContext, language: str = "") -> str:
     """The missing code from a chat answer; then the shared filters run on it."""
     ctx = FilterContext(ctx.prefix, ctx.suffix, shape(Window(ctx.prefix, ctx.suffix, 0), ctx.mode))
     text = drop_echoed_lines(unfence(raw.replace(HOLE, "")).strip("\n"), ctx)
+    text = drop_narration(text, ctx, language)
     if ctx.mode is Mode.SINGLE:
         text = next((line for line in text.split("\n") if line.strip()), "")
     else:

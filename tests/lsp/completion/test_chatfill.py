@@ -150,3 +150,29 @@ def test_a_short_echo_is_not_cut() -> None:
     ctx = FilterContext("if (a) {\n  b();\n}\n", "\nfoo();", Mode.MULTI)
     assert chatfill.drop_echoed_lines("}\nbar();", ctx) == "}\nbar();"
     assert chatfill.cut_at_suffix("x();\n}", FilterContext("  ", "\n}", Mode.MULTI)) == "x();\n}"
+
+
+@pytest.mark.parametrize(
+    ("raw", "ctx", "language", "expected"),
+    [
+        ("```python\n# Replace  with the sum\ntotal = a + b\n```", SINGLE, "python", "a + b"),
+        ("```\n# Replace  with your desired output\n```", MULTI, "python", ""),  # narration only
+        (
+            "```js\n// the rest of the line\nvalue;\n```",
+            FilterContext("return ", "\n}", Mode.SINGLE),
+            "javascript",
+            "value;",
+        ),
+        (
+            "# a comment is the answer",
+            FilterContext("x = 1  ", "\n", Mode.SINGLE),
+            "",
+            "# a comment is the answer",
+        ),
+        ("add a and b", FilterContext("    # ", "\n", Mode.SINGLE), "python", "add a and b"),  # in a comment
+    ],
+)
+def test_narration_comments_are_dropped_in_code(
+    raw: str, ctx: FilterContext, language: str, expected: str
+) -> None:
+    assert chatfill.extract(raw, ctx, language) == expected
