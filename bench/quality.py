@@ -319,11 +319,12 @@ def parse(argv: list[str] | None = None) -> argparse.Namespace:
 def main(argv: list[str] | None = None) -> list[dict[str, Any]]:
     args = parse(argv)
     holes: list[Hole] = []
+    missing: list[str] = []
     for language in args.languages:
         try:
             holes += cut_holes(args.holes, args.seed, language=language)
         except MissingTree as e:
-            print(f"skipped {e}", file=sys.stderr)
+            missing.append(str(e))
     modes = args.modes
     if "native" in modes and not supports_insert(args.url, args.model):
         print(f"skipped native: {args.model} has no insert capability (no FIM tokens)", file=sys.stderr)
@@ -340,6 +341,8 @@ def main(argv: list[str] | None = None) -> list[dict[str, Any]]:
         f"{args.num_predict} tokens, {args.context_tokens}-token window"
     )
     print("paths: " + ", ".join(f"{mode} = {path}" for mode, path in paths.items()))
+    for line in missing:
+        print(f"missing tree, skipped: {line}")
     print(render(rows))
     return rows
 
