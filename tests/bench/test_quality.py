@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+
 import pytest
 from benchkit import bench_module
 
@@ -72,3 +74,27 @@ def test_smoke_run_prints_both_paths_side_by_side(server, capsys: pytest.Capture
     assert "skipped native" in captured.err
     # The chat fill-in answers every hole on SmolLM2 (it writes something); quality is not asserted here.
     assert all(r["shown"] > 0 for r in rows if r["mode"] == "chat")
+
+
+def test_a_transport_error_is_retried_twice_then_counted_as_failed(monkeypatch: pytest.MonkeyPatch) -> None:
+    class Client:
+        def text_document_did_open(self, params: object) -> None: ...
+        def text_document_did_close(self, params: object) -> None: ...
+
+    replies = iter([(None, "transport"), (None, "transport"), ("x)", ""), (None, "transport")])
+    calls: list[str] = []
+
+    async def ask(session: object, uri: str, hole: object, timeout: float) -> tuple[str | None, str]:
+        calls.append(uri)
+        return next(replies)
+
+    monkeypatch.setattr(quality, "_ask", ask)
+    monkeypatch.setattr(quality, "RETRY_PAUSE", 0)
+    session = quality.Session(Client())  # type: ignore[arg-type]
+    hole = quality.Hole("f:1", "single", "f(\n", 2, "x)", "python")
+    assert asyncio.run(quality.complete(session, "file:///a.py", hole)) == ("x)", False)  # third try
+    replies = iter([(None, "transport")] * 3)
+    assert asyncio.run(quality.complete(session, "file:///a.py", hole)) == (None, True)
+    replies = iter([(None, "error")])
+    assert asyncio.run(quality.complete(session, "file:///a.py", hole)) == (None, True)  # not retried
+    assert len(calls) == 3 + 3 + 1
