@@ -13,8 +13,8 @@ or family matches (a FIM-trained model's own tokens beat any instruction), then 
 A small instruction model does best on a short, focused question, so the prompt shows only a few lines
 around the cursor (:func:`crop`), and asks for one line when the cursor ends a line of unfinished code
 (:func:`shape`: a block only on an empty line or after a block opener, as editors' multi-line rules do).
-Answers come wrapped in code fences, echo the code before the cursor, run into the suffix or lose their
-indentation: :func:`extract` undoes that (one small rule each) before the shared filters
+Answers come wrapped in code fences, narrate in comments, echo the code before the cursor, run into the
+suffix or lose their indentation: :func:`extract` undoes that (one small rule each) before the shared filters
 (``filters.postprocess``) run.
 """
 
