@@ -13,9 +13,9 @@ or family matches (a FIM-trained model's own tokens beat any instruction), then 
 A small instruction model does best on a short, focused question, so the prompt shows only a few lines
 around the cursor (:func:`crop`), and asks for one line when the cursor ends a line of unfinished code
 (:func:`shape`: a block only on an empty line or after a block opener, as editors' multi-line rules do).
-Answers come wrapped in code fences, narrate in comments, echo the code before the cursor, run into the
-suffix or lose their indentation: :func:`extract` undoes that (one small rule each) before the shared filters
-(``filters.postprocess``) run.
+Answers come wrapped in code fences, narrate in comments or prose, echo the code before the cursor, run
+into the suffix or lose their indentation: :func:`extract` undoes that (one small rule each) before the
+shared filters (``filters.postprocess``) run.
 """
 
 from __future__ import annotations
@@ -45,6 +45,7 @@ SUFFIX_LINES = 4  # lines shown after the cursor line
 MIN_ECHO = 4  # non-space characters an echo must have to be cut (a lone "}" may be new code)
 _FENCE = re.compile(r"^\s*```[\w+#.-]*[ \t]*\n?")
 _PAIRS = {"(": ")", "[": "]", "{": "}"}
+_PROSE = re.compile(r"^[A-Z][a-z]+(?: [a-z`'\"][^\s]*){3,}")  # "The code you provided ..."
 
 
 def use_chat(model: str, family: str, forced: str = "") -> bool:
@@ -255,6 +256,13 @@ def drop_narration(text: str, ctx: FilterContext, language: str = "") -> str:
     return "\n".join(lines)
 
 
+def drop_prose(raw: str, text: str) -> str:
+    """An answer without a code fence that opens like an English sentence is an explanation, not code."""
+    if _FENCE.match(raw) or not _PROSE.match(text.lstrip()):
+        return text
+    return ""
+
+
 def drop_useless(text: str, ctx: FilterContext) -> str:
     """Nothing, only whitespace, or exactly the code after the cursor: no suggestion."""
     if not text.strip() or " ".join(text.split()) == " ".join(ctx.suffix.split()):
@@ -266,7 +274,7 @@ def extract(raw: str, ctx: FilterContext, language: str = "") -> str:
     """The missing code from a chat answer; then the shared filters run on it."""
     ctx = FilterContext(ctx.prefix, ctx.suffix, shape(Window(ctx.prefix, ctx.suffix, 0), ctx.mode))
     text = drop_echoed_lines(unfence(raw.replace(HOLE, "")).strip("\n"), ctx)
-    text = drop_narration(text, ctx, language)
+    text = drop_prose(raw, drop_narration(text, ctx, language))
     if ctx.mode is Mode.SINGLE:
         text = next((line for line in text.split("\n") if line.strip()), "")
     else:

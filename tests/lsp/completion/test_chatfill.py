@@ -97,7 +97,9 @@ MULTI = FilterContext("def add(a, b):\n    ", "\n\nprint(add(1, 2))\n", Mode.MUL
         ("a + b<HOLE>", SINGLE, "a + b"),
         ("\n\na + b\n    return total", SINGLE, "a + b"),  # first non-empty line only
         ("```python\n    total = a + b\n    return total\n```", MULTI, "total = a + b\n    return total"),
-        ("Here is the code: a + b", SINGLE, "Here is the code: a + b"),  # no fence: kept as is
+        ("a + b", SINGLE, "a + b"),  # no fence: kept as is
+        ("Here is the code: a + b", SINGLE, ""),  # ... unless it opens like a sentence
+        ("The code you provided is a simple example", MULTI, ""),
     ],
 )
 def test_extract(raw: str, ctx: FilterContext, expected: str) -> None:
@@ -143,6 +145,13 @@ NESTED = FilterContext("def f(xs):\n    if xs:\n        ", "\n    return None\n"
 )
 def test_extract_rules(raw: str, ctx: FilterContext, expected: str) -> None:
     assert chatfill.extract(raw, ctx) == expected
+
+
+def test_prose_needs_a_sentence_and_no_fence() -> None:
+    assert chatfill.drop_prose("Name string `json`", "Name string `json`") == "Name string `json`"
+    assert chatfill.drop_prose("Foo.bar(x)", "Foo.bar(x)") == "Foo.bar(x)"
+    fenced = "```\nThe value is set here\n```"
+    assert chatfill.drop_prose(fenced, "The value is set here") == "The value is set here"
 
 
 def test_a_short_echo_is_not_cut() -> None:
