@@ -259,7 +259,7 @@ class CompletionEngine:
             return None
         ctx = FilterContext(window.prefix, window.suffix, mode)
         raw = str(answer.get("response") or "")
-        suggestion = postprocess(chatfill.extract(raw, ctx) if chat else raw, ctx)
+        suggestion = postprocess(chatfill.extract(raw, ctx, request.language_id) if chat else raw, ctx)
         # "Nothing worth showing" is cached too (empty text): editors re-ask for the same position often.
         self.cache.put(model, before, after, suggestion or Suggestion(""))
         return suggestion
