@@ -8,7 +8,6 @@ write arbitrary text: the tests assert shapes, request bodies, cancellation and 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import json
 import os
 import socket
@@ -20,6 +19,7 @@ from typing import Any
 
 import pytest
 from lsprotocol import types
+from lspsession import close
 from modelproxy import ModelProxy
 from pygls.exceptions import JsonRpcRequestCancelled
 from pytest_lsp import LanguageClient, client_capabilities, make_test_lsp_client
@@ -69,14 +69,7 @@ async def language_server(
         )
         yield client
     finally:
-        # After a failed assertion the session may be mid-request: shut down, or kill the server, so
-        # that ``stop()`` (which waits for the process) cannot hang.
-        with contextlib.suppress(Exception):
-            await asyncio.wait_for(client.shutdown_session(), 10)
-        process = client._server
-        if process is not None and process.returncode is None:
-            process.kill()
-        await client.stop()
+        await close(client)
 
 
 def test_create_server_builds_a_new_server_on_each_call(monkeypatch: pytest.MonkeyPatch) -> None:

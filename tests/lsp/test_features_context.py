@@ -10,8 +10,6 @@ generated GGUF with ``<|repo_name|>``/``<|file_sep|>`` in its vocabulary gets th
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import os
 import sys
 from collections.abc import AsyncIterator
@@ -23,6 +21,7 @@ import httpx
 import ollama
 import pytest
 from lsprotocol import types
+from lspsession import close
 from modelproxy import ModelProxy
 from pytest_lsp import LanguageClient, client_capabilities, make_test_lsp_client
 
@@ -86,12 +85,7 @@ async def editor(options: dict[str, Any], root: Path) -> AsyncIterator[LanguageC
             )
         yield client
     finally:
-        with contextlib.suppress(Exception):
-            await asyncio.wait_for(client.shutdown_session(), 10)
-        process = client._server
-        if process is not None and process.returncode is None:
-            process.kill()
-        await client.stop()
+        await close(client)
 
 
 def _type(client: LanguageClient, uri: str, version: int, at: types.Position, text: str) -> None:

@@ -10,7 +10,6 @@ get a scripted answer from the proxy (the prompt, not the model's answer, is und
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import json
 import os
 import subprocess
@@ -22,6 +21,7 @@ import git
 import pytest
 from gitrepo import close_all, commit, make_repo, write
 from lsprotocol import types
+from lspsession import close
 from modelproxy import ModelProxy
 from pytest_lsp import client_capabilities, make_test_lsp_client
 
@@ -151,12 +151,7 @@ async def review_in_editor(proxy: ModelProxy, path: Path) -> None:
         )
         assert answer["uri"] == uri
     finally:
-        with contextlib.suppress(Exception):
-            await asyncio.wait_for(client.shutdown_session(), 10)
-        process = client._server
-        if process is not None and process.returncode is None:
-            process.kill()
-        await client.stop()
+        await close(client)
 
 
 @pytest.mark.asyncio
