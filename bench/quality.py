@@ -125,6 +125,7 @@ async def _start(url: str, model: str, template: str, num_predict: int, context:
         "numPredict": num_predict,
         "contextTokens": context,
         "keepAlive": "30m",
+        "requestTimeoutSeconds": 600,  # the 2-core box under load: a slow answer is not a failure
     }
     await client.initialize_async(types.InitializeParams(capabilities=caps, initialization_options=options))
     client.initialized(types.InitializedParams())

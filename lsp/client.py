@@ -138,10 +138,18 @@ class OllamaClient:
             verify=tls_verify(),
         )
 
-    def reconnect(self, base_url: str, api_key: str) -> Coroutine[Any, Any, None]:
-        """Talk to ``base_url`` with ``api_key`` from now on; returns the old pool's close to await."""
+    @property
+    def timeout(self) -> float:
+        return self._timeout
+
+    def reconnect(
+        self, base_url: str, api_key: str, timeout: float | None = None
+    ) -> Coroutine[Any, Any, None]:
+        """Talk to ``base_url`` with ``api_key`` (and ``timeout`` when given) from now on; returns the old
+        pool's close to await."""
         old = self._http
         self.base_url, self.api_key = base_url, api_key
+        self._timeout = self._timeout if timeout is None else timeout
         self._http = self._connect()
         return old.aclose()
 

@@ -67,7 +67,11 @@ class LlamitaServer(LanguageServer):
         )
         self.settings = Settings()
         self.status = Status(self._log, self._warn)
-        self.model_client = OllamaClient(self.settings.server_url, api_key=self.settings.api_key)
+        self.model_client = OllamaClient(
+            self.settings.server_url,
+            api_key=self.settings.api_key,
+            timeout=self.settings.request_timeout_seconds,
+        )
         self.completions = CompletionEngine(self.settings, self.model_client, self.status)
         self.acceptance = AcceptanceReporter(
             self.model_client, self.status.info, self.settings.acceptance_interval_seconds
@@ -106,8 +110,13 @@ class LlamitaServer(LanguageServer):
 
     def apply_settings(self, options: Any) -> None:
         new = self.settings.merged(options)
-        if (new.server_url, new.api_key) != (self.settings.server_url, self.settings.api_key):
-            self.spawn(self.model_client.reconnect(new.server_url, new.api_key))
+        connection = (new.server_url, new.api_key, new.request_timeout_seconds)
+        if connection != (
+            self.settings.server_url,
+            self.settings.api_key,
+            self.settings.request_timeout_seconds,
+        ):
+            self.spawn(self.model_client.reconnect(*connection))
         changed_model = new.completion_model != self.settings.completion_model
         server_changed = new.server_url != self.settings.server_url
         if server_changed:

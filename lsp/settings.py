@@ -23,6 +23,7 @@ environment is read through :mod:`llamita.lsp.config`.
 | ``reviewOnSave`` / ``reviewMaxFindings`` | true / 10 | review diagnostics |
 | ``reviewChunkTokens`` / ``reviewNumPredict`` | 3000 / 1024 | large files are reviewed in chunks |
 | ``acceptanceIntervalSeconds`` | 30 | how often acceptance counters are posted (also at shutdown) |
+| ``requestTimeoutSeconds`` | 60 | longest wait for the model server's next bytes (a slow CPU box: more) |
 """
 
 from __future__ import annotations
@@ -61,6 +62,7 @@ _KEYS = {
     "reviewChunkTokens": "review_chunk_tokens",
     "reviewNumPredict": "review_num_predict",
     "acceptanceIntervalSeconds": "acceptance_interval_seconds",
+    "requestTimeoutSeconds": "request_timeout_seconds",
 }
 
 
@@ -91,6 +93,7 @@ class Settings:
     review_chunk_tokens: int = 3000
     review_num_predict: int = 1024
     acceptance_interval_seconds: float = 30.0
+    request_timeout_seconds: float = 60.0
 
     def completion_enabled(self, language_id: str) -> bool:
         """``languages`` maps language ids to on/off; ``"*"`` is the default for the others."""
@@ -118,6 +121,8 @@ class Settings:
             )
         if "completion_items" in changes and changes["completion_items"] not in ("auto", "always", "never"):
             del changes["completion_items"]
+        if changes.get("request_timeout_seconds", 1) <= 0:  # no wait at all would fail every request
+            del changes["request_timeout_seconds"]
         return dataclasses.replace(self, **changes)
 
 

@@ -147,6 +147,16 @@ async def test_reconnect_points_at_the_new_server_with_the_new_key() -> None:
     assert seen[0].url.host == "two" and "authorization" not in seen[0].headers
 
 
+@pytest.mark.asyncio
+async def test_reconnect_with_a_timeout_uses_it_and_keeps_it_otherwise() -> None:
+    client = OllamaClient("http://one", timeout=60.0)
+    await client.reconnect("http://one", "", 600.0)
+    assert client.timeout == 600.0 and client._http.timeout.read == 600.0
+    await client.reconnect("http://two", "")
+    assert client._http.timeout.read == 600.0
+    await client.aclose()
+
+
 def test_tls_ca_is_honoured(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     assert tls_verify() is True
     monkeypatch.setenv("LLAMITA_TLS_CA", certifi.where())

@@ -27,6 +27,13 @@ def test_merge_flat_and_sectioned() -> None:
     assert not nested.completion_enabled("markdown") and nested.completion_enabled("python")
 
 
+def test_request_timeout_must_be_positive() -> None:
+    assert Settings().request_timeout_seconds == 60.0
+    assert Settings().merged({"requestTimeoutSeconds": 600}).request_timeout_seconds == 600.0
+    assert Settings().merged({"requestTimeoutSeconds": 0}).request_timeout_seconds == 60.0
+    assert Settings().merged({"requestTimeoutSeconds": -5.0}).request_timeout_seconds == 60.0
+
+
 def test_wrong_types_and_unknown_keys_keep_the_previous_value() -> None:
     base = Settings().merged({"numPredict": 64})
     merged = base.merged(
