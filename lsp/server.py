@@ -168,7 +168,7 @@ class LlamitaServer(LanguageServer):
             self.recent.touch(uri, document.path, document.source)
         old = self.findings.get(uri)
         if old:
-            moved = reanchor(old, self.workspace.get_text_document(uri).source)
+            moved = reanchor(old, document.source)
             if moved != old:
                 self._publish(uri, moved)
 

@@ -28,6 +28,7 @@ import os
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from typing import Any
 
 from llamita.lsp.client import ModelInfo, ModelServerError, OllamaClient, ResponseError, ServerUnreachable
 from llamita.lsp.prompts import PromptError
@@ -192,18 +193,21 @@ class CompletionEngine:
             )
             context = self.repo_context(request, before)
             snippets = render_comments(context, request.language_id)
+            generation: dict[str, Any] = {  # the same options, whichever prompt format is used
+                "num_predict": settings.num_predict,
+                "temperature": settings.temperature,
+                "stop": settings.stop,
+                "keep_alive": settings.keep_alive,
+            }
             if use_repo:
                 body = repo.request_body(
                     model,
                     window,
                     mode,
-                    repo=context.repo or os.path.basename(request.root.rstrip("/\\")),
+                    repo=context.repo or repocontext.repo_name(request.root),
                     files=repocontext.files(context, f"{line_comment(request.language_id)} ..."),
                     current_path=repocontext.display_path(request.path, request.root) if request.path else "",
-                    num_predict=settings.num_predict,
-                    temperature=settings.temperature,
-                    stop=settings.stop,
-                    keep_alive=settings.keep_alive,
+                    **generation,
                 )
             elif chat:
                 body = chatfill.request_body(
@@ -212,10 +216,7 @@ class CompletionEngine:
                     mode,
                     language=request.language_id,
                     snippets=snippets,
-                    num_predict=settings.num_predict,
-                    temperature=settings.temperature,
-                    stop=settings.stop,
-                    keep_alive=settings.keep_alive,
+                    **generation,
                     prompts_dir=settings.prompts_dir,
                 )
             else:
@@ -230,10 +231,7 @@ class CompletionEngine:
                     mode,
                     snippets=snippets,
                     template=template,
-                    num_predict=settings.num_predict,
-                    temperature=settings.temperature,
-                    stop=settings.stop,
-                    keep_alive=settings.keep_alive,
+                    **generation,
                 )
             started = time.monotonic()
             self.stats.model_calls += 1

@@ -23,7 +23,7 @@ import functools
 import os
 import re
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 from llamita.lsp.tokens import estimate_tokens
@@ -65,7 +65,6 @@ class RepoContext:
 
     pieces: tuple[Piece, ...] = ()
     repo: str = ""
-    stats: dict[str, int] = field(default_factory=dict, compare=False)
 
     def __bool__(self) -> bool:
         return bool(self.pieces)
@@ -73,6 +72,11 @@ class RepoContext:
 
 def language_of(path: str) -> str:
     return _LANGUAGES.get(os.path.splitext(path)[1].lower(), "")
+
+
+def repo_name(root: str) -> str:
+    """The workspace folder's name, the repository's name in the repo-level format ("" without one)."""
+    return os.path.basename(root.rstrip("/\\")) if root else ""
 
 
 def display_path(path: str | Path, root: str) -> str:
@@ -233,15 +237,10 @@ def gather(
 ) -> RepoContext:
     """The repository context for a cursor after ``before`` in the file at ``path`` (absolute)."""
     if budget <= 0:
-        return RepoContext(repo=os.path.basename(root.rstrip("/\\")) if root else "")
+        return RepoContext(repo=repo_name(root))
     reader = read or imports.reader({})
     defs = definition_pieces(before, path, root, language_id, reader)
     snips = snippet_pieces(before, others)
     marker = line_comment(language_id)
     chosen = select(defs, snips, budget, definition_share, lambda p: piece_cost(p, marker))
-    repo = os.path.basename(root.rstrip("/\\")) if root else ""
-    stats = {
-        "definitions": sum(p.kind == "definition" for p in chosen),
-        "snippets": sum(p.kind == "snippet" for p in chosen),
-    }
-    return RepoContext(chosen, repo, stats)
+    return RepoContext(chosen, repo_name(root))
