@@ -21,9 +21,15 @@ the grammar lazy (checked on the sampled token) and eager (first in the chain, e
 Each side runs ``--rounds`` times, alternated, and the best mean counts (another process's
 load is not the engine's).
 
-The bare loop runs twice: on the main thread, and on a worker thread as the engine's loop does.
-On the 2-core box the same bare loop was 1-8 % slower on a worker thread than on the main one
-(two runs), which is none of the engine's own work; both ratios are printed.
+Every measurement runs in a fresh process (``spawn``), with its decodes on the thread the real
+thing uses: the bare loop on the main thread (as llama-server's loop), the engine on its own thread.
+They must not share a process: libgomp (llama.cpp's OpenMP) keeps a docked team for every thread
+that ever ran a parallel region, and once it manages more threads than there are CPUs it spins
+only 100 times at each barrier before sleeping on a futex.  A bare loop that ran on the main
+thread before the engine thus made every later decode in that process wait on futexes (12 ms
+instead of 6 ms for one SmolLM2 token on 2 cores), which earlier versions of this script counted
+as the engine's overhead.  The bare loop also runs on a worker thread (its own process too), to
+show that the thread itself costs nothing.
 
 Usage: ``.venv/bin/python bench/overhead.py [--gguf PATH] [--threads N] [--steps K] [--seqs 8 32]
 [--rounds R]``; a smoke run: ``--steps 8 --seqs 8 --rounds 1``.
@@ -37,11 +43,12 @@ import asyncio
 import concurrent.futures
 import ctypes
 import itertools
+import multiprocessing
 import os
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import NamedTuple
+from typing import NamedTuple, TypeVar
 
 import llama_cpp as ll
 
@@ -50,6 +57,7 @@ from llamita.server.engine.llama import init_backend
 from llamita.server.engine.sampling import Sampler
 from llamita.server.model.default_model import find_default_gguf
 
+T = TypeVar("T")
 CTX_SEQ = 512  # cells per sequence: a short prompt plus K tokens
 N_BATCH = 512
 
@@ -303,6 +311,19 @@ def grammar_cost(gguf: Path, steps: int, threads: int) -> dict[str, Step]:
     return out
 
 
+def isolated(fn: Callable[..., T], *args: object) -> T:
+    """``fn(*args)`` in a fresh process: no OpenMP team of an earlier measurement slows it."""
+    spawn = multiprocessing.get_context("spawn")
+    with concurrent.futures.ProcessPoolExecutor(1, mp_context=spawn) as process:
+        return process.submit(fn, *args).result()
+
+
+def on_worker_thread(fn: Callable[..., T], *args: object) -> T:
+    """``fn(*args)`` on a worker thread of this process, as the engine runs its loop."""
+    with concurrent.futures.ThreadPoolExecutor(1) as worker:
+        return worker.submit(fn, *args).result()
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -329,10 +350,9 @@ def main() -> int:
         # Alternated rounds, the best of each side: what another process steals is not the engine's.
         bare, threaded, ours = [], [], []
         for _ in range(args.rounds):
-            bare.append(bare_steps(args.gguf, n, args.steps, args.threads))
-            with concurrent.futures.ThreadPoolExecutor(1) as worker:
-                threaded.append(worker.submit(bare_steps, args.gguf, n, args.steps, args.threads).result())
-            ours.append(engine_steps(args.gguf, n, args.steps, args.threads))
+            bare.append(isolated(bare_steps, args.gguf, n, args.steps, args.threads))
+            threaded.append(isolated(on_worker_thread, bare_steps, args.gguf, n, args.steps, args.threads))
+            ours.append(isolated(engine_steps, args.gguf, n, args.steps, args.threads))
         b, bt, e = min(bare), min(threaded), min(ours)
         b_out, e_out = min(s.outside for s in bare), min(s.outside for s in ours)
         print(
@@ -343,7 +363,7 @@ def main() -> int:
             f"       outside llama_decode: bare {b_out * 1e3:.2f} ms, engine {e_out * 1e3:.2f} ms: "
             f"the engine's own share {(e_out - b_out) / b.total * 100:+.1f} % of a bare step"
         )
-    cost = grammar_cost(args.gguf, args.steps, args.threads)
+    cost = isolated(grammar_cost, args.gguf, args.steps, args.threads)
     base = cost["none"]
     for name, step in cost.items():
         print(
