@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import itertools
 import logging
 import threading
 import time
@@ -35,6 +36,7 @@ from .delivery import Outbox
 from .embed import Embedder
 from .inbox import Abort, Add, Call, Item
 from .llama import Context, ContextOptions, LoadOptions, Model
+from .openmp import name_thread, release_team
 from .pacing import Pacing
 from .request import (
     CANCELED,
@@ -78,6 +80,9 @@ class EngineStats:
     embed_n_ctx: int = 0  # cells of the live embedding context (0: none), for memory accounting
 
 
+_NUMBERS = itertools.count(1)  # engine numbers, for thread names
+
+
 class Engine:
     def __init__(
         self,
@@ -90,6 +95,7 @@ class Engine:
         solo_step_target: float = 2.0,
         interactive_window: float = 10.0,
         max_queued_per_owner: int = 0,
+        idle_release: float = 0.25,
     ) -> None:
         self.model = Model(model_path, load)
         try:
@@ -115,6 +121,9 @@ class Engine:
         self._outbox = Outbox()  # a step's events leave together (see :mod:`delivery`)
         self.embedder = Embedder(self.model, context, self.call, limit=context.n_ctx_seq)
         self._closing = False
+        # Seconds idle before the engine thread hands its OpenMP team back (see :mod:`openmp`).
+        self.idle_release = idle_release
+        self.thread_name = f"llamita-e{next(_NUMBERS)}"  # its OS name, which its OpenMP team inherits
         self._thread = threading.Thread(target=self._run, name=f"engine:{model_path.name}", daemon=True)
         self._thread.start()
 
@@ -279,11 +288,17 @@ class Engine:
 
     # ---- engine thread -----------------------------------------------------------------
     def _run(self) -> None:
+        name_thread(self.thread_name)
+        team = False  # whether a step may have started an OpenMP team on this thread
         try:
             while True:
                 with self._cv:
                     while not self._inbox and not self.scheduler.has_work and not self._closing:
-                        self._cv.wait()
+                        if not team:
+                            self._cv.wait()
+                        elif not self._cv.wait(self.idle_release):
+                            release_team()  # idle for a while: another model may want the CPUs
+                            team = False
                     if self._closing:
                         break
                     items = list(self._inbox)
@@ -294,6 +309,7 @@ class Engine:
                 self._outbox.flush()
                 self.step()
                 self._outbox.flush()
+                team = True
         except BaseException as e:  # outside any one request: nothing in here can be trusted
             log.exception("engine thread failed")
             self._fail_all(f"the model runner failed ({type(e).__name__}: {e}); it is reloaded")
