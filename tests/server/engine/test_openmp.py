@@ -68,7 +68,7 @@ def wait_for_threads(name: str, count: int, bound: float = 120) -> int:
 
 
 def test_a_busy_engine_keeps_its_team_of_num_thread_threads(keeping: Engine) -> None:
-    assert threads_named(keeping.thread_name) == 1  # the engine thread, before any decode
+    assert wait_for_threads(keeping.thread_name, 1) == 1  # the engine thread (once it named itself)
     asyncio.run(collect(keeping, "Say hi.", temperature=0, num_predict=4))
     assert threads_named(keeping.thread_name) == 2  # and libgomp's second thread, docked
 
