@@ -89,6 +89,25 @@ def test_an_idle_engine_does_not_hold_threads_beside_a_busy_one(keeping: Engine,
     assert threads_named(keeping.thread_name) == 2
 
 
+def test_a_bystander_answers_the_same_while_the_other_engine_releases(
+    keeping: Engine, releasing: Engine
+) -> None:
+    """The busy engine's greedy text does not change when the idle one's team goes away beside it."""
+    solo, _ = asyncio.run(collect(keeping, "Write a haiku about rain.", temperature=0, num_predict=48))
+
+    async def side_by_side() -> str:
+        beside = asyncio.ensure_future(
+            collect(keeping, "Write a haiku about rain.", temperature=0, num_predict=48)
+        )
+        await collect(releasing, "Say hi.", temperature=0, num_predict=2)  # then it goes idle and releases
+        text, done = await beside
+        assert not done.error
+        return text
+
+    assert asyncio.run(side_by_side()) == solo
+    assert wait_for_threads(releasing.thread_name, 1) == 1
+
+
 def test_release_without_a_team_is_harmless(openmp_build: None) -> None:
     assert release_team()  # this thread never started one
 
