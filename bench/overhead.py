@@ -21,9 +21,6 @@ token alone, beside an idle engine that handed its OpenMP team back, and beside 
 The grammar cost is the same figure for one request with ``format: "json"`` against none, with
 the grammar lazy (checked on the sampled token) and eager (first in the chain, every token).
 
-Each side runs ``--rounds`` times, alternated, and the best mean counts (another process's
-load is not the engine's).
-
 Every measurement runs in a fresh process (``spawn``), with its decodes on the thread the real
 thing uses: the bare loop on the main thread (as llama-server's loop), the engine on its own thread.
 They must not share a process: libgomp (llama.cpp's OpenMP) keeps a docked team for every thread
@@ -34,7 +31,8 @@ instead of 6 ms for one SmolLM2 token on 2 cores), which earlier versions of thi
 as the engine's overhead.
 
 On this 2-core VM one run of either side can be 20 % slower than the next for reasons of neither
-(other tenants): the best of each side is printed, and the median of the rounds' paired ratios.
+(other tenants): each side runs ``--rounds`` times, alternated, and the best of each side is
+printed, with the median of the rounds' paired ratios.
 
 Usage: ``.venv/bin/python bench/overhead.py [--gguf PATH] [--threads N] [--steps K] [--seqs 8 32]
 [--rounds R]``; a smoke run: ``--steps 8 --seqs 8 --rounds 1``.
@@ -394,13 +392,15 @@ def main() -> int:
             f"({(step.total / base.total - 1) * 100:+6.1f} %), "
             f"outside llama_decode {step.outside * 1e3:.2f} ms"
         )
-    alone = None
-    for second in ("none", "released", "held"):
-        step = min(
+    seconds = {
+        second: min(
             isolated(beside_idle_model, args.gguf, args.steps, args.threads, second)
             for _ in range(args.rounds)
         )
-        alone = alone or step
+        for second in ("none", "released", "held")
+    }
+    alone = seconds["none"]
+    for second, step in seconds.items():
         print(
             f"one request, second model {second:8s} {step.total * 1e3:8.2f} ms/token "
             f"({(step.total / alone.total - 1) * 100:+6.1f} %)"

@@ -187,20 +187,24 @@ def test_verbose_show_lists_the_repo_tokens(server: Any, tiny_repo_coder: str, t
     assert "<|repo_name|>" not in ModelInfo.from_show(tiny_coder, show(tiny_coder, True)).special_tokens
 
 
+def _tiny_options(proxy: ModelProxy, model: str, *, definition_share: float) -> dict[str, object]:
+    """The tiny FIM models have a 512-token context and a letter-level vocabulary: small budgets."""
+    return {
+        **FAST,
+        "serverUrl": proxy.url,
+        "completionModel": model,
+        "contextTokens": 48,
+        "snippetTokens": 64,
+        "definitionShare": definition_share,
+    }
+
+
 @pytest.mark.model
 @pytest.mark.asyncio
 async def test_repo_level_format_for_a_model_with_repo_tokens(
     proxy: ModelProxy, tiny_repo_coder: str, workspace: Path
 ) -> None:
-    # The tiny model has a 512-token context and a letter-level vocabulary: small budgets.
-    options = {
-        **FAST,
-        "serverUrl": proxy.url,
-        "completionModel": tiny_repo_coder,
-        "contextTokens": 48,
-        "snippetTokens": 64,
-        "definitionShare": 1.0,
-    }
+    options = _tiny_options(proxy, tiny_repo_coder, definition_share=1.0)
     main = _uri(workspace / "main.py")
     async with editor(options, workspace) as client:
         await _complete(client, main, types.Position(MAIN.count("\n"), 4))
@@ -221,14 +225,7 @@ async def test_repo_level_format_for_a_model_with_repo_tokens(
 async def test_a_closed_file_edited_recently_still_gives_snippets(
     proxy: ModelProxy, tiny_coder: str, workspace: Path
 ) -> None:
-    options = {
-        **FAST,
-        "serverUrl": proxy.url,
-        "completionModel": tiny_coder,
-        "contextTokens": 48,
-        "snippetTokens": 64,
-        "definitionShare": 0.0,
-    }
+    options = _tiny_options(proxy, tiny_coder, definition_share=0.0)
     report, main = _uri(workspace / "report.py"), _uri(workspace / "main.py")
     async with editor(options, workspace) as client:
         _type(client, report, 2, types.Position(0, 0), "# totals\n")
